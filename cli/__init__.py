@@ -1,0 +1,1 @@
+"""The `farm` command line: thin Click commands over core, db and workers."""

@@ -1,0 +1,247 @@
+"""Campaign commands: submit, run (embedded), status, campaigns, db."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.main import cli
+from cli.options import matrix_options, parse_cpus_option, pass_settings, pinning_options
+from farm.jobs import JobSpec
+from farm.matrix import Matrix, load_matrix
+from farm.settings import Settings
+
+err = Console(stderr=True)
+
+
+def _load(
+    matrix: str, warmup: int | None, iterations: int | None, max_jobs: int
+) -> tuple[Matrix, list[JobSpec]]:
+    spec = load_matrix(matrix, warmup=warmup, iterations=iterations)
+    return spec, spec.expand(max_jobs=max_jobs)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
+@cli.command()
+@matrix_options
+@click.option("--wait", is_flag=True, help="Show a progress bar until every job has ended.")
+@pass_settings
+def submit(
+    settings: Settings,
+    matrix: str,
+    warmup: int | None,
+    iterations: int | None,
+    max_jobs: int,
+    wait: bool,
+) -> None:
+    """Validate MATRIX, store its campaign and jobs, and enqueue them for the workers."""
+    from farm.db import repo
+    from farm.db.session import check_database, session_factory, transaction
+    from workers.app import check_broker, create_app, enqueue_jobs
+
+    spec, jobs = _load(matrix, warmup, iterations, max_jobs)
+    check_database(settings.database_url)
+    app = create_app(settings)
+    check_broker(app, settings.broker_url)
+    factory = session_factory(settings.database_url)
+    with transaction(factory) as session:
+        campaign = repo.create_campaign(session, spec.name, spec.model_dump(mode="json"), jobs)
+        ids = [(job.id, job.pool) for job in campaign.jobs]
+        campaign_id = campaign.id
+    try:
+        enqueue_jobs(app, ids)
+    except Exception as exc:
+        raise click.ClickException(
+            f"campaign {campaign_id} was stored but enqueuing failed ({type(exc).__name__}); "
+            "its jobs stay queued in the database"
+        ) from None
+    pools = sorted({pool for _, pool in ids})
+    err.print(
+        f"campaign {campaign_id} ({spec.name}): {len(ids)} jobs queued on "
+        f"{', '.join('farm.' + p for p in pools)}"
+    )
+    if wait:
+        _wait(factory, campaign_id, len(ids))
+    click.echo(campaign_id)
+
+
+def _wait(factory: object, campaign_id: int, total: int) -> None:
+    from farm.db import repo
+    from farm.db.models import TERMINAL_STATES
+    from farm.db.session import transaction
+
+    with _progress() as progress:
+        task = progress.add_task(f"campaign {campaign_id}", total=total)
+        while True:
+            with transaction(factory) as session:  # type: ignore[arg-type]
+                counts = repo.state_counts(session, campaign_id)
+            done = sum(n for (_, state), n in counts.items() if state in TERMINAL_STATES)
+            failed = sum(n for (_, state), n in counts.items() if state == "failed")
+            progress.update(
+                task, completed=done, description=f"campaign {campaign_id} ({failed} failed)"
+            )
+            if done >= total:
+                return
+            time.sleep(1)
+
+
+@cli.command()
+@matrix_options
+@pinning_options
+@pass_settings
+def run(
+    settings: Settings,
+    matrix: str,
+    warmup: int | None,
+    iterations: int | None,
+    max_jobs: int,
+    cpus: str | None,
+    threads: int | None,
+) -> None:
+    """Run MATRIX here, in-process, with no broker (embedded mode), then print its report.
+
+    Every job runs on this host whatever its pool; the database defaults to ./farm.db.
+    """
+    from cli.reports import print_table
+    from farm.db import repo
+    from farm.db.migrate import upgrade
+    from farm.db.report import report_rows
+    from farm.db.session import session_factory, transaction
+    from workers.execute import WorkerContext, execute_job
+    from workers.probe import host_fingerprint
+    from workers.worker import pin
+
+    spec, jobs = _load(matrix, warmup, iterations, max_jobs)
+    count = pin(parse_cpus_option(cpus), threads)
+    upgrade(settings.database_url)
+    import torch
+
+    torch.set_num_threads(count)
+    fingerprint = host_fingerprint()
+    name = f"embedded@{fingerprint['hostname']}"
+    factory = session_factory(settings.database_url)
+    with transaction(factory) as session:
+        repo.register_worker(
+            session,
+            name=name,
+            pool="embedded",
+            hostname=fingerprint["hostname"],
+            pid=__import__("os").getpid(),
+            cpus=cpus,
+            threads=count,
+            fingerprint=fingerprint,
+        )
+        campaign = repo.create_campaign(session, spec.name, spec.model_dump(mode="json"), jobs)
+        ids = [job.id for job in campaign.jobs]
+        campaign_id = campaign.id
+    ctx = WorkerContext(
+        name=name, host=fingerprint["hostname"], fingerprint=fingerprint, threads=count
+    )
+    with _progress() as progress:
+        task = progress.add_task(f"campaign {campaign_id}", total=len(ids))
+        for job_id in ids:
+            execute_job(factory, job_id, ctx)
+            progress.advance(task)
+    with transaction(factory) as session:
+        rows = report_rows(session, [campaign_id])
+    print_table(rows)
+    click.echo(campaign_id)
+
+
+@cli.command()
+@click.argument("campaign", required=False)
+@pass_settings
+def status(settings: Settings, campaign: str | None) -> None:
+    """Job states per pool for CAMPAIGN (default: the newest), and pools no live worker serves."""
+    from farm.db import repo
+    from farm.db.models import JOB_STATES
+    from farm.db.session import check_database, session_factory, transaction
+
+    check_database(settings.database_url)
+    with transaction(session_factory(settings.database_url)) as session:
+        found = repo.find_campaign(session, campaign)
+        counts = repo.state_counts(session, found.id)
+        live = repo.live_pools(session, settings.worker_ttl_s)
+        failed = [j for j in repo.campaign_jobs(session, found.id) if j.state == "failed"]
+    out = Console()
+    table = Table(title=f"campaign {found.id} ({found.name})")
+    table.add_column("pool")
+    for state in JOB_STATES:
+        table.add_column(state, justify="right")
+    table.add_column("live worker")
+    pools = sorted({pool for pool, _ in counts})
+    for pool in pools:
+        table.add_row(
+            pool,
+            *(str(counts.get((pool, s), 0)) for s in JOB_STATES),
+            "yes" if pool in live else "[red]no[/red]",
+        )
+    out.print(table)
+    for pool in pools:
+        waiting = counts.get((pool, "queued"), 0) + counts.get((pool, "running"), 0)
+        if waiting and pool not in live:
+            out.print(
+                f"[yellow]warning:[/yellow] {waiting} job(s) of pool {pool!r} are waiting "
+                f"and no live worker serves that pool: start `farm worker --pool {pool}`"
+            )
+    for job in failed[:20]:
+        out.print(
+            f"[red]failed[/red] job {job.id} ({job.model}, {job.input_name}, "
+            f"batch {job.batch_size}, {job.backend}@{job.pool}): {job.error}"
+        )
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@pass_settings
+def campaigns(settings: Settings, limit: int) -> None:
+    """List campaigns, newest first, with their job states."""
+    from farm.db import repo
+    from farm.db.session import check_database, session_factory, transaction
+
+    check_database(settings.database_url)
+    with transaction(session_factory(settings.database_url)) as session:
+        rows = repo.list_campaigns(session, limit)
+    table = Table()
+    for col in ("id", "name", "created (UTC)", "jobs", "states"):
+        table.add_column(col)
+    for campaign, counts in rows:
+        states = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        table.add_row(
+            str(campaign.id),
+            campaign.name,
+            campaign.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(sum(counts.values())),
+            states,
+        )
+    Console().print(table)
+
+
+@cli.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command()
+@pass_settings
+def upgrade(settings: Settings) -> None:
+    """Create or migrate the schema to the newest version."""
+    from farm.db.migrate import current
+    from farm.db.migrate import upgrade as do_upgrade
+    from farm.settings import mask_url
+
+    do_upgrade(settings.database_url)
+    click.echo(f"{mask_url(settings.database_url)} at revision {current(settings.database_url)}")

@@ -1,0 +1,85 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from farm.matrix import DEFAULT_MAX_JOBS
+from farm.settings import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, Settings, parse_cpu_list
+
+F = Callable[..., Any]
+
+
+def pass_settings(fn: F) -> F:
+    """--database-url/--broker-url (or their env vars) → a Settings as the first argument."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, database_url: str | None, broker_url: str | None, **kwargs: Any) -> Any:
+        settings = Settings.from_env(database_url=database_url, broker_url=broker_url)
+        return fn(settings, *args, **kwargs)
+
+    wrapper = click.option(
+        "--broker-url",
+        envvar="FARM_BROKER_URL",
+        show_envvar=True,
+        help=f"Celery broker URL [default: {DEFAULT_BROKER_URL}]",
+    )(wrapper)
+    return click.option(
+        "--database-url",
+        envvar="FARM_DATABASE_URL",
+        show_envvar=True,
+        help=f"SQLAlchemy URL of the results database [default: {DEFAULT_DATABASE_URL}]",
+    )(wrapper)
+
+
+def matrix_options(fn: F) -> F:
+    """The matrix file plus protocol overrides, for `submit` and `run`."""
+    fn = click.option(
+        "--max-jobs",
+        type=click.IntRange(1),
+        default=DEFAULT_MAX_JOBS,
+        show_default=True,
+        help="Refuse a matrix that expands to more jobs.",
+    )(fn)
+    fn = click.option(
+        "--iterations",
+        type=click.IntRange(1, 1_000_000),
+        help="Override the matrix's timed calls per job.",
+    )(fn)
+    fn = click.option(
+        "--warmup",
+        type=click.IntRange(0, 100_000),
+        help="Override the matrix's warm-up calls per job.",
+    )(fn)
+    return click.argument("matrix", type=click.Path(dir_okay=False))(fn)
+
+
+def pinning_options(fn: F) -> F:
+    fn = click.option(
+        "--threads",
+        type=click.IntRange(1, 1024),
+        help="torch/OpenMP threads [default: one per allowed CPU].",
+    )(fn)
+    return click.option("--cpus", help="CPUs to pin to, e.g. 0-3,8 [default: all allowed].")(fn)
+
+
+def parse_cpus_option(text: str | None) -> set[int] | None:
+    if not text:
+        return None
+    try:
+        cpus = parse_cpu_list(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cpus") from None
+    unknown = cpus - os.sched_getaffinity(0)
+    if unknown:
+        raise click.BadParameter(
+            f"CPUs {sorted(unknown)} are not available here (allowed: "
+            f"{sorted(os.sched_getaffinity(0))})",
+            param_hint="--cpus",
+        )
+    return cpus

@@ -1,0 +1,87 @@
+"""Worker-side commands: `farm worker` and `farm hosts`."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.main import cli
+from cli.options import parse_cpus_option, pass_settings, pinning_options
+from farm.matrix import NAME_PATTERN
+from farm.settings import Settings
+
+
+def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    import re
+
+    if value is not None and not re.fullmatch(NAME_PATTERN, value):
+        raise click.BadParameter("only letters, digits, '.', '_' and '-' (1 to 100 characters)")
+    return value
+
+
+@cli.command()
+@click.option(
+    "--pool",
+    required=True,
+    callback=_check_name,
+    help="The hardware pool this host belongs to (e.g. icelake).",
+)
+@click.option("--name", help="Worker name [default: POOL@HOSTNAME]; unique per worker.")
+@pinning_options
+@click.option("--loglevel", default="INFO", show_default=True)
+@pass_settings
+def worker(
+    settings: Settings,
+    pool: str,
+    name: str | None,
+    cpus: str | None,
+    threads: int | None,
+    loglevel: str,
+) -> None:
+    """Serve the pool's queue: one job at a time, pinned to CPUS with THREADS threads."""
+    from workers.worker import run_worker
+
+    run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel)
+
+
+@cli.command()
+@pass_settings
+def hosts(settings: Settings) -> None:
+    """Registered workers: pool, host, CPU, pinning and when each was last seen."""
+    from farm.db import repo
+    from farm.db.models import as_utc, utcnow
+    from farm.db.session import check_database, session_factory, transaction
+
+    check_database(settings.database_url)
+    with transaction(session_factory(settings.database_url)) as session:
+        workers = repo.list_workers(session)
+    table = Table()
+    for col in (
+        "worker",
+        "pool",
+        "host",
+        "cpu",
+        "features",
+        "cpus",
+        "threads",
+        "last seen",
+        "live",
+    ):
+        table.add_column(col)
+    now = utcnow()
+    for w in workers:
+        age = (now - as_utc(w.last_seen)).total_seconds()
+        flags = [f for f, on in w.fingerprint.get("flags", {}).items() if on]
+        table.add_row(
+            w.name,
+            w.pool,
+            w.hostname,
+            w.fingerprint.get("cpu_model", "?"),
+            " ".join(flags) or "-",
+            w.cpus or "-",
+            str(w.threads or "-"),
+            f"{age:.0f} s ago",
+            "yes" if age <= settings.worker_ttl_s else "no",
+        )
+    Console().print(table)

@@ -1,0 +1,62 @@
+"""Backend names and their option schemas.
+
+The schemas live in the core so that `farm submit` can refuse a bad option on a laptop
+without torch; the runners that need torch live in `workers/backends/`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from farm.errors import MatrixError
+
+
+class BackendOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PytorchOptions(BackendOptions):
+    """Vanilla transformers pipeline; bf16 runs the pipeline under CPU autocast."""
+
+    dtype: Literal["fp32", "bf16"] = "fp32"
+
+
+class IpexOptions(BackendOptions):
+    """What optimum-intel's removed `inference_mode(dtype, jit)` did: ipex.optimize + autocast
+    + optional torch.jit.trace/freeze. Its runner lives in the `ipex` software stack."""
+
+    dtype: Literal["fp32", "bf16"] = "bf16"
+    jit: bool = True
+
+
+OPTION_SCHEMAS: dict[str, type[BackendOptions]] = {
+    "pytorch": PytorchOptions,
+    "ipex": IpexOptions,
+}
+
+
+def known_backends() -> list[str]:
+    return sorted(OPTION_SCHEMAS)
+
+
+def validate_options(backend: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the backend's options with defaults filled in, or raise MatrixError."""
+    schema = OPTION_SCHEMAS.get(backend)
+    if schema is None:
+        raise MatrixError(
+            f"unknown backend {backend!r}; known backends: {', '.join(known_backends())}"
+        )
+    try:
+        return schema.model_validate(options or {}).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        allowed = ", ".join(
+            f"{name}: {field.annotation}".replace("typing.", "")
+            for name, field in schema.model_fields.items()
+        )
+        raise MatrixError(
+            f"backend {backend!r} option {where}: {first['msg']} (allowed options: {allowed})"
+        ) from None

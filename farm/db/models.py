@@ -1,0 +1,125 @@
+"""SQLAlchemy models: the database is the system of record; Redis is only transport."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Campaign(Base):
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    matrix: Mapped[dict[str, Any]]
+    jobs: Mapped[list[Job]] = relationship(back_populates="campaign", order_by="Job.id")
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (UniqueConstraint("campaign_id", "cell_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    cell_key: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    spec: Mapped[dict[str, Any]]
+    # Denormalised from spec so reports and queue routing filter without parsing JSON.
+    pool: Mapped[str] = mapped_column(String(100))
+    backend: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(300))
+    input_name: Mapped[str] = mapped_column(String(100))
+    batch_size: Mapped[int]
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    campaign: Mapped[Campaign] = relationship(back_populates="jobs")
+    result: Mapped[Result | None] = relationship(back_populates="job", uselist=False)
+
+
+class Worker(Base):
+    """A registered `farm worker` process: its pool and the fingerprint of its host."""
+
+    __tablename__ = "worker"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(100), index=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    cpus: Mapped[str | None] = mapped_column(String(200))
+    threads: Mapped[int | None]
+    fingerprint: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Result(Base):
+    """One per job (unique job_id): the summary, raw samples and everything it ran with."""
+
+    __tablename__ = "result"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    host: Mapped[str | None] = mapped_column(String(255))
+    tokens: Mapped[int]
+    n: Mapped[int]
+    mean_ms: Mapped[float] = mapped_column(Float)
+    std_ms: Mapped[float] = mapped_column(Float)
+    min_ms: Mapped[float] = mapped_column(Float)
+    max_ms: Mapped[float] = mapped_column(Float)
+    p50_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float] = mapped_column(Float)
+    p99_ms: Mapped[float] = mapped_column(Float)
+    samples: Mapped[bytes] = mapped_column(LargeBinary)
+    model_identity: Mapped[dict[str, Any]]
+    environment: Mapped[dict[str, Any]]
+    setup_s: Mapped[float] = mapped_column(Float)
+    measure_s: Mapped[float] = mapped_column(Float)
+
+    job: Mapped[Job] = relationship(back_populates="result")
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

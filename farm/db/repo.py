@@ -1,0 +1,151 @@
+"""Repository: every state change of campaigns, jobs, workers and results.
+
+Each function takes a Session inside a transaction owned by the caller, so a job's
+result and its `succeeded` state are written in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from farm.db.models import TERMINAL_STATES, Campaign, Job, Result, Worker, utcnow
+from farm.errors import NotFound
+from farm.jobs import JobSpec
+
+MAX_ERROR_CHARS = 4000
+
+
+def create_campaign(
+    session: Session, name: str, matrix: dict[str, Any], jobs: list[JobSpec]
+) -> Campaign:
+    campaign = Campaign(name=name, matrix=matrix)
+    session.add(campaign)
+    for spec in jobs:
+        campaign.jobs.append(
+            Job(
+                cell_key=spec.cell_key(),
+                spec=spec.to_json(),
+                pool=spec.pool,
+                backend=spec.backend,
+                model=spec.model.label,
+                input_name=spec.input_name,
+                batch_size=spec.batch_size,
+            )
+        )
+    session.flush()
+    return campaign
+
+
+def find_campaign(session: Session, ref: str | int | None) -> Campaign:
+    """A campaign by id, or the newest one with that name; the newest of all when ref is None."""
+    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(1)
+    if ref is None:
+        found = session.scalars(stmt).first()
+        if found is None:
+            raise NotFound("no campaigns yet; submit one with `farm submit MATRIX`")
+        return found
+    text = str(ref)
+    found = session.get(Campaign, int(text)) if text.isdigit() else None
+    if found is None:
+        found = session.scalars(stmt.where(Campaign.name == text)).first()
+    if found is None:
+        raise NotFound(f"unknown campaign {text!r}; `farm campaigns` lists them")
+    return found
+
+
+def claim_job(session: Session, job_id: int, worker: str) -> JobSpec | None:
+    """Mark a job running for this worker; None when it is unknown or already finished."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None or job.state in TERMINAL_STATES:
+        return None
+    job.state = "running"
+    job.attempts += 1
+    job.worker = worker
+    job.started_at = utcnow()
+    job.error = None
+    return JobSpec.from_json(job.spec)
+
+
+def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> bool:
+    """Write the result and `succeeded` together; False if the job already has a result."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    exists = session.scalar(select(func.count()).select_from(Result).where(Result.job_id == job_id))
+    if exists:
+        return False
+    session.add(Result(job_id=job_id, **result))
+    job.state = "succeeded"
+    job.finished_at = utcnow()
+    job.error = None
+    return True
+
+
+def fail_job(session: Session, job_id: int, reason: str) -> None:
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None or job.state == "succeeded":
+        return
+    job.state = "failed"
+    job.error = reason[:MAX_ERROR_CHARS]
+    job.finished_at = utcnow()
+
+
+def campaign_jobs(session: Session, campaign_id: int) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.campaign_id == campaign_id).order_by(Job.id)))
+
+
+def state_counts(session: Session, campaign_id: int) -> dict[tuple[str, str], int]:
+    """(pool, state) → number of jobs."""
+    rows = session.execute(
+        select(Job.pool, Job.state, func.count())
+        .where(Job.campaign_id == campaign_id)
+        .group_by(Job.pool, Job.state)
+    )
+    return {(pool, state): n for pool, state, n in rows}
+
+
+def list_campaigns(session: Session, limit: int = 50) -> list[tuple[Campaign, dict[str, int]]]:
+    campaigns = list(session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(limit)))
+    counts: dict[int, dict[str, int]] = {c.id: {} for c in campaigns}
+    if campaigns:
+        rows = session.execute(
+            select(Job.campaign_id, Job.state, func.count())
+            .where(Job.campaign_id.in_(counts))
+            .group_by(Job.campaign_id, Job.state)
+        )
+        for cid, state, n in rows:
+            counts[cid][state] = n
+    return [(c, counts[c.id]) for c in campaigns]
+
+
+def register_worker(session: Session, **fields: Any) -> Worker:
+    worker = session.get(Worker, fields["name"])
+    now = utcnow()
+    if worker is None:
+        worker = Worker(**fields, started_at=now, last_seen=now)
+        session.add(worker)
+    else:
+        for key, value in fields.items():
+            setattr(worker, key, value)
+        worker.started_at = now
+        worker.last_seen = now
+    return worker
+
+
+def touch_worker(session: Session, name: str) -> None:
+    worker = session.get(Worker, name)
+    if worker is not None:
+        worker.last_seen = utcnow()
+
+
+def list_workers(session: Session) -> list[Worker]:
+    return list(session.scalars(select(Worker).order_by(Worker.pool, Worker.name)))
+
+
+def live_pools(session: Session, ttl_s: int) -> set[str]:
+    cutoff = utcnow() - timedelta(seconds=ttl_s)
+    return set(session.scalars(select(Worker.pool).where(Worker.last_seen >= cutoff)).all())

@@ -1,0 +1,82 @@
+"""A job: one cell of a matrix, the unit a worker measures. Pure data, JSON round-trip."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ModelSpec(BaseModel):
+    """A model as named on the hub (or a local path); resolved offline by the worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=300)
+    # Replicas only: build the published architecture with this many layers (CI's tiny models).
+    layers: int | None = Field(default=None, ge=1, le=96)
+    trust_remote_code: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _no_url(cls, value: str) -> str:
+        if "://" in value or value.startswith(("http:", "https:")):
+            raise ValueError("a model is a hub name or a local path, not a URL")
+        if any(ord(c) < 32 for c in value):
+            raise ValueError("control characters are not allowed in a model name")
+        return value
+
+    @property
+    def label(self) -> str:
+        return self.name if self.layers is None else f"{self.name}[{self.layers}L]"
+
+
+class Protocol(BaseModel):
+    """How a job is measured: warm-up calls, then timed calls (the blog: 100 and 1,000)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warmup: int = Field(default=100, ge=0, le=100_000)
+    iterations: int = Field(default=1000, ge=1, le=1_000_000)
+
+
+class JobSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelSpec
+    task: Literal["text-classification"] = "text-classification"
+    input_name: str
+    input_text: str
+    batch_size: int = Field(ge=1)
+    batching: Literal["sequential", "batched"] = "sequential"
+    backend: str
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    pool: str
+    protocol: Protocol = Field(default_factory=Protocol)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        return cls.model_validate(data)
+
+    def cell_key(self) -> str:
+        """Stable identity of the cell (everything but nothing else), for de-duplication."""
+        blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def runner_key(self) -> str:
+        """Jobs with the same key can reuse one loaded model + backend runner."""
+        blob = json.dumps(
+            [self.model.model_dump(), self.task, self.backend, self.backend_options],
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def queue_for(pool: str) -> str:
+    """The one place queue names are made: one queue per pool for now."""
+    return f"farm.{pool}"

@@ -1,0 +1,196 @@
+"""The benchmark matrix: a YAML file validated in full, then expanded into job specs.
+
+Validation happens before anything is written, so a bad matrix loses nothing; each
+error names the field path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from farm.backends import validate_options
+from farm.errors import MatrixError
+from farm.jobs import JobSpec, ModelSpec, Protocol
+
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
+MAX_MATRIX_BYTES = 1 << 20
+DEFAULT_MAX_JOBS = 10_000
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+
+class BackendEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> BackendEntry:
+        try:
+            resolved = validate_options(self.name, self.options)
+        except MatrixError as exc:
+            raise ValueError(str(exc)) from None
+        object.__setattr__(self, "options", resolved)
+        return self
+
+
+class Exclude(BaseModel):
+    """A partial cell: every job matching all given fields is left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    input: str | None = None
+    batch_size: int | None = None
+    backend: str | None = None
+    pool: str | None = None
+
+    def matches(self, job: JobSpec) -> bool:
+        pairs = {
+            "model": job.model.name,
+            "input": job.input_name,
+            "batch_size": job.batch_size,
+            "backend": job.backend,
+            "pool": job.pool,
+        }
+        wanted = self.model_dump(exclude_none=True)
+        return bool(wanted) and all(pairs[k] == v for k, v in wanted.items())
+
+
+class Matrix(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    task: Literal["text-classification"] = "text-classification"
+    models: list[ModelSpec] = Field(min_length=1, max_length=100)
+    inputs: dict[Name, Annotated[str, StringConstraints(min_length=1, max_length=100_000)]] = Field(
+        min_length=1, max_length=100
+    )
+    batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(min_length=1, max_length=32)
+    batching: Literal["sequential", "batched"] = "sequential"
+    backends: list[BackendEntry] = Field(min_length=1, max_length=32)
+    pools: list[Name] = Field(min_length=1, max_length=100)
+    protocol: Protocol = Field(default_factory=Protocol)
+    exclude: list[Exclude] = Field(default_factory=list)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _backends(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    def product_size(self) -> int:
+        return (
+            len(self.models)
+            * len(self.inputs)
+            * len(self.batch_sizes)
+            * len(self.backends)
+            * len(self.pools)
+        )
+
+    def expand(self, max_jobs: int = DEFAULT_MAX_JOBS) -> list[JobSpec]:
+        """Deterministic expansion (matrix order); duplicate cells collapse to one job."""
+        size = self.product_size()
+        if size > max_jobs:
+            raise MatrixError(
+                f"matrix {self.name!r} expands to {size} jobs, over the limit of {max_jobs}; "
+                "split it or raise the limit with --max-jobs"
+            )
+        jobs: dict[str, JobSpec] = {}
+        # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
+        for model, backend, (input_name, text), batch, pool in itertools.product(
+            self.models, self.backends, self.inputs.items(), self.batch_sizes, self.pools
+        ):
+            job = JobSpec(
+                model=model,
+                task=self.task,
+                input_name=input_name,
+                input_text=text,
+                batch_size=batch,
+                batching=self.batching,
+                backend=backend.name,
+                backend_options=backend.options,
+                pool=pool,
+                protocol=self.protocol,
+            )
+            if any(ex.matches(job) for ex in self.exclude):
+                continue
+            jobs.setdefault(job.cell_key(), job)
+        if not jobs:
+            raise MatrixError(f"matrix {self.name!r} has no jobs left after its excludes")
+        return list(jobs.values())
+
+
+def _format_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors()[:5]:
+        path = ".".join(str(p) for p in err["loc"]) or "<top level>"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch":
+            msg = "only letters, digits, '.', '_' and '-' are allowed (1 to 100 characters)"
+        elif err["type"] == "literal_error":
+            msg = f"{msg}"
+        lines.append(f"{path}: {msg}")
+    more = len(exc.errors()) - 5
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return "; ".join(lines)
+
+
+def parse_matrix(data: Any, source: str = "matrix") -> Matrix:
+    if not isinstance(data, dict):
+        raise MatrixError(f"{source}: expected a mapping at the top level (name:, models:, ...)")
+    try:
+        return Matrix.model_validate(data)
+    except ValidationError as exc:
+        raise MatrixError(f"{source}: invalid matrix: {_format_error(exc)}") from None
+
+
+def load_matrix(path: str | Path, **protocol_overrides: int | None) -> Matrix:
+    """Read and validate a matrix file (safe YAML loader only); apply CLI protocol overrides."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise MatrixError(f"cannot read matrix file {str(p)!r}: {exc.strerror}") from None
+    if len(raw) > MAX_MATRIX_BYTES:
+        raise MatrixError(f"{p}: matrix file is over {MAX_MATRIX_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MatrixError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise MatrixError(f"{p}: malformed YAML{at}: {problem}") from None
+    overrides = {k: v for k, v in protocol_overrides.items() if v is not None}
+    if overrides and isinstance(data, dict):
+        protocol = data.get("protocol") or {}
+        if isinstance(protocol, dict):
+            data["protocol"] = {**protocol, **overrides}
+    return parse_matrix(data, source=str(p))

@@ -1,0 +1,61 @@
+"""Settings from the environment, overridable by CLI options; credentials are never printed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///farm.db"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str = DEFAULT_BROKER_URL
+    # Redis redelivers an unacked task after this many seconds (celery#5935): it must
+    # outlast the longest job, or a running job is delivered twice.
+    visibility_timeout_s: int = 6 * 3600
+    # A worker that has not been seen for this long is reported as not live.
+    worker_ttl_s: int = 120
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: str | None) -> Settings:
+        env = dict(os.environ) if env is None else env
+        values: dict[str, object] = {
+            "database_url": env.get("FARM_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "broker_url": env.get("FARM_BROKER_URL") or DEFAULT_BROKER_URL,
+        }
+        if env.get("FARM_VISIBILITY_TIMEOUT"):
+            values["visibility_timeout_s"] = int(env["FARM_VISIBILITY_TIMEOUT"])
+        if env.get("FARM_WORKER_TTL"):
+            values["worker_ttl_s"] = int(env["FARM_WORKER_TTL"])
+        values.update({k: v for k, v in overrides.items() if v})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def mask_url(url: str) -> str:
+    """Return the URL with its password replaced by ***, safe to print or log."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """'0-3,6' → {0, 1, 2, 3, 6}, as taskset and /sys spell CPU lists."""
+    cpus: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()) or int(hi or lo) < int(lo):
+            raise ValueError(f"bad CPU list {text!r}: use e.g. 0-3,6")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus

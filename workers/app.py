@@ -1,0 +1,65 @@
+"""Celery app factory: no import-time globals, JSON only, one job at a time, late ack."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from farm import MESSAGE_SCHEMA
+from farm.errors import ServiceUnavailable
+from farm.jobs import queue_for
+from farm.settings import Settings, mask_url
+
+TASK_NAME = "farm.run_job"
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("farm", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],  # never pickle
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=1,
+        worker_pool="prefork",
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        task_default_queue="farm.default",
+        broker_connection_timeout=5,
+        broker_connection_retry_on_startup=True,
+        # Redis redelivers unacked tasks after this; it must outlast the longest job.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+    )
+    return app
+
+
+def check_broker(app: Celery, url: str) -> None:
+    """Fail fast, before anything is written, when the broker cannot be reached."""
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=5)
+    except Exception as exc:  # kombu raises transport-specific errors
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ServiceUnavailable(
+            f"broker {mask_url(url)} is unreachable ({reason}); start Redis "
+            "(e.g. `redis-server --port 6379`) or fix FARM_BROKER_URL / --broker-url"
+        ) from None
+
+
+def enqueue_jobs(app: Celery, jobs: list[tuple[int, str]]) -> int:
+    """Send one message per (job id, pool); returns how many were sent."""
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for job_id, pool in jobs:
+            app.send_task(
+                TASK_NAME,
+                args=[job_id],
+                kwargs={"schema": MESSAGE_SCHEMA},
+                queue=queue_for(pool),
+                routing_key=queue_for(pool),
+                producer=producer,
+            )
+            sent += 1
+    return sent

@@ -1,0 +1,45 @@
+"""The backend interface: a name, what it needs, and a runner that makes the timed callable."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from farm.jobs import JobSpec
+
+
+def call_inputs(spec: JobSpec) -> tuple[str | list[str], dict[str, Any]]:
+    """The pipeline's argument for one timed call, and its keyword arguments.
+
+    batch 1 is the bare string; `sequential` hands the pipeline a list of N copies that it
+    runs one by one (the blog's "sentence array"); `batched` runs them as one forward.
+    """
+    if spec.batch_size == 1:
+        return spec.input_text, {}
+    texts = [spec.input_text] * spec.batch_size
+    if spec.batching == "batched":
+        return texts, {"batch_size": spec.batch_size}
+    return texts, {}
+
+
+class Runner(ABC):
+    """A loaded, optimised model, reusable across jobs with the same runner key."""
+
+    identity: dict[str, Any]
+    tokenizer: Any
+
+    @abstractmethod
+    def bind(self, spec: JobSpec) -> Callable[[], Any]:
+        """Return the zero-argument callable that one timed call runs."""
+
+
+class Backend(ABC):
+    name: str
+    # Import names this backend needs; a worker can run it only where all import.
+    requires: tuple[str, ...] = ()
+    install_hint: str = ""
+
+    @abstractmethod
+    def load(self, spec: JobSpec) -> Runner:
+        """Resolve the model and apply the backend's optimisation (setup, not timed)."""

@@ -1,0 +1,51 @@
+"""`pytorch`: the vanilla transformers pipeline, fp32 (the blog's baseline) or bf16 autocast."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from farm.jobs import JobSpec
+from workers.backends.base import Backend, Runner, call_inputs
+from workers.models import load_model
+
+
+class PipelineRunner(Runner):
+    def __init__(self, spec: JobSpec) -> None:
+        import torch
+        from transformers import logging as hf_logging
+        from transformers import pipeline
+
+        hf_logging.set_verbosity_error()  # not "Device set to use cpu" once per job
+        loaded = load_model(spec.model, spec.task)
+        self.identity = loaded.identity
+        self.tokenizer = loaded.tokenizer
+        self._pipe = pipeline(
+            spec.task, model=loaded.model, tokenizer=loaded.tokenizer, device="cpu"
+        )
+        self._bf16 = spec.backend_options.get("dtype") == "bf16"
+        self._torch = torch
+
+    def _context(self) -> contextlib.AbstractContextManager[Any]:
+        if self._bf16:
+            return self._torch.autocast("cpu", dtype=self._torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def bind(self, spec: JobSpec) -> Callable[[], Any]:
+        data, kwargs = call_inputs(spec)
+        pipe, context = self._pipe, self._context
+
+        def call() -> Any:
+            with context():
+                return pipe(data, **kwargs)
+
+        return call
+
+
+class PytorchBackend(Backend):
+    name = "pytorch"
+    requires = ("torch", "transformers")
+
+    def load(self, spec: JobSpec) -> Runner:
+        return PipelineRunner(spec)

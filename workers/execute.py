@@ -1,0 +1,109 @@
+"""Run one job end to end: claim it, measure it, write its result or its failure.
+
+The same function serves the Celery task and the embedded `farm run`, so both measure
+identically. A loaded runner is kept for the next job with the same model, backend and
+options, so setup (load, optimise) is paid once and recorded apart from timed calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from farm.db import repo
+from farm.db.session import transaction
+from farm.jobs import JobSpec
+from farm.stats import Summary, encode_samples
+from workers.backends import get_backend
+from workers.backends.base import Runner
+from workers.measure import measure
+from workers.models import count_tokens
+from workers.probe import run_environment
+
+log = logging.getLogger("farm.worker")
+
+
+@dataclass
+class WorkerContext:
+    """Who is executing: recorded with each result."""
+
+    name: str
+    host: str
+    fingerprint: dict[str, Any]
+    threads: int | None = None
+    _runner: tuple[str, Runner, float] | None = field(default=None, repr=False)
+
+    def runner_for(self, spec: JobSpec) -> tuple[Runner, float]:
+        """The cached runner when the key matches (setup 0), else a fresh one and its setup time."""
+        key = spec.runner_key()
+        if self._runner is not None and self._runner[0] == key:
+            return self._runner[1], 0.0
+        self._runner = None  # free the previous model before loading the next
+        start = time.perf_counter()
+        runner = get_backend(spec.backend).load(spec)
+        setup = time.perf_counter() - start
+        self._runner = (key, runner, setup)
+        return runner, setup
+
+
+def execute_job(factory: sessionmaker[Session], job_id: int, ctx: WorkerContext) -> str:
+    """Returns the job's final state as seen by this call ('skipped' if not ours to run)."""
+    with transaction(factory) as session:
+        spec = repo.claim_job(session, job_id, ctx.name)
+        repo.touch_worker(session, ctx.name)
+    if spec is None:
+        log.warning("job %s is unknown or already finished; message dropped", job_id)
+        return "skipped"
+    log.info(
+        "job %s: %s %s batch %s on %s",
+        job_id,
+        spec.model.label,
+        spec.input_name,
+        spec.batch_size,
+        spec.backend,
+    )
+    try:
+        result = _measure_job(spec, ctx)
+    except Exception as exc:  # any failure ends the job failed; the worker goes on
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("job %s failed: %s\n%s", job_id, reason, traceback.format_exc(limit=5))
+        with transaction(factory) as session:
+            repo.fail_job(session, job_id, reason)
+        return "failed"
+    with transaction(factory) as session:
+        written = repo.complete_job(session, job_id, result)
+        repo.touch_worker(session, ctx.name)
+    if not written:
+        log.warning("job %s already had a result; this run's result was discarded", job_id)
+    return "succeeded"
+
+
+def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
+    runner, setup_s = ctx.runner_for(spec)
+    fn = runner.bind(spec)
+    tokens = count_tokens(runner.tokenizer, spec.input_text)
+    m = measure(fn, spec.protocol.warmup, spec.protocol.iterations)
+    summary = Summary.from_ns(m.samples_ns)
+    environment = {
+        **run_environment(ctx.threads),
+        "host": ctx.fingerprint,
+        "warmup_mean_ms": float(m.warmup_ns.mean() / 1e6) if m.warmup_ns.size else None,
+        "gc_disabled_while_timing": True,
+        "clock": "time.perf_counter_ns",
+    }
+    return {
+        "worker": ctx.name,
+        "host": ctx.host,
+        "tokens": tokens,
+        **summary.as_dict(),
+        "samples": encode_samples(m.samples_ns),
+        "model_identity": runner.identity,
+        "environment": environment,
+        "setup_s": setup_s,
+        "measure_s": m.wall_s,
+    }

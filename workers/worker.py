@@ -1,0 +1,105 @@
+"""`farm worker`: pin, register the host, then serve the pool's queue one job at a time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from celery.signals import worker_ready
+
+from farm.db import repo
+from farm.db.session import check_database, session_factory, transaction
+from farm.jobs import queue_for
+from farm.settings import Settings
+from workers.app import check_broker, create_app
+from workers.execute import WorkerContext
+from workers.probe import host_fingerprint
+from workers.tasks import register_tasks
+
+log = logging.getLogger("farm.worker")
+HEARTBEAT_S = 15
+
+
+def pin(cpus: set[int] | None, threads: int | None) -> int:
+    """Apply affinity and thread count before torch is imported; returns the thread count."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    count = threads or len(os.sched_getaffinity(0))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(count)
+    return count
+
+
+def default_name(pool: str) -> str:
+    return f"{pool}@{socket.gethostname()}"
+
+
+def run_worker(
+    settings: Settings,
+    pool: str,
+    name: str | None,
+    cpus: set[int] | None,
+    threads: int | None,
+    loglevel: str = "INFO",
+) -> None:
+    name = name or default_name(pool)
+    count = pin(cpus, threads)
+    check_database(settings.database_url)
+    app = create_app(settings)
+    check_broker(app, settings.broker_url)
+    fingerprint = host_fingerprint()
+    factory = session_factory(settings.database_url)
+    with transaction(factory) as session:
+        repo.register_worker(
+            session,
+            name=name,
+            pool=pool,
+            hostname=fingerprint["hostname"],
+            pid=os.getpid(),
+            cpus=",".join(map(str, sorted(os.sched_getaffinity(0)))),
+            threads=count,
+            fingerprint=fingerprint,
+        )
+    ctx = WorkerContext(
+        name=name, host=fingerprint["hostname"], fingerprint=fingerprint, threads=count
+    )
+    register_tasks(app, ctx, settings.database_url)
+    # Started once the pool child exists, so no thread is running when Celery forks.
+    worker_ready.connect(lambda **_: _start_heartbeat(factory, name), weak=False)
+    log.info("worker %s serving queue %s with %s thread(s)", name, queue_for(pool), count)
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            queue_for(pool),
+            "--hostname",
+            name,
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            loglevel,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def _start_heartbeat(factory: object, name: str) -> None:
+    """Keep `last_seen` fresh from the parent process, so `farm hosts` shows who is alive."""
+
+    def beat() -> None:
+        while True:
+            try:
+                with transaction(factory) as session:  # type: ignore[arg-type]
+                    repo.touch_worker(session, name)
+            except Exception as exc:  # the database may blip; keep serving
+                log.warning("heartbeat failed: %s", type(exc).__name__)
+            threading.Event().wait(HEARTBEAT_S)
+
+    threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()
