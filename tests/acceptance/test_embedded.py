@@ -1,0 +1,39 @@
+"""`farm run`: the embedded mode, SQLite and in-process execution, no broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.helpers import count_rows, farm, farm_env, job_states
+
+pytestmark = pytest.mark.acceptance
+
+
+def test_farm_run_quick_example_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'farm.db'}"
+    env = farm_env(url)
+    run = farm(
+        "run",
+        str(REPO / "examples" / "quick.yaml"),
+        "--warmup",
+        "1",
+        "--iterations",
+        "3",
+        env=env,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    campaign = int(run.stdout.strip().splitlines()[-1])  # the id is the last line of stdout
+    states = job_states(url, campaign)
+    assert len(states) == 8
+    assert {state for _, state, _ in states.values()} == {"succeeded"}
+    assert {pool for pool, _, _ in states.values()} == {"icelake", "zen4"}
+    assert count_rows(url, "result") == 8
+    assert "distilbert-base-uncased" in run.stdout and "short (18)" in run.stdout
+    assert "long (151)" in run.stdout
+    report = farm("report", str(campaign), "--format", "csv", env=env)
+    assert report.returncode == 0
+    assert len(report.stdout.strip().splitlines()) == 9  # header + 8 jobs

@@ -1,0 +1,106 @@
+"""Helpers for tests that run the real `farm` CLI and workers as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FARM = str(Path(sys.executable).with_name("farm"))
+SHORT = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
+
+
+def farm_env(database_url: str, broker_url: str | None = None) -> dict[str, str]:
+    env = dict(os.environ, FARM_DATABASE_URL=database_url, HF_HUB_OFFLINE="1")
+    env["FARM_BROKER_URL"] = broker_url or "redis://127.0.0.1:1/0"
+    return env
+
+
+def farm(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FARM, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def write_matrix(path: Path, **overrides: Any) -> Path:
+    """A tiny matrix (1-layer replica, few calls): the mechanics, not the numbers."""
+    matrix: dict[str, Any] = {
+        "name": "tiny",
+        "models": [{"name": "distilbert-base-uncased", "layers": 1}],
+        "inputs": {"short": SHORT},
+        "batch_sizes": [1, 2],
+        "backends": ["pytorch"],
+        "pools": ["a"],
+        "protocol": {"warmup": 1, "iterations": 5},
+    }
+    matrix.update(overrides)
+    path.write_text(yaml.safe_dump(matrix))
+    return path
+
+
+class WorkerProcess:
+    """A real `farm worker` subprocess, stopped with SIGTERM (then SIGKILL) at the end."""
+
+    def __init__(self, pool: str, name: str, env: dict[str, str], log: Path, cpus: str = "0"):
+        self.name, self.log = name, log
+        self._fh = log.open("w")
+        args = [FARM, "-v", "worker", "--pool", pool, "--name", name, "--cpus", cpus]
+        self.proc = subprocess.Popen(
+            [*args, "--threads", "1"], env=env, stdout=self._fh, stderr=subprocess.STDOUT
+        )
+        wait_for(lambda: "ready" in log.read_text() or self.proc.poll() is not None, 60)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker {name} exited early:\n{log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._fh.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def job_states(database_url: str, campaign_id: int) -> dict[int, tuple[str, str, str | None]]:
+    """job id → (pool, state, worker)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT id, pool, state, worker FROM job WHERE campaign_id = :c"),
+                {"c": campaign_id},
+            )
+            return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    finally:
+        engine.dispose()
+
+
+def count_rows(database_url: str, table: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
+    finally:
+        engine.dispose()
