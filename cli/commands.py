@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cli.main import cli
 from cli.options import matrix_options, parse_cpus_option, pass_settings, pinning_options
+from cli.render import stdout_console
 from farm.jobs import JobSpec
 from farm.matrix import Matrix, load_matrix
 from farm.settings import Settings
@@ -115,7 +116,7 @@ def run(
 
     Every job runs on this host whatever its pool; the database defaults to ./farm.db.
     """
-    from cli.reports import print_table
+    from cli.render import print_table
     from farm.db import repo
     from farm.db.migrate import upgrade
     from farm.db.report import report_rows
@@ -176,7 +177,7 @@ def status(settings: Settings, campaign: str | None) -> None:
         counts = repo.state_counts(session, found.id)
         live = repo.live_pools(session, settings.worker_ttl_s)
         failed = [j for j in repo.campaign_jobs(session, found.id) if j.state == "failed"]
-    out = Console()
+    out = stdout_console()
     table = Table(title=f"campaign {found.id} ({found.name})")
     table.add_column("pool")
     for state in JOB_STATES:
@@ -227,7 +228,7 @@ def campaigns(settings: Settings, limit: int) -> None:
             str(sum(counts.values())),
             states,
         )
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @cli.group()

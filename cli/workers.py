@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from cli.main import cli
 from cli.options import parse_cpus_option, pass_settings, pinning_options
+from cli.render import stdout_console
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
 
@@ -84,4 +84,4 @@ def hosts(settings: Settings) -> None:
             f"{age:.0f} s ago",
             "yes" if age <= settings.worker_ttl_s else "no",
         )
-    Console().print(table)
+    stdout_console().print(table)
