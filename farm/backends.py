@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from farm.errors import MatrixError
 
@@ -28,7 +28,7 @@ class IpexOptions(BackendOptions):
     + optional torch.jit.trace/freeze. Its runner lives in the `ipex` software stack."""
 
     dtype: Literal["fp32", "bf16"] = "bf16"
-    jit: bool = True
+    jit: StrictBool = True
 
 
 OPTION_SCHEMAS: dict[str, type[BackendOptions]] = {

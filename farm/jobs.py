@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 
 class ModelSpec(BaseModel):
@@ -16,8 +16,8 @@ class ModelSpec(BaseModel):
 
     name: str = Field(min_length=1, max_length=300)
     # Replicas only: build the published architecture with this many layers (CI's tiny models).
-    layers: int | None = Field(default=None, ge=1, le=96)
-    trust_remote_code: bool = False
+    layers: StrictInt | None = Field(default=None, ge=1, le=96)
+    trust_remote_code: StrictBool = False
 
     @field_validator("name")
     @classmethod
@@ -38,8 +38,8 @@ class Protocol(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    warmup: int = Field(default=100, ge=0, le=100_000)
-    iterations: int = Field(default=1000, ge=1, le=1_000_000)
+    warmup: StrictInt = Field(default=100, ge=0, le=100_000)
+    iterations: StrictInt = Field(default=1000, ge=1, le=1_000_000)
 
 
 class JobSpec(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -68,7 +69,15 @@ class Exclude(BaseModel):
             "pool": job.pool,
         }
         wanted = self.model_dump(exclude_none=True)
-        return bool(wanted) and all(pairs[k] == v for k, v in wanted.items())
+        return all(pairs[k] == v for k, v in wanted.items())
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Exclude:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError(
+                "an exclude needs at least one of model, input, batch_size, backend, pool"
+            )
+        return self
 
 
 class Matrix(BaseModel):
@@ -80,7 +89,9 @@ class Matrix(BaseModel):
     inputs: dict[Name, Annotated[str, StringConstraints(min_length=1, max_length=100_000)]] = Field(
         min_length=1, max_length=100
     )
-    batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(min_length=1, max_length=32)
+    batch_sizes: list[Annotated[StrictInt, Field(ge=1, le=1024)]] = Field(
+        min_length=1, max_length=32
+    )
     batching: Literal["sequential", "batched"] = "sequential"
     backends: list[BackendEntry] = Field(min_length=1, max_length=32)
     pools: list[Name] = Field(min_length=1, max_length=100)
@@ -111,14 +122,19 @@ class Matrix(BaseModel):
         )
 
     def expand(self, max_jobs: int = DEFAULT_MAX_JOBS) -> list[JobSpec]:
-        """Deterministic expansion (matrix order); duplicate cells collapse to one job."""
+        """Deterministic expansion (matrix order); duplicate cells collapse to one job.
+
+        The limit counts jobs left after excludes; a product far beyond it is refused
+        before any cell is built, so a matrix bomb costs nothing.
+        """
         size = self.product_size()
-        if size > max_jobs:
+        if size > max(100 * max_jobs, 1_000_000):
             raise MatrixError(
-                f"matrix {self.name!r} expands to {size} jobs, over the limit of {max_jobs}; "
-                "split it or raise the limit with --max-jobs"
+                f"matrix {self.name!r} has {size} cells before excludes, over the limit of "
+                f"{max_jobs} jobs; split it or raise the limit with --max-jobs"
             )
         jobs: dict[str, JobSpec] = {}
+        used = [False] * len(self.exclude)
         # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
         for model, backend, (input_name, text), batch, pool in itertools.product(
             self.models, self.backends, self.inputs.items(), self.batch_sizes, self.pools
@@ -135,12 +151,42 @@ class Matrix(BaseModel):
                 pool=pool,
                 protocol=self.protocol,
             )
-            if any(ex.matches(job) for ex in self.exclude):
+            hits = [i for i, ex in enumerate(self.exclude) if ex.matches(job)]
+            for i in hits:
+                used[i] = True
+            if hits:
                 continue
             jobs.setdefault(job.cell_key(), job)
+            if len(jobs) > max_jobs:
+                raise MatrixError(
+                    f"matrix {self.name!r} expands to more than {max_jobs} jobs "
+                    f"({size} cells before excludes); split it or raise the limit with --max-jobs"
+                )
+        unused = [i for i, hit in enumerate(used) if not hit]
+        if unused:
+            raise MatrixError(
+                f"exclude.{unused[0]} matches no cell of matrix {self.name!r}: "
+                f"{self.exclude[unused[0]].model_dump(exclude_none=True)} (a typo?)"
+            )
         if not jobs:
             raise MatrixError(f"matrix {self.name!r} has no jobs left after its excludes")
         return list(jobs.values())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, str) and key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (line {mark.line + 1})", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _format_error(exc: ValidationError) -> str:
@@ -182,7 +228,7 @@ def load_matrix(path: str | Path, **protocol_overrides: int | None) -> Matrix:
     except UnicodeDecodeError as exc:
         raise MatrixError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

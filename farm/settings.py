@@ -39,23 +39,22 @@ def mask_url(url: str) -> str:
     """Return the URL with its password replaced by ***, safe to print or log."""
     try:
         parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        # Rebuild from the raw netloc so IPv6 brackets, case and port stay as written.
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def parse_cpu_list(text: str) -> set[int]:
     """'0-3,6' → {0, 1, 2, 3, 6}, as taskset and /sys spell CPU lists."""
     cpus: set[int] = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()) or int(hi or lo) < int(lo):
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()) or int(hi or lo) < int(lo):
             raise ValueError(f"bad CPU list {text!r}: use e.g. 0-3,6")
         cpus.update(range(int(lo), int(hi or lo) + 1))
     return cpus

@@ -60,8 +60,11 @@ def encode_samples(samples_ns: Sequence[int] | npt.NDArray[np.int64]) -> bytes:
 def decode_samples(blob: bytes) -> npt.NDArray[np.int64]:
     if not blob.startswith(_SAMPLES_FORMAT):
         raise ValueError("unknown samples encoding")
-    raw = zlib.decompress(blob[len(_SAMPLES_FORMAT) :])
-    return np.frombuffer(raw, dtype="<i8").astype(np.int64)
+    try:
+        raw = zlib.decompress(blob[len(_SAMPLES_FORMAT) :])
+        return np.frombuffer(raw, dtype="<i8").astype(np.int64)
+    except zlib.error as exc:
+        raise ValueError(f"corrupt samples blob: {exc}") from None
 
 
 def pooled(blobs: Sequence[bytes]) -> Summary:
