@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -70,3 +71,90 @@ def decode_samples(blob: bytes) -> npt.NDArray[np.int64]:
 def pooled(blobs: Sequence[bytes]) -> Summary:
     """Summary of several jobs' samples pooled together (never averaged percentiles)."""
     return Summary.from_ns(np.concatenate([decode_samples(b) for b in blobs]))
+
+
+# --- confidence -------------------------------------------------------------------------
+
+Z95 = 1.959963984540054
+# Student t quantiles (0.975) for 1..29 degrees of freedom; the normal one beyond.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045,
+)  # fmt: skip
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def percentile_key(q: float) -> str:
+    return f"p{q:g}"
+
+
+def mean_ci(values_ms: npt.NDArray[np.float64]) -> tuple[float, float] | None:
+    """95 % interval of the mean (Student t below 30 samples, normal above)."""
+    n = values_ms.size
+    if n < 2:
+        return None
+    t = _T975[n - 2] if n - 1 < 30 else Z95
+    half = t * float(values_ms.std(ddof=1)) / np.sqrt(n)
+    mean = float(values_ms.mean())
+    return mean - half, mean + half
+
+
+def percentile_ci(sorted_ms: npt.NDArray[np.float64], q: float) -> tuple[float, float] | None:
+    """Distribution-free 95 % interval of the q-th percentile from order statistics.
+
+    The number of samples below the true percentile is Binomial(n, q/100); the ranks that
+    bracket its central 95 % (normal approximation) give the interval. None when the
+    sample is too small for the interval to exist (the percentile is not supported).
+    """
+    n = sorted_ms.size
+    p = q / 100.0
+    sd = np.sqrt(n * p * (1 - p))
+    lo = int(np.floor(n * p - Z95 * sd))  # 1-based ranks
+    hi = int(np.ceil(n * p + Z95 * sd))
+    if lo < 1 or hi > n:
+        return None
+    return float(sorted_ms[lo - 1]), float(sorted_ms[hi - 1])
+
+
+def describe(
+    samples_ns: Sequence[int] | npt.NDArray[np.int64], batch_size: int = 1
+) -> dict[str, Any]:
+    """Every statistic Farm reports, with 95 % intervals, as a JSON-ready dict (ms)."""
+    values = np.sort(np.asarray(samples_ns, dtype=np.float64) / NS_PER_MS)
+    if values.size == 0:
+        raise ValueError("no samples to describe")
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    pcts = np.percentile(values, PERCENTILES)
+    ci: dict[str, list[float] | None] = {}
+    m = mean_ci(values)
+    ci["mean"] = list(m) if m else None
+    for q in PERCENTILES:
+        interval = percentile_ci(values, q)
+        ci[percentile_key(q)] = list(interval) if interval else None
+    total_s = float(values.sum()) / 1000.0
+    return {
+        "n": int(values.size),
+        "mean_ms": mean,
+        "std_ms": std,
+        "min_ms": float(values[0]),
+        "max_ms": float(values[-1]),
+        "cv": std / mean if mean > 0 else 0.0,
+        "percentiles_ms": {
+            percentile_key(q): float(v) for q, v in zip(PERCENTILES, pcts, strict=True)
+        },
+        "ci95_ms": ci,
+        "duration_s": total_s,
+        "throughput_per_s": batch_size * values.size / total_s if total_s > 0 else 0.0,
+    }
+
+
+def relative_ci_half_width(samples_ns: npt.NDArray[np.int64], q: float) -> float | None:
+    """Half-width of the q-th percentile's 95 % interval relative to the percentile."""
+    values = np.sort(samples_ns.astype(np.float64))
+    interval = percentile_ci(values, q)
+    if interval is None:
+        return None
+    centre = float(np.percentile(values, q))
+    return (interval[1] - interval[0]) / 2 / centre if centre > 0 else None

@@ -65,6 +65,8 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(300))
     input_name: Mapped[str] = mapped_column(String(100))
     batch_size: Mapped[int]
+    # The broker queue the job was sent to: who may run it (pool, allocator, ...).
+    queue: Mapped[str] = mapped_column(String(200), server_default="")
     attempts: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
@@ -88,6 +90,9 @@ class Worker(Base):
     cpus: Mapped[str | None] = mapped_column(String(200))
     threads: Mapped[int | None]
     fingerprint: Mapped[dict[str, Any]]
+    queues: Mapped[list[str] | None] = mapped_column(JSON)
+    allocator: Mapped[str | None] = mapped_column(String(32))
+    hardware_class: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -116,8 +121,32 @@ class Result(Base):
     environment: Mapped[dict[str, Any]]
     setup_s: Mapped[float] = mapped_column(Float)
     measure_s: Mapped[float] = mapped_column(Float)
+    # Measurement you can trust: the full statistics with confidence intervals, the
+    # validity verdict and its reasons, the warm-up kept apart from the timed calls.
+    stats: Mapped[dict[str, Any] | None]
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    warmup_samples: Mapped[bytes | None] = mapped_column(LargeBinary)
+    throughput: Mapped[float | None] = mapped_column(Float)
+    first_call_ms: Mapped[float | None] = mapped_column(Float)
+    peak_rss_mb: Mapped[float | None] = mapped_column(Float)
 
     job: Mapped[Job] = relationship(back_populates="result")
+
+
+class Calibration(Base):
+    """A host's noise floor: run-to-run difference of the same A/A cell (`farm calibrate`)."""
+
+    __tablename__ = "calibration"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool: Mapped[str] = mapped_column(String(100), index=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    mean_noise: Mapped[float] = mapped_column(Float)
+    p99_noise: Mapped[float] = mapped_column(Float)
+    jobs: Mapped[list[int]] = mapped_column(JSON)
 
 
 def as_utc(value: datetime) -> datetime:
