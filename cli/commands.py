@@ -12,7 +12,8 @@ from rich.table import Table
 from cli.main import cli
 from cli.options import matrix_options, parse_cpus_option, pass_settings, pinning_options
 from cli.render import stdout_console
-from farm.jobs import JobSpec
+from farm.hardware import mixed_pools
+from farm.jobs import JobSpec, queue_for
 from farm.matrix import Matrix, load_matrix
 from farm.settings import Settings
 
@@ -60,7 +61,7 @@ def submit(
     factory = session_factory(settings.database_url)
     with transaction(factory) as session:
         campaign = repo.create_campaign(session, spec.name, spec.model_dump(mode="json"), jobs)
-        ids = [(job.id, job.pool) for job in campaign.jobs]
+        ids = [(job.id, job.queue) for job in campaign.jobs]
         campaign_id = campaign.id
     try:
         enqueue_jobs(app, ids)
@@ -69,10 +70,9 @@ def submit(
             f"campaign {campaign_id} was stored but enqueuing failed ({type(exc).__name__}); "
             "its jobs stay queued in the database"
         ) from None
-    pools = sorted({pool for _, pool in ids})
+    queues = sorted({queue for _, queue in ids})
     err.print(
-        f"campaign {campaign_id} ({spec.name}): {len(ids)} jobs queued on "
-        f"{', '.join('farm.' + p for p in pools)}"
+        f"campaign {campaign_id} ({spec.name}): {len(ids)} jobs queued on {', '.join(queues)}"
     )
     if wait:
         _wait(factory, campaign_id, len(ids))
@@ -175,29 +175,43 @@ def status(settings: Settings, campaign: str | None) -> None:
     with transaction(session_factory(settings.database_url)) as session:
         found = repo.find_campaign(session, campaign)
         counts = repo.state_counts(session, found.id)
-        live = repo.live_pools(session, settings.worker_ttl_s)
+        live_workers = repo.live_workers(session, settings.worker_ttl_s)
+        live_queues = repo.live_queues(session, settings.worker_ttl_s)
+        waiting = repo.waiting_by_queue(session, found.id)
         failed = [j for j in repo.campaign_jobs(session, found.id) if j.state == "failed"]
+    live = {w.pool for w in live_workers}
     out = stdout_console()
     table = Table(title=f"campaign {found.id} ({found.name})")
     table.add_column("pool")
     for state in JOB_STATES:
         table.add_column(state, justify="right")
     table.add_column("live worker")
-    pools = sorted({pool for pool, _ in counts})
-    for pool in pools:
+    for pool in sorted({pool for pool, _ in counts}):
         table.add_row(
             pool,
             *(str(counts.get((pool, s), 0)) for s in JOB_STATES),
             "yes" if pool in live else "[red]no[/red]",
         )
     out.print(table)
-    for pool in pools:
-        waiting = counts.get((pool, "queued"), 0) + counts.get((pool, "running"), 0)
-        if waiting and pool not in live:
-            out.print(
-                f"[yellow]warning:[/yellow] {waiting} job(s) of pool {pool!r} are waiting "
-                f"and no live worker serves that pool: start `farm worker --pool {pool}`"
+    for (pool, queue), n in sorted(waiting.items()):
+        if queue in live_queues:
+            continue
+        if pool not in live or queue == queue_for(pool):
+            what = f"no live worker serves that pool: start `farm worker --pool {pool}`"
+        else:
+            allocator = queue.rsplit(".", 1)[-1]
+            what = (
+                f"no live worker of that pool can run them (they need allocator {allocator}): "
+                f"start `farm worker --pool {pool} --allocator {allocator}`"
             )
+        out.print(f"[yellow]warning:[/yellow] {n} job(s) of pool {pool!r} are waiting and {what}")
+    for pool, classes in sorted(
+        mixed_pools((w.pool, w.hardware_class) for w in live_workers).items()
+    ):
+        out.print(
+            f"[yellow]warning:[/yellow] pool {pool!r} mixes hardware classes: "
+            f"{', '.join(sorted(classes))}; its numbers mix machines"
+        )
     for job in failed[:20]:
         out.print(
             f"[red]failed[/red] job {job.id} ({job.model}, {job.input_name}, "

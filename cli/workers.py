@@ -8,6 +8,7 @@ from rich.table import Table
 from cli.main import cli
 from cli.options import parse_cpus_option, pass_settings, pinning_options
 from cli.render import stdout_console
+from farm.hardware import mixed_pools
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
 
@@ -29,6 +30,13 @@ def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @click.option("--name", help="Worker name [default: POOL@HOSTNAME]; unique per worker.")
 @pinning_options
+@click.option(
+    "--allocator",
+    type=click.Choice(["default", "tcmalloc", "jemalloc"]),
+    default="default",
+    show_default=True,
+    help="Preload this allocator (the worker re-executes itself with LD_PRELOAD).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @pass_settings
 def worker(
@@ -37,12 +45,18 @@ def worker(
     name: str | None,
     cpus: str | None,
     threads: int | None,
+    allocator: str,
     loglevel: str,
 ) -> None:
     """Serve the pool's queue: one job at a time, pinned to CPUS with THREADS threads."""
     from workers.worker import run_worker
 
-    run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel)
+    run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator)
+
+
+COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "allocator", "cpus",
+           "threads", "last seen", "live")  # fmt: skip
+SHOWN_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512_fp16")
 
 
 @cli.command()
@@ -57,31 +71,31 @@ def hosts(settings: Settings) -> None:
     with transaction(session_factory(settings.database_url)) as session:
         workers = repo.list_workers(session)
     table = Table()
-    for col in (
-        "worker",
-        "pool",
-        "host",
-        "cpu",
-        "features",
-        "cpus",
-        "threads",
-        "last seen",
-        "live",
-    ):
+    for col in COLUMNS:
         table.add_column(col)
     now = utcnow()
+    live: list[tuple[str, str | None]] = []
     for w in workers:
         age = (now - as_utc(w.last_seen)).total_seconds()
-        flags = [f for f, on in w.fingerprint.get("flags", {}).items() if on]
+        if age <= settings.worker_ttl_s:
+            live.append((w.pool, w.hardware_class))
+        on = [f for f, present in w.fingerprint.get("flags", {}).items() if present]
         table.add_row(
             w.name,
             w.pool,
             w.hostname,
-            w.fingerprint.get("cpu_model", "?"),
-            " ".join(flags) or "-",
+            f"{w.hardware_class or '?'} ({w.fingerprint.get('cpu_model', '?')})",
+            " ".join(f for f in on if f in SHOWN_FLAGS) or "-",
+            w.allocator or "default",
             w.cpus or "-",
             str(w.threads or "-"),
             f"{age:.0f} s ago",
             "yes" if age <= settings.worker_ttl_s else "no",
         )
-    stdout_console().print(table)
+    console = stdout_console()
+    console.print(table)
+    for pool, classes in sorted(mixed_pools(live).items()):
+        console.print(
+            f"[yellow]warning:[/yellow] pool {pool!r} mixes hardware classes: "
+            f"{', '.join(sorted(classes))}"
+        )

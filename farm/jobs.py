@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
+from farm.protocol import Protocol
+
 
 class ModelSpec(BaseModel):
     """A model as named on the hub (or a local path); resolved offline by the worker."""
@@ -33,15 +35,6 @@ class ModelSpec(BaseModel):
         return self.name if self.layers is None else f"{self.name}[{self.layers}L]"
 
 
-class Protocol(BaseModel):
-    """How a job is measured: warm-up calls, then timed calls (the blog: 100 and 1,000)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    warmup: StrictInt = Field(default=100, ge=0, le=100_000)
-    iterations: StrictInt = Field(default=1000, ge=1, le=1_000_000)
-
-
 class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +47,7 @@ class JobSpec(BaseModel):
     backend: str
     backend_options: dict[str, Any] = Field(default_factory=dict)
     pool: str
+    allocator: Literal["default", "tcmalloc", "jemalloc"] = "default"  # preloaded by the worker
     protocol: Protocol = Field(default_factory=Protocol)
 
     def to_json(self) -> dict[str, Any]:
@@ -68,6 +62,10 @@ class JobSpec(BaseModel):
         blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    @property
+    def queue(self) -> str:
+        return queue_for(self.pool, self.allocator)
+
     def runner_key(self) -> str:
         """Jobs with the same key can reuse one loaded model + backend runner."""
         blob = json.dumps(
@@ -77,6 +75,10 @@ class JobSpec(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def queue_for(pool: str) -> str:
-    """The one place queue names are made: one queue per pool for now."""
-    return f"farm.{pool}"
+def queue_for(pool: str, allocator: str = "default") -> str:
+    """The one place queue names are made: a job reaches only workers that can run it.
+
+    One queue per pool; a job that needs a preloaded allocator goes to that pool's queue
+    for the allocator, which only workers started with `--allocator` serve.
+    """
+    return f"farm.{pool}" if allocator == "default" else f"farm.{pool}.{allocator}"

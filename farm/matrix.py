@@ -24,11 +24,19 @@ from pydantic import (
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from farm.jobs import JobSpec, ModelSpec, Protocol
+from farm.jobs import JobSpec, ModelSpec
+from farm.protocol import Protocol, resolve_profile
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 MAX_MATRIX_BYTES = 1 << 20
 DEFAULT_MAX_JOBS = 10_000
+
+Allocator = Literal["default", "tcmalloc", "jemalloc"]
+
+
+def _default_allocators() -> list[Allocator]:
+    return ["default"]
+
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
@@ -49,8 +57,8 @@ class BackendEntry(BaseModel):
         return self
 
 
-class Exclude(BaseModel):
-    """A partial cell: every job matching all given fields is left out."""
+class CellMatch(BaseModel):
+    """A partial cell: it matches every job whose given fields all agree."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -59,6 +67,10 @@ class Exclude(BaseModel):
     batch_size: int | None = None
     backend: str | None = None
     pool: str | None = None
+    allocator: str | None = None
+
+    def _wanted(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, include=set(CellMatch.model_fields))
 
     def matches(self, job: JobSpec) -> bool:
         pairs = {
@@ -67,17 +79,28 @@ class Exclude(BaseModel):
             "batch_size": job.batch_size,
             "backend": job.backend,
             "pool": job.pool,
+            "allocator": job.allocator,
         }
-        wanted = self.model_dump(exclude_none=True)
-        return all(pairs[k] == v for k, v in wanted.items())
+        return all(pairs[k] == v for k, v in self._wanted().items())
 
     @model_validator(mode="after")
-    def _not_empty(self) -> Exclude:
-        if not self.model_dump(exclude_none=True):
+    def _not_empty(self) -> CellMatch:
+        if not self._wanted():
             raise ValueError(
-                "an exclude needs at least one of model, input, batch_size, backend, pool"
+                f"{type(self).__name__.lower()} needs at least one of "
+                f"{', '.join(CellMatch.model_fields)}"
             )
         return self
+
+
+class Exclude(CellMatch):
+    """Every job matching this partial cell is left out."""
+
+
+class ProtocolOverride(CellMatch):
+    """Jobs matching this partial cell are measured with these protocol fields instead."""
+
+    protocol: dict[str, Any]
 
 
 class Matrix(BaseModel):
@@ -95,8 +118,28 @@ class Matrix(BaseModel):
     batching: Literal["sequential", "batched"] = "sequential"
     backends: list[BackendEntry] = Field(min_length=1, max_length=32)
     pools: list[Name] = Field(min_length=1, max_length=100)
+    # The allocator a worker preloads (the blog used tcmalloc); a dimension like any other.
+    allocators: list[Allocator] = Field(default_factory=_default_allocators, min_length=1)
     protocol: Protocol = Field(default_factory=Protocol)
+    protocol_overrides: list[ProtocolOverride] = Field(default_factory=list, max_length=100)
     exclude: list[Exclude] = Field(default_factory=list)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _profile(cls, value: Any) -> Any:
+        return resolve_profile(value)
+
+    @model_validator(mode="after")
+    def _overrides_valid(self) -> Matrix:
+        for i, override in enumerate(self.protocol_overrides):
+            try:
+                self._protocol_with(override)
+            except ValidationError as exc:
+                raise ValueError(f"protocol_overrides.{i}.protocol: {_format_error(exc)}") from None
+        return self
+
+    def _protocol_with(self, override: ProtocolOverride) -> Protocol:
+        return Protocol.model_validate({**self.protocol.model_dump(), **override.protocol})
 
     @field_validator("models", mode="before")
     @classmethod
@@ -119,6 +162,7 @@ class Matrix(BaseModel):
             * len(self.batch_sizes)
             * len(self.backends)
             * len(self.pools)
+            * len(self.allocators)
         )
 
     def expand(self, max_jobs: int = DEFAULT_MAX_JOBS) -> list[JobSpec]:
@@ -136,9 +180,15 @@ class Matrix(BaseModel):
         jobs: dict[str, JobSpec] = {}
         used = [False] * len(self.exclude)
         # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
-        for model, backend, (input_name, text), batch, pool in itertools.product(
-            self.models, self.backends, self.inputs.items(), self.batch_sizes, self.pools
-        ):
+        cells = itertools.product(
+            self.models,
+            self.backends,
+            self.inputs.items(),
+            self.batch_sizes,
+            self.pools,
+            self.allocators,
+        )
+        for model, backend, (input_name, text), batch, pool, allocator in cells:
             job = JobSpec(
                 model=model,
                 task=self.task,
@@ -149,8 +199,12 @@ class Matrix(BaseModel):
                 backend=backend.name,
                 backend_options=backend.options,
                 pool=pool,
+                allocator=allocator,
                 protocol=self.protocol,
             )
+            for override in self.protocol_overrides:
+                if override.matches(job):
+                    job = job.model_copy(update={"protocol": self._protocol_with(override)})
             hits = [i for i, ex in enumerate(self.exclude) if ex.matches(job)]
             for i in hits:
                 used[i] = True
@@ -214,7 +268,7 @@ def parse_matrix(data: Any, source: str = "matrix") -> Matrix:
         raise MatrixError(f"{source}: invalid matrix: {_format_error(exc)}") from None
 
 
-def load_matrix(path: str | Path, **protocol_overrides: int | None) -> Matrix:
+def load_matrix(path: str | Path, **protocol_overrides: Any) -> Matrix:
     """Read and validate a matrix file (safe YAML loader only); apply CLI protocol overrides."""
     p = Path(path)
     try:
@@ -237,6 +291,10 @@ def load_matrix(path: str | Path, **protocol_overrides: int | None) -> Matrix:
     overrides = {k: v for k, v in protocol_overrides.items() if v is not None}
     if overrides and isinstance(data, dict):
         protocol = data.get("protocol") or {}
+        if isinstance(protocol, str):
+            protocol = {"profile": protocol}
         if isinstance(protocol, dict):
+            if "profile" in overrides:  # a profile from the command line replaces the file's
+                protocol = {}
             data["protocol"] = {**protocol, **overrides}
     return parse_matrix(data, source=str(p))

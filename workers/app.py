@@ -6,7 +6,6 @@ from celery import Celery
 
 from farm import MESSAGE_SCHEMA
 from farm.errors import ServiceUnavailable
-from farm.jobs import queue_for
 from farm.settings import Settings, mask_url
 
 TASK_NAME = "farm.run_job"
@@ -49,16 +48,16 @@ def check_broker(app: Celery, url: str) -> None:
 
 
 def enqueue_jobs(app: Celery, jobs: list[tuple[int, str]]) -> int:
-    """Send one message per (job id, pool); returns how many were sent."""
+    """Send one message per (job id, queue name — `Job.queue`); returns how many were sent."""
     sent = 0
     with app.producer_or_acquire() as producer:
-        for job_id, pool in jobs:
+        for job_id, queue in jobs:
             app.send_task(
                 TASK_NAME,
                 args=[job_id],
                 kwargs={"schema": MESSAGE_SCHEMA},
-                queue=queue_for(pool),
-                routing_key=queue_for(pool),
+                queue=queue,
+                routing_key=queue,
                 producer=producer,
             )
             sent += 1

@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from farm.db import repo
 from farm.db.session import transaction
 from farm.jobs import JobSpec
-from farm.stats import Summary, encode_samples
+from farm.stats import describe, encode_samples
+from farm.verdict import judge
 from workers.backends import get_backend
 from workers.backends.base import Runner
 from workers.measure import measure
 from workers.models import count_tokens
-from workers.probe import run_environment
+from workers.probe import peak_rss_mb, run_environment
 
 log = logging.getLogger("farm.worker")
 
@@ -87,21 +88,38 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
     runner, setup_s = ctx.runner_for(spec)
     fn = runner.bind(spec)
     tokens = count_tokens(runner.tokenizer, spec.input_text)
-    m = measure(fn, spec.protocol.warmup, spec.protocol.iterations)
-    summary = Summary.from_ns(m.samples_ns)
+    m = measure(fn, spec.protocol)
+    stats = describe(m.samples_ns, spec.batch_size)
+    verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason)
     environment = {
         **run_environment(ctx.threads),
         "host": ctx.fingerprint,
-        "warmup_mean_ms": float(m.warmup_ns.mean() / 1e6) if m.warmup_ns.size else None,
         "gc_disabled_while_timing": True,
         "clock": "time.perf_counter_ns",
+        "stop_reason": m.stop_reason,
+        "runner_reused": setup_s == 0.0,
     }
+    pct = stats["percentiles_ms"]
     return {
         "worker": ctx.name,
         "host": ctx.host,
         "tokens": tokens,
-        **summary.as_dict(),
+        "n": stats["n"],
+        "mean_ms": stats["mean_ms"],
+        "std_ms": stats["std_ms"],
+        "min_ms": stats["min_ms"],
+        "max_ms": stats["max_ms"],
+        "p50_ms": pct["p50"],
+        "p90_ms": pct["p90"],
+        "p99_ms": pct["p99"],
+        "stats": stats,
+        "verdict": verdict.label,
+        "reasons": verdict.reasons,
+        "throughput": stats["throughput_per_s"],
         "samples": encode_samples(m.samples_ns),
+        "warmup_samples": encode_samples(m.warmup_ns),
+        "first_call_ms": m.first_call_ms,
+        "peak_rss_mb": peak_rss_mb(),
         "model_identity": runner.identity,
         "environment": environment,
         "setup_s": setup_s,

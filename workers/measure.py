@@ -1,4 +1,9 @@
-"""The measuring loop: warm-up, then timed calls, nothing else inside the timed region."""
+"""The measuring loop: warm-up, then timed calls, nothing else inside the timed region.
+
+Between calls (outside the timed region) the loop decides whether to stop: the minimum
+count and duration met, a cap hit, or — in adaptive mode — the chosen percentile's
+confidence interval tight enough. Garbage collection is off while timing.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +16,80 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from farm.protocol import Protocol
+from farm.stats import relative_ci_half_width
+
+NS = 1_000_000_000
+
 
 @dataclass
 class Measurement:
     warmup_ns: npt.NDArray[np.int64]
     samples_ns: npt.NDArray[np.int64]
     wall_s: float
+    stop_reason: str
+
+    @property
+    def first_call_ms(self) -> float:
+        """Latency of the very first call after setup (a cold start)."""
+        first = self.warmup_ns[0] if self.warmup_ns.size else self.samples_ns[0]
+        return float(first) / 1e6
 
 
-def measure(fn: Callable[[], Any], warmup: int, iterations: int) -> Measurement:
-    """Time `fn` with perf_counter_ns; garbage collection is off while timing."""
-    warm = np.empty(warmup, dtype=np.int64)
-    samples = np.empty(iterations, dtype=np.int64)
+def _warm_up(fn: Callable[[], Any], protocol: Protocol) -> npt.NDArray[np.int64]:
     clock = time.perf_counter_ns
+    times: list[int] = []
+    deadline = clock() + int(protocol.warmup_s * NS)
+    while len(times) < protocol.warmup or (protocol.warmup_s and clock() < deadline):
+        t0 = clock()
+        fn()
+        times.append(clock() - t0)
+        if len(times) >= 1_000_000:
+            break
+    return np.asarray(times, dtype=np.int64)
+
+
+def _timed(fn: Callable[[], Any], protocol: Protocol) -> tuple[npt.NDArray[np.int64], str]:
+    clock = time.perf_counter_ns
+    cap = protocol.call_cap
+    min_ns = int(protocol.min_duration_s * NS)
+    max_ns = int(protocol.max_duration_s * NS) if protocol.max_duration_s else None
+    samples = np.empty(min(cap, max(protocol.iterations, 1024)), dtype=np.int64)
+    next_check = protocol.iterations
+    n = 0
+    start = clock()
+    while True:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        samples[n] = t1 - t0
+        n += 1
+        if n >= cap:
+            return samples[:n], "iterations" if cap == protocol.iterations else "call cap reached"
+        if max_ns is not None and t1 - start >= max_ns:
+            return samples[:n], "max duration reached"
+        if n >= protocol.iterations and t1 - start >= min_ns:
+            if protocol.target_ci is None:
+                return samples[:n], "iterations" if not min_ns else "minimum duration met"
+            if n >= next_check:
+                width = relative_ci_half_width(samples[:n], protocol.target_percentile)
+                if width is not None and width <= protocol.target_ci:
+                    return samples[:n], "target reached"
+                next_check = n + max(50, n // 10)
+        if n == samples.size:
+            samples = np.resize(samples, min(cap, 2 * n))
+
+
+def measure(fn: Callable[[], Any], protocol: Protocol) -> Measurement:
+    """Warm up, then time `fn` with perf_counter_ns until the protocol says stop."""
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
     start = time.perf_counter()
     try:
-        for i in range(warmup):
-            t0 = clock()
-            fn()
-            warm[i] = clock() - t0
-        for i in range(iterations):
-            t0 = clock()
-            fn()
-            samples[i] = clock() - t0
+        warm = _warm_up(fn, protocol)
+        samples, reason = _timed(fn, protocol)
     finally:
         if was_enabled:
             gc.enable()
-    return Measurement(warm, samples, time.perf_counter() - start)
+    return Measurement(warm, samples, time.perf_counter() - start, reason)

@@ -4,29 +4,39 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import socket
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from farm.hardware import hardware_class
+
 CPU_FLAGS = (
-    "amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2",
+    "amx_tile", "amx_bf16", "amx_int8", "amx_fp16", "avx512_bf16", "avx512_fp16",
+    "avx512_vnni", "avx512ifma", "avx512f", "avx_vnni", "avx2",
 )  # fmt: skip
 LIBRARIES = (
     "farm", "torch", "intel_extension_for_pytorch", "transformers", "optimum",
     "optimum-intel", "openvino", "tokenizers", "numpy", "celery",
 )  # fmt: skip
-ENV_KEYS = ("LD_PRELOAD", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME")
+ENV_KEYS = (
+    "LD_PRELOAD", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME",
+    "KMP_HW_SUBSET", "OMP_PROC_BIND", "OMP_PLACES", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+)  # fmt: skip
+SYS_CPU = Path("/sys/devices/system/cpu")
 
 
 def _cpuinfo(text: str) -> dict[str, Any]:
-    model, flags, cores, sockets = "unknown", set(), set(), set()
+    model, vendor, flags, cores, sockets = "unknown", "", set(), set(), set()
     physical = core = ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key == "model name":
             model = value
+        elif key == "vendor_id":
+            vendor = value
         elif key == "flags":
             flags = set(value.split())
         elif key == "physical id":
@@ -37,6 +47,7 @@ def _cpuinfo(text: str) -> dict[str, Any]:
             cores.add((physical, core))
     return {
         "cpu_model": model,
+        "vendor": vendor,
         "flags": {f: f in flags for f in CPU_FLAGS},
         "sockets": len(sockets) or None,
         "physical_cores": len(cores) or None,
@@ -63,27 +74,74 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def host_fingerprint() -> dict[str, Any]:
+def _read(path: Path) -> str:
+    """A sysfs value, or the reason it could not be read (recorded as such)."""
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or type(exc).__name__}"
+
+
+def _numa() -> dict[str, str]:
+    nodes = sorted(Path("/sys/devices/system/node").glob("node[0-9]*"))
+    return {n.name: _read(n / "cpulist") for n in nodes}
+
+
+def _turbo() -> str:
+    no_turbo = SYS_CPU / "intel_pstate" / "no_turbo"
+    if no_turbo.exists():
+        return "off" if _read(no_turbo) == "1" else "on"
+    boost = SYS_CPU / "cpufreq" / "boost"
+    if boost.exists():
+        return "on" if _read(boost) == "1" else "off"
+    return "unreadable: no intel_pstate/no_turbo or cpufreq/boost"
+
+
+def host_fingerprint(allocator: str = "default") -> dict[str, Any]:
     try:
         cpu = _cpuinfo(Path("/proc/cpuinfo").read_text())
     except OSError:
-        cpu = {"cpu_model": platform.processor() or "unknown", "flags": {}}
+        cpu = {"cpu_model": platform.processor() or "unknown", "vendor": "", "flags": {}}
+    logical = os.cpu_count()
+    cores = cpu.get("physical_cores")
     return {
         "hostname": socket.gethostname(),
         **cpu,
-        "logical_cpus": os.cpu_count(),
+        "hardware_class": hardware_class(cpu["cpu_model"], cpu["vendor"], cpu["flags"]),
+        "logical_cpus": logical,
+        "threads_per_core": logical // cores if logical and cores else None,
+        "numa_nodes": _numa(),
         "memory_gib": _mem_total_gib(),
         "kernel": platform.release(),
         "machine": platform.machine(),
+        "governor": _read(SYS_CPU / "cpu0" / "cpufreq" / "scaling_governor"),
+        "turbo": _turbo(),
+        "smt": _read(SYS_CPU / "smt" / "control"),
+        "allocator": allocator,
+        "stack": os.environ.get("FARM_STACK", "main"),
         "python": platform.python_version(),
         "libraries": library_versions(),
     }
 
 
 def run_environment(threads: int | None) -> dict[str, Any]:
-    """What this process runs with: affinity, threads and the relevant environment."""
+    """What this process runs with: affinity, threads, allocator, ISA and environment."""
+    isa = None
+    try:
+        import torch
+
+        isa = torch.backends.cpu.get_cpu_capability()
+        threads = torch.get_num_threads()
+    except ImportError:
+        pass
     return {
         "affinity": sorted(os.sched_getaffinity(0)),
         "threads": threads,
+        "cpu_capability": isa,
         "env": {k: os.environ[k] for k in ENV_KEYS if k in os.environ},
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

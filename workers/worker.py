@@ -13,6 +13,7 @@ from farm.db import repo
 from farm.db.session import check_database, session_factory, transaction
 from farm.jobs import queue_for
 from farm.settings import Settings
+from workers.allocator import ensure_allocator
 from workers.app import check_broker, create_app
 from workers.execute import WorkerContext
 from workers.probe import host_fingerprint
@@ -36,6 +37,15 @@ def default_name(pool: str) -> str:
     return f"{pool}@{socket.gethostname()}"
 
 
+def worker_queues(pool: str, allocator: str, name: str) -> list[str]:
+    """The pool's queue for this allocator, and a queue of its own (for `farm calibrate`)."""
+    return [queue_for(pool, allocator), direct_queue(name)]
+
+
+def direct_queue(name: str) -> str:
+    return f"farm.worker.{name}"
+
+
 def run_worker(
     settings: Settings,
     pool: str,
@@ -43,13 +53,16 @@ def run_worker(
     cpus: set[int] | None,
     threads: int | None,
     loglevel: str = "INFO",
+    allocator: str = "default",
 ) -> None:
+    ensure_allocator(allocator)  # may re-exec this process with LD_PRELOAD set
     name = name or default_name(pool)
     count = pin(cpus, threads)
     check_database(settings.database_url)
     app = create_app(settings)
     check_broker(app, settings.broker_url)
-    fingerprint = host_fingerprint()
+    fingerprint = host_fingerprint(allocator)
+    queues = worker_queues(pool, allocator, name)
     factory = session_factory(settings.database_url)
     with transaction(factory) as session:
         repo.register_worker(
@@ -61,6 +74,9 @@ def run_worker(
             cpus=",".join(map(str, sorted(os.sched_getaffinity(0)))),
             threads=count,
             fingerprint=fingerprint,
+            queues=queues,
+            allocator=allocator,
+            hardware_class=fingerprint["hardware_class"],
         )
     ctx = WorkerContext(
         name=name, host=fingerprint["hostname"], fingerprint=fingerprint, threads=count
@@ -68,12 +84,12 @@ def run_worker(
     register_tasks(app, ctx, settings.database_url)
     # Started once the pool child exists, so no thread is running when Celery forks.
     worker_ready.connect(lambda **_: _start_heartbeat(factory, name), weak=False)
-    log.info("worker %s serving queue %s with %s thread(s)", name, queue_for(pool), count)
+    log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     app.worker_main(
         [
             "worker",
             "--queues",
-            queue_for(pool),
+            ",".join(queues),
             "--hostname",
             name,
             "--concurrency",

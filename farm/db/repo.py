@@ -34,6 +34,7 @@ def create_campaign(
                 model=spec.model.label,
                 input_name=spec.input_name,
                 batch_size=spec.batch_size,
+                queue=spec.queue,
             )
         )
     session.flush()
@@ -146,6 +147,25 @@ def list_workers(session: Session) -> list[Worker]:
     return list(session.scalars(select(Worker).order_by(Worker.pool, Worker.name)))
 
 
-def live_pools(session: Session, ttl_s: int) -> set[str]:
+def live_workers(session: Session, ttl_s: int) -> list[Worker]:
     cutoff = utcnow() - timedelta(seconds=ttl_s)
-    return set(session.scalars(select(Worker.pool).where(Worker.last_seen >= cutoff)).all())
+    return list(session.scalars(select(Worker).where(Worker.last_seen >= cutoff)))
+
+
+def live_pools(session: Session, ttl_s: int) -> set[str]:
+    return {w.pool for w in live_workers(session, ttl_s)}
+
+
+def live_queues(session: Session, ttl_s: int) -> set[str]:
+    """Queues some live worker consumes (older workers registered no list: their pool's)."""
+    return {q for w in live_workers(session, ttl_s) for q in (w.queues or [f"farm.{w.pool}"])}
+
+
+def waiting_by_queue(session: Session, campaign_id: int) -> dict[tuple[str, str], int]:
+    """(pool, queue) → jobs queued or running there."""
+    rows = session.execute(
+        select(Job.pool, Job.queue, func.count())
+        .where(Job.campaign_id == campaign_id, Job.state.in_(("queued", "running")))
+        .group_by(Job.pool, Job.queue)
+    )
+    return {(pool, queue): n for pool, queue, n in rows}

@@ -1,0 +1,85 @@
+"""Validity verdicts, in the spirit of MLPerf: a number with the reasons it can't be trusted.
+
+Rules (each failing rule is one reason; any reason makes the result `invalid`):
+- a percentile needs enough samples to be supported: p99 at least 662, p90 at least 64
+  (MLPerf LoadGen's minimum query counts); p99.9 at least 6,623;
+- the timed calls lasted at least the protocol's `min_duration_s`;
+- the coefficient of variation is at most the protocol's `max_cv` (a noisy host);
+- warm-up converged: the median of the last warm-up window (10 calls, or a fifth of
+  the warm-up if longer) is within 10 % of the timed median (warm-up too short to judge
+  — fewer than 10 calls — is a reason too, only when the protocol asked for no warm-up
+  seconds);
+- an adaptive run reached its target interval before its caps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from farm.protocol import Protocol
+
+MIN_SAMPLES = {"p90": 64, "p99": 662, "p99.9": 6623}
+WARMUP_WINDOW = 10
+WARMUP_MARGIN = 0.10
+
+
+@dataclass(frozen=True)
+class Verdict:
+    valid: bool
+    reasons: list[str]
+
+    @property
+    def label(self) -> str:
+        return "valid" if self.valid else "invalid"
+
+
+def judge(
+    stats: dict[str, Any],
+    protocol: Protocol,
+    warmup_ns: npt.NDArray[np.int64],
+    samples_ns: npt.NDArray[np.int64],
+    stop_reason: str,
+) -> Verdict:
+    reasons: list[str] = []
+    n = int(stats["n"])
+    for key, need in MIN_SAMPLES.items():
+        if key == "p99.9" and protocol.target_percentile < 99.9:
+            continue
+        if n < need:
+            reasons.append(f"{key} not supported: {n} samples, needs at least {need}")
+    if protocol.min_duration_s and stats["duration_s"] < protocol.min_duration_s:
+        reasons.append(
+            f"timed calls lasted {stats['duration_s']:.1f} s, below the minimum "
+            f"{protocol.min_duration_s} s ({stop_reason})"
+        )
+    if stats["cv"] > protocol.max_cv:
+        reasons.append(f"noisy: coefficient of variation {stats['cv']:.2f} above {protocol.max_cv}")
+    reasons.extend(_warmup_reasons(protocol, warmup_ns, samples_ns))
+    if protocol.target_ci is not None and stop_reason != "target reached":
+        reasons.append(
+            f"p{protocol.target_percentile:g} interval not within ±{protocol.target_ci:.1%} "
+            f"({stop_reason})"
+        )
+    return Verdict(valid=not reasons, reasons=reasons)
+
+
+def _warmup_reasons(
+    protocol: Protocol, warmup_ns: npt.NDArray[np.int64], samples_ns: npt.NDArray[np.int64]
+) -> list[str]:
+    if warmup_ns.size < WARMUP_WINDOW:
+        if protocol.warmup_s:
+            return []
+        return [f"warm-up too short to judge: {warmup_ns.size} calls, needs {WARMUP_WINDOW}"]
+    window = max(WARMUP_WINDOW, warmup_ns.size // 5)
+    tail = float(np.median(warmup_ns[-window:]))
+    timed = float(np.median(samples_ns))
+    if timed > 0 and tail > timed * (1 + WARMUP_MARGIN):
+        return [
+            f"warm-up not converged: last {window} warm-up calls' median {tail / 1e6:.2f} ms "
+            f"is {tail / timed - 1:.0%} above the timed median {timed / 1e6:.2f} ms"
+        ]
+    return []
