@@ -12,19 +12,13 @@ from rich.table import Table
 from cli.main import cli
 from cli.options import matrix_options, parse_cpus_option, pass_settings, pinning_options
 from cli.render import stdout_console
+from farm.errors import FarmError
 from farm.hardware import mixed_pools
 from farm.jobs import JobSpec, queue_for
-from farm.matrix import Matrix, load_matrix
+from farm.matrix import Matrix
 from farm.settings import Settings
 
 err = Console(stderr=True)
-
-
-def _load(
-    matrix: str, warmup: int | None, iterations: int | None, max_jobs: int
-) -> tuple[Matrix, list[JobSpec]]:
-    spec = load_matrix(matrix, warmup=warmup, iterations=iterations)
-    return spec, spec.expand(max_jobs=max_jobs)
 
 
 def _progress() -> Progress:
@@ -41,20 +35,12 @@ def _progress() -> Progress:
 @matrix_options
 @click.option("--wait", is_flag=True, help="Show a progress bar until every job has ended.")
 @pass_settings
-def submit(
-    settings: Settings,
-    matrix: str,
-    warmup: int | None,
-    iterations: int | None,
-    max_jobs: int,
-    wait: bool,
-) -> None:
+def submit(settings: Settings, spec: Matrix, jobs: list[JobSpec], wait: bool) -> None:
     """Validate MATRIX, store its campaign and jobs, and enqueue them for the workers."""
     from farm.db import repo
     from farm.db.session import check_database, session_factory, transaction
     from workers.app import check_broker, create_app, enqueue_jobs
 
-    spec, jobs = _load(matrix, warmup, iterations, max_jobs)
     check_database(settings.database_url)
     app = create_app(settings)
     check_broker(app, settings.broker_url)
@@ -75,15 +61,19 @@ def submit(
         f"campaign {campaign_id} ({spec.name}): {len(ids)} jobs queued on {', '.join(queues)}"
     )
     if wait:
-        _wait(factory, campaign_id, len(ids))
+        wait_for_campaign(factory, campaign_id, len(ids))
     click.echo(campaign_id)
 
 
-def _wait(factory: object, campaign_id: int, total: int) -> None:
+def wait_for_campaign(
+    factory: object, campaign_id: int, total: int, timeout: float | None = None
+) -> None:
+    """Progress bar until every job has ended (or the timeout, which is an error)."""
     from farm.db import repo
     from farm.db.models import TERMINAL_STATES
     from farm.db.session import transaction
 
+    start = time.monotonic()
     with _progress() as progress:
         task = progress.add_task(f"campaign {campaign_id}", total=total)
         while True:
@@ -96,6 +86,11 @@ def _wait(factory: object, campaign_id: int, total: int) -> None:
             )
             if done >= total:
                 return
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise FarmError(
+                    f"campaign {campaign_id}: {total - done} job(s) still unfinished after "
+                    f"{timeout:.0f} s; `farm status {campaign_id}` shows where they wait"
+                )
             time.sleep(1)
 
 
@@ -105,33 +100,39 @@ def _wait(factory: object, campaign_id: int, total: int) -> None:
 @pass_settings
 def run(
     settings: Settings,
-    matrix: str,
-    warmup: int | None,
-    iterations: int | None,
-    max_jobs: int,
+    spec: Matrix,
+    jobs: list[JobSpec],
     cpus: str | None,
     threads: int | None,
 ) -> None:
     """Run MATRIX here, in-process, with no broker (embedded mode), then print its report.
 
     Every job runs on this host whatever its pool; the database defaults to ./farm.db.
+    A matrix that asks for an allocator runs with it preloaded (one allocator per run).
     """
     from cli.render import print_table
     from farm.db import repo
     from farm.db.migrate import upgrade
     from farm.db.report import report_rows
     from farm.db.session import session_factory, transaction
+    from workers.allocator import ensure_allocator
     from workers.execute import WorkerContext, execute_job
     from workers.probe import host_fingerprint
     from workers.worker import pin
 
-    spec, jobs = _load(matrix, warmup, iterations, max_jobs)
+    allocators = sorted({job.allocator for job in jobs})
+    if len(allocators) > 1:
+        raise FarmError(
+            f"embedded mode preloads one allocator per run; this matrix asks for "
+            f"{', '.join(allocators)}: run one allocator at a time, or use workers"
+        )
+    ensure_allocator(allocators[0])  # may re-exec this process with LD_PRELOAD set
     count = pin(parse_cpus_option(cpus), threads)
     upgrade(settings.database_url)
     import torch
 
     torch.set_num_threads(count)
-    fingerprint = host_fingerprint()
+    fingerprint = host_fingerprint(allocators[0])
     name = f"embedded@{fingerprint['hostname']}"
     factory = session_factory(settings.database_url)
     with transaction(factory) as session:

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from farm.matrix import DEFAULT_MAX_JOBS
+from farm.matrix import DEFAULT_MAX_JOBS, load_matrix
+from farm.protocol import PROFILES
 from farm.settings import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, Settings, parse_cpu_list
 
 F = Callable[..., Any]
@@ -38,25 +39,55 @@ def pass_settings(fn: F) -> F:
 
 
 def matrix_options(fn: F) -> F:
-    """The matrix file plus protocol overrides, for `submit` and `run`."""
-    fn = click.option(
-        "--max-jobs",
-        type=click.IntRange(1),
-        default=DEFAULT_MAX_JOBS,
-        show_default=True,
-        help="Refuse a matrix that expands to more jobs.",
-    )(fn)
-    fn = click.option(
-        "--iterations",
-        type=click.IntRange(1, 1_000_000),
-        help="Override the matrix's timed calls per job.",
-    )(fn)
-    fn = click.option(
-        "--warmup",
-        type=click.IntRange(0, 100_000),
-        help="Override the matrix's warm-up calls per job.",
-    )(fn)
-    return click.argument("matrix", type=click.Path(dir_okay=False))(fn)
+    """MATRIX plus protocol overrides; the command receives the validated `spec` and `jobs`."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any,
+        matrix: str,
+        warmup: int | None,
+        iterations: int | None,
+        profile: str | None,
+        target_ci: float | None,
+        max_jobs: int,
+        **kwargs: Any,
+    ) -> Any:
+        spec = load_matrix(
+            matrix, warmup=warmup, iterations=iterations, profile=profile, target_ci=target_ci
+        )
+        return fn(*args, spec=spec, jobs=spec.expand(max_jobs=max_jobs), **kwargs)
+
+    options = [
+        click.argument("matrix", type=click.Path(dir_okay=False)),
+        click.option(
+            "--profile",
+            type=click.Choice(sorted(PROFILES)),
+            help="Measure with this protocol profile instead of the matrix's "
+            "(seed: 100 + 1,000 calls; quick; adaptive: until p99 is known to ±2 %).",
+        ),
+        click.option(
+            "--warmup", type=click.IntRange(0, 100_000), help="Override the warm-up calls."
+        ),
+        click.option(
+            "--iterations", type=click.IntRange(1, 1_000_000), help="Override the timed calls."
+        ),
+        click.option(
+            "--target-ci",
+            type=click.FloatRange(0.001, 0.5),
+            help="Adaptive: measure until the percentile's 95 % CI is within ± this fraction.",
+        ),
+        click.option(
+            "--max-jobs",
+            type=click.IntRange(1),
+            default=DEFAULT_MAX_JOBS,
+            show_default=True,
+            help="Refuse a matrix that expands to more jobs.",
+        ),
+    ]
+    decorated: F = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
 
 
 def pinning_options(fn: F) -> F:

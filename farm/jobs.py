@@ -48,6 +48,9 @@ class JobSpec(BaseModel):
     backend_options: dict[str, Any] = Field(default_factory=dict)
     pool: str
     allocator: Literal["default", "tcmalloc", "jemalloc"] = "default"  # preloaded by the worker
+    # Set only by `farm calibrate`: the same cell again, on one named worker.
+    repeat: int = Field(default=0, ge=0, le=1000)
+    worker: str | None = None
     protocol: Protocol = Field(default_factory=Protocol)
 
     def to_json(self) -> dict[str, Any]:
@@ -64,7 +67,7 @@ class JobSpec(BaseModel):
 
     @property
     def queue(self) -> str:
-        return queue_for(self.pool, self.allocator)
+        return direct_queue(self.worker) if self.worker else queue_for(self.pool, self.allocator)
 
     def runner_key(self) -> str:
         """Jobs with the same key can reuse one loaded model + backend runner."""
@@ -82,3 +85,8 @@ def queue_for(pool: str, allocator: str = "default") -> str:
     for the allocator, which only workers started with `--allocator` serve.
     """
     return f"farm.{pool}" if allocator == "default" else f"farm.{pool}.{allocator}"
+
+
+def direct_queue(worker: str) -> str:
+    """Every worker also serves a queue of its own, so a job can target one host."""
+    return f"farm.worker.{worker}"

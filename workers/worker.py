@@ -11,7 +11,7 @@ from celery.signals import worker_ready
 
 from farm.db import repo
 from farm.db.session import check_database, session_factory, transaction
-from farm.jobs import queue_for
+from farm.jobs import direct_queue, queue_for
 from farm.settings import Settings
 from workers.allocator import ensure_allocator
 from workers.app import check_broker, create_app
@@ -40,10 +40,6 @@ def default_name(pool: str) -> str:
 def worker_queues(pool: str, allocator: str, name: str) -> list[str]:
     """The pool's queue for this allocator, and a queue of its own (for `farm calibrate`)."""
     return [queue_for(pool, allocator), direct_queue(name)]
-
-
-def direct_queue(name: str) -> str:
-    return f"farm.worker.{name}"
 
 
 def run_worker(

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from farm.db.models import TERMINAL_STATES, Campaign, Job, Result, Worker, utcnow
+from farm.db.models import TERMINAL_STATES, Calibration, Campaign, Job, Result, Worker, utcnow
 from farm.errors import NotFound
 from farm.jobs import JobSpec
 
@@ -169,3 +169,20 @@ def waiting_by_queue(session: Session, campaign_id: int) -> dict[tuple[str, str]
         .group_by(Job.pool, Job.queue)
     )
     return {(pool, queue): n for pool, queue, n in rows}
+
+
+def record_calibration(session: Session, **fields: Any) -> Calibration:
+    row = Calibration(**fields)
+    session.add(row)
+    return row
+
+
+def latest_noise(session: Session, pool: str) -> float | None:
+    """The pool's noise floor: the largest of its hosts' latest mean noise."""
+    rows = session.scalars(
+        select(Calibration).where(Calibration.pool == pool).order_by(Calibration.id.desc())
+    )
+    latest: dict[str, float] = {}
+    for row in rows:
+        latest.setdefault(row.worker, row.mean_noise)
+    return max(latest.values()) if latest else None
