@@ -6,12 +6,18 @@ error names the field path and what is allowed.
 
 from __future__ import annotations
 
-import itertools
+import json
+import math
+import os
+import stat
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,11 +31,19 @@ from pydantic import (
 from farm.backends import validate_options
 from farm.errors import MatrixError
 from farm.jobs import JobSpec, ModelSpec
+from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 MAX_MATRIX_BYTES = 1 << 20
 DEFAULT_MAX_JOBS = 10_000
+# BERT-style models see 512 tokens; 20,000 characters is thousands of tokens already, and
+# every job stores its input, so a longer text is a mistake (or an attack on the database).
+MAX_INPUT_CHARS = 20_000
+MAX_YAML_DEPTH = 64
+MAX_EXCLUDES = 1000
+# The axes in expansion order and the CellMatch field each one is matched by.
+_AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator")
 
 Allocator = Literal["default", "tcmalloc", "jemalloc"]
 
@@ -39,6 +53,18 @@ def _default_allocators() -> list[Allocator]:
 
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+
+def _input_length(text: str) -> str:
+    if len(text) > MAX_INPUT_CHARS:
+        raise ValueError(
+            f"{len(text)} characters, over the limit of {MAX_INPUT_CHARS} "
+            "(BERT-style models see at most 512 tokens)"
+        )
+    return text
+
+
+InputText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_input_length)]
 
 
 class BackendEntry(BaseModel):
@@ -109,9 +135,7 @@ class Matrix(BaseModel):
     name: Name
     task: Literal["text-classification"] = "text-classification"
     models: list[ModelSpec] = Field(min_length=1, max_length=100)
-    inputs: dict[Name, Annotated[str, StringConstraints(min_length=1, max_length=100_000)]] = Field(
-        min_length=1, max_length=100
-    )
+    inputs: dict[Name, InputText] = Field(min_length=1, max_length=100)
     batch_sizes: list[Annotated[StrictInt, Field(ge=1, le=1024)]] = Field(
         min_length=1, max_length=32
     )
@@ -122,7 +146,7 @@ class Matrix(BaseModel):
     allocators: list[Allocator] = Field(default_factory=_default_allocators, min_length=1)
     protocol: Protocol = Field(default_factory=Protocol)
     protocol_overrides: list[ProtocolOverride] = Field(default_factory=list, max_length=100)
-    exclude: list[Exclude] = Field(default_factory=list)
+    exclude: list[Exclude] = Field(default_factory=list, max_length=MAX_EXCLUDES)
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -156,79 +180,126 @@ class Matrix(BaseModel):
         return value
 
     def product_size(self) -> int:
-        return (
-            len(self.models)
-            * len(self.inputs)
-            * len(self.batch_sizes)
-            * len(self.backends)
-            * len(self.pools)
-            * len(self.allocators)
-        )
+        return math.prod(len(axis) for axis in self._axes())
+
+    def _axes(self) -> list[list[Any]]:
+        """Each dimension in expansion order, repeats dropped: duplicate cells collapse."""
+
+        def distinct(items: Sequence[Any], key: Callable[[Any], Hashable]) -> list[Any]:
+            kept: dict[Hashable, Any] = {}
+            for item in items:
+                kept.setdefault(key(item), item)
+            return list(kept.values())
+
+        return [
+            distinct(self.models, lambda m: m.model_dump_json()),
+            distinct(self.backends, lambda b: json.dumps([b.name, b.options], sort_keys=True)),
+            list(self.inputs.items()),
+            distinct(self.batch_sizes, lambda b: b),
+            distinct(self.pools, lambda p: p),
+            distinct(self.allocators, lambda a: a),
+        ]
 
     def expand(self, max_jobs: int = DEFAULT_MAX_JOBS) -> list[JobSpec]:
         """Deterministic expansion (matrix order); duplicate cells collapse to one job.
 
-        The limit counts jobs left after excludes; a product far beyond it is refused
-        before any cell is built, so a matrix bomb costs nothing.
+        The limit counts jobs left after excludes. They are counted on a boolean mask,
+        one model at a time, before any job is built, so a matrix bomb (a huge product, a
+        long list of repeats or of excludes) is refused in milliseconds.
         """
-        size = self.product_size()
+        axes = self._axes()
+        shape = tuple(len(axis) for axis in axes)
+        size = math.prod(shape)
         if size > max(100 * max_jobs, 1_000_000):
             raise MatrixError(
                 f"matrix {self.name!r} has {size} cells before excludes, over the limit of "
                 f"{max_jobs} jobs; split it or raise the limit with --max-jobs"
             )
-        jobs: dict[str, JobSpec] = {}
-        used = [False] * len(self.exclude)
-        # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
-        cells = itertools.product(
-            self.models,
-            self.backends,
-            self.inputs.items(),
-            self.batch_sizes,
-            self.pools,
-            self.allocators,
-        )
-        for model, backend, (input_name, text), batch, pool, allocator in cells:
-            job = JobSpec(
-                model=model,
-                task=self.task,
-                input_name=input_name,
-                input_text=text,
-                batch_size=batch,
-                batching=self.batching,
-                backend=backend.name,
-                backend_options=backend.options,
-                pool=pool,
-                allocator=allocator,
-                protocol=self.protocol,
-            )
-            for override in self.protocol_overrides:
-                if override.matches(job):
-                    job = job.model_copy(update={"protocol": self._protocol_with(override)})
-            hits = [i for i, ex in enumerate(self.exclude) if ex.matches(job)]
-            for i in hits:
-                used[i] = True
-            if hits:
-                continue
-            jobs.setdefault(job.cell_key(), job)
-            if len(jobs) > max_jobs:
-                raise MatrixError(
-                    f"matrix {self.name!r} expands to more than {max_jobs} jobs "
-                    f"({size} cells before excludes); split it or raise the limit with --max-jobs"
+        labels = [
+            [m.name for m in axes[0]],
+            [b.name for b in axes[1]],
+            [name for name, _ in axes[2]],
+            *axes[3:],
+        ]
+        selections = []
+        for i, ex in enumerate(self.exclude):
+            wanted = ex._wanted()
+            sel = [
+                np.array(
+                    [k for k, v in enumerate(vals) if v == wanted[f]]
+                    if f in wanted
+                    else range(len(vals)),
+                    dtype=np.intp,
                 )
-        unused = [i for i, hit in enumerate(used) if not hit]
-        if unused:
-            raise MatrixError(
-                f"exclude.{unused[0]} matches no cell of matrix {self.name!r}: "
-                f"{self.exclude[unused[0]].model_dump(exclude_none=True)} (a typo?)"
-            )
-        if not jobs:
+                for f, vals in zip(_AXIS_FIELDS, labels, strict=True)
+            ]
+            if any(s.size == 0 for s in sel):
+                raise MatrixError(
+                    f"exclude.{i} matches no cell of matrix {self.name!r}: {wanted} (a typo?)"
+                )
+            selections.append((set(sel[0].tolist()), np.ix_(*sel[1:])))
+        kept: list[tuple[int, np.ndarray]] = []
+        count = 0
+        for m in range(shape[0]):
+            mask = np.ones(shape[1:], dtype=bool)
+            for models, index in selections:
+                if m in models:
+                    mask[index] = False
+            count += int(mask.sum())
+            if count <= max_jobs:
+                kept.append((m, np.flatnonzero(mask)))
+        if count == 0:
             raise MatrixError(f"matrix {self.name!r} has no jobs left after its excludes")
+        if count > max_jobs:
+            raise MatrixError(
+                f"matrix {self.name!r} expands to {count} jobs ({size} cells before excludes), "
+                f"more than {max_jobs} jobs; split it or raise the limit with --max-jobs"
+            )
+        jobs: dict[str, JobSpec] = {}
+        # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
+        for m, flat in kept:
+            for b, i, s, p, a in zip(*np.unravel_index(flat, shape[1:]), strict=True):
+                backend = axes[1][b]
+                input_name, text = axes[2][i]
+                job = JobSpec(
+                    model=axes[0][m],
+                    task=self.task,
+                    input_name=input_name,
+                    input_text=text,
+                    batch_size=axes[3][s],
+                    batching=self.batching,
+                    backend=backend.name,
+                    backend_options=backend.options,
+                    pool=axes[4][p],
+                    allocator=axes[5][a],
+                    protocol=self.protocol,
+                )
+                for override in self.protocol_overrides:
+                    if override.matches(job):
+                        job = job.model_copy(update={"protocol": self._protocol_with(override)})
+                jobs.setdefault(job.cell_key(), job)
         return list(jobs.values())
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key given twice (PyYAML silently keeps the last)."""
+    """The safe loader, refusing a key given twice (PyYAML silently keeps the last) and
+    nesting deeper than MAX_YAML_DEPTH (the composer recurses: `[[[[...` would overflow)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_YAML_DEPTH} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -239,7 +310,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} appears twice (line {mark.line + 1})", mark
                 )
-            seen.add(key)
+            if isinstance(key, str):  # other keys: the base class refuses unhashable ones
+                seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -268,13 +340,28 @@ def parse_matrix(data: Any, source: str = "matrix") -> Matrix:
         raise MatrixError(f"{source}: invalid matrix: {_format_error(exc)}") from None
 
 
-def load_matrix(path: str | Path, **protocol_overrides: Any) -> Matrix:
-    """Read and validate a matrix file (safe YAML loader only); apply CLI protocol overrides."""
-    p = Path(path)
+def _read_bounded(p: Path) -> bytes:
+    """At most MAX_MATRIX_BYTES + 1 bytes of a regular file (/dev/zero or a FIFO would hang)."""
     try:
-        raw = p.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; no effect on regular files.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise MatrixError(f"cannot read matrix file {str(p)!r}: not a regular file")
+            return fh.read(MAX_MATRIX_BYTES + 1)
     except OSError as exc:
         raise MatrixError(f"cannot read matrix file {str(p)!r}: {exc.strerror}") from None
+
+
+def load_matrix(
+    path: str | Path, *, model_roots: Sequence[Path] | None = None, **protocol_overrides: Any
+) -> Matrix:
+    """Read and validate a matrix file (safe YAML loader only); apply CLI protocol overrides.
+
+    Model entries that are paths must lie under `model_roots` (default: FARM_MODEL_ROOTS).
+    """
+    p = Path(path)
+    raw = _read_bounded(p)
     if len(raw) > MAX_MATRIX_BYTES:
         raise MatrixError(f"{p}: matrix file is over {MAX_MATRIX_BYTES} bytes")
     try:
@@ -288,6 +375,9 @@ def load_matrix(path: str | Path, **protocol_overrides: Any) -> Matrix:
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise MatrixError(f"{p}: malformed YAML{at}: {problem}") from None
+    except (ValueError, RecursionError) as exc:  # a constructor's int(), date(), float()
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MatrixError(f"{p}: malformed YAML: {reason}") from None
     overrides = {k: v for k, v in protocol_overrides.items() if v is not None}
     if overrides and isinstance(data, dict):
         protocol = data.get("protocol") or {}
@@ -297,4 +387,10 @@ def load_matrix(path: str | Path, **protocol_overrides: Any) -> Matrix:
             if "profile" in overrides:  # a profile from the command line replaces the file's
                 protocol = {}
             data["protocol"] = {**protocol, **overrides}
-    return parse_matrix(data, source=str(p))
+    matrix = parse_matrix(data, source=str(p))
+    if model_roots is None:
+        from farm.settings import model_roots as roots_from_env
+
+        model_roots = roots_from_env()
+    check_model_paths((m.name for m in matrix.models), model_roots, str(p))
+    return matrix

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///farm.db"
@@ -19,6 +21,8 @@ class Settings:
     visibility_timeout_s: int = 6 * 3600
     # A worker that has not been seen for this long is reported as not live.
     worker_ttl_s: int = 120
+    # Model entries that are filesystem paths must lie under one of these (FARM_MODEL_ROOTS).
+    model_roots: tuple[Path, ...] = field(default_factory=lambda: model_roots())
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -31,8 +35,33 @@ class Settings:
             values["visibility_timeout_s"] = int(env["FARM_VISIBILITY_TIMEOUT"])
         if env.get("FARM_WORKER_TTL"):
             values["worker_ttl_s"] = int(env["FARM_WORKER_TTL"])
+        values["model_roots"] = model_roots(env)
         values.update({k: v for k, v in overrides.items() if v})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def hf_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where huggingface_hub keeps downloads (its lookup order, without importing it)."""
+    env = os.environ if env is None else env
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(var):
+            return Path(env[var]).expanduser()
+    if env.get("HF_HOME"):
+        return Path(env["HF_HOME"]).expanduser() / "hub"
+    cache = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path("~/.cache")
+    return cache.expanduser() / "huggingface" / "hub"
+
+
+def model_roots(env: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """FARM_MODEL_ROOTS (colon-separated), else the current directory and the HF cache.
+
+    A matrix may only name model directories under these, so a submitted matrix cannot
+    make a worker load (and report on) arbitrary files such as ~/.ssh or /etc.
+    """
+    env = os.environ if env is None else env
+    listed = [r for r in env.get("FARM_MODEL_ROOTS", "").split(":") if r.strip()]
+    roots = [Path(r).expanduser() for r in listed] or [Path.cwd(), hf_cache_dir(env)]
+    return tuple(r if r.is_absolute() else Path.cwd() / r for r in roots)
 
 
 def mask_url(url: str) -> str:
