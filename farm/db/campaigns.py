@@ -1,0 +1,153 @@
+"""Campaign administration: cancel, retry, re-run and delete.
+
+Each function runs inside the caller's transaction and changes rows only; sending
+messages is the caller's business, after commit, so a worker never receives a message
+for a row it cannot see yet. A retry that cannot be sent is undone with `undo_retry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from pydantic import ValidationError
+from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from farm.db import repo
+from farm.db.models import Campaign, Job, Result, utcnow
+from farm.errors import FarmError
+from farm.jobs import JobSpec, queue_for
+
+PREVIOUS = "previous attempt: "
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    campaign_id: int
+    name: str
+    cancelled: int
+    running: int
+
+
+@dataclass(frozen=True)
+class Retried:
+    """Jobs put back to `queued`, the (job id, queue) messages to send, and what to restore."""
+
+    campaign_id: int
+    name: str
+    messages: list[tuple[int, str]]
+    previous: dict[int, tuple[str | None, datetime | None]] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Summary:
+    campaign_id: int
+    name: str
+    jobs: int
+    running: int
+    results: int
+
+
+def _queue(job: Job) -> str:
+    # Jobs stored before the queue column have "": their pool's queue.
+    return job.queue or queue_for(job.pool)
+
+
+def _count(session: Session, *where: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(Job).where(*where)) or 0)
+
+
+def cancel_campaign(session: Session, ref: str) -> Cancelled:
+    """Queued jobs become `cancelled`; running ones finish (a worker refuses terminal jobs).
+
+    One UPDATE ... WHERE state = 'queued': a job a worker claims meanwhile is locked by the
+    claim and re-checked after it, so it stays running rather than being cancelled mid-run.
+    """
+    campaign = repo.find_campaign(session, ref)
+    done = session.execute(
+        update(Job)
+        .where(Job.campaign_id == campaign.id, Job.state == "queued")
+        .values(state="cancelled", finished_at=utcnow(), error="cancelled by `farm cancel`")
+    )
+    cancelled = cast(CursorResult[Any], done).rowcount
+    running = _count(session, Job.campaign_id == campaign.id, Job.state == "running")
+    return Cancelled(campaign.id, campaign.name, cancelled, running)
+
+
+def retry_campaign(session: Session, ref: str) -> Retried:
+    """Failed jobs back to `queued`; attempts are kept and the last reason is kept as
+    "previous attempt: ..." in `error` until the next attempt ends."""
+    campaign = repo.find_campaign(session, ref)
+    failed = session.scalars(
+        select(Job)
+        .where(Job.campaign_id == campaign.id, Job.state == "failed")
+        .order_by(Job.id)
+        .with_for_update()
+    ).all()
+    previous: dict[int, tuple[str | None, datetime | None]] = {}
+    for job in failed:
+        previous[job.id] = (job.error, job.finished_at)
+        reason = (job.error or "unknown").removeprefix(PREVIOUS)
+        job.state = "queued"
+        job.error = (PREVIOUS + reason)[: repo.MAX_ERROR_CHARS]
+        job.finished_at = None
+    return Retried(campaign.id, campaign.name, [(j.id, _queue(j)) for j in failed], previous)
+
+
+def undo_retry(session: Session, retried: Retried) -> int:
+    """Put jobs of a retry whose messages could not be sent back to `failed`, as they were.
+
+    A job a worker already took (a message did get through) is left alone.
+    """
+    restored = 0
+    for job_id, (error, finished_at) in retried.previous.items():
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is not None and job.state == "queued":
+            job.state, job.error, job.finished_at = "failed", error, finished_at
+            restored += 1
+    return restored
+
+
+def rerun_campaign(session: Session, ref: str, pool: str) -> tuple[Campaign, int]:
+    """A new campaign with the same cells on `pool` (cells that differed only by pool
+    collapse); returns it and the id of the campaign it re-runs."""
+    old = repo.find_campaign(session, ref)
+    specs: dict[str, JobSpec] = {}
+    for job in repo.campaign_jobs(session, old.id):
+        try:
+            spec = JobSpec.model_validate({**job.spec, "pool": pool})
+        except ValidationError as exc:
+            raise FarmError(
+                f"job {job.id} of campaign {old.id} cannot be re-run: its stored spec does not "
+                f"validate ({exc.errors()[0]['msg']}); was it written by another Farm version?"
+            ) from None
+        specs.setdefault(spec.cell_key(), spec)
+    matrix = {**old.matrix, "pools": [pool], "rerun_of": old.id}
+    return repo.create_campaign(session, old.name, matrix, list(specs.values())), old.id
+
+
+def describe(session: Session, ref: str) -> Summary:
+    campaign = repo.find_campaign(session, ref)
+    in_campaign = Job.campaign_id == campaign.id
+    results = session.scalar(select(func.count()).select_from(Result).join(Job).where(in_campaign))
+    return Summary(
+        campaign.id,
+        campaign.name,
+        _count(session, in_campaign),
+        _count(session, in_campaign, Job.state == "running"),
+        int(results or 0),
+    )
+
+
+def delete_campaign(session: Session, campaign_id: int) -> None:
+    """The campaign, its jobs and their results; a message still queued for one of its jobs
+    is dropped by the worker (unknown job)."""
+    jobs = select(Job.id).where(Job.campaign_id == campaign_id)
+    for stmt in (
+        delete(Result).where(Result.job_id.in_(jobs)),
+        delete(Job).where(Job.campaign_id == campaign_id),
+        delete(Campaign).where(Campaign.id == campaign_id),
+    ):
+        session.execute(stmt.execution_options(synchronize_session=False))

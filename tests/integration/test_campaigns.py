@@ -1,0 +1,187 @@
+"""Cancel, retry, re-run and delete against the real PostgreSQL and SQLite (embedded mode)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from farm.db import campaigns, repo
+from farm.db.models import Campaign, Job, Result
+from farm.db.session import session_factory, transaction
+from farm.errors import NotFound
+from farm.jobs import JobSpec, ModelSpec
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["migrated_pg", "sqlite_url"])
+def factory(request: pytest.FixtureRequest) -> sessionmaker[Session]:
+    url = request.getfixturevalue(request.param)
+    if request.param == "sqlite_url":
+        from farm.db.migrate import upgrade
+
+        upgrade(url)
+    return session_factory(url)
+
+
+def _spec(pool: str = "a", batch: int = 1) -> JobSpec:
+    return JobSpec(
+        model=ModelSpec(name="m"),
+        input_name="short",
+        input_text="hello",
+        batch_size=batch,
+        backend="pytorch",
+        pool=pool,
+    )
+
+
+def _result() -> dict[str, object]:
+    return dict(
+        worker="w",
+        host="h",
+        tokens=3,
+        n=2,
+        mean_ms=1.0,
+        std_ms=0.1,
+        min_ms=0.9,
+        max_ms=1.1,
+        p50_ms=1.0,
+        p90_ms=1.1,
+        p99_ms=1.1,
+        samples=b"F1",
+        model_identity={},
+        environment={},
+        setup_s=0.0,
+        measure_s=0.1,
+    )
+
+
+def _campaign(factory: sessionmaker[Session], states: list[str], name: str = "c") -> list[int]:
+    """A campaign whose jobs (batch 1, 2, ...) are in the given states; returns job ids."""
+    with transaction(factory) as s:
+        specs = [_spec(batch=i + 1) for i in range(len(states))]
+        campaign = repo.create_campaign(s, name, {"name": name, "pools": ["a"]}, specs)
+        for job, state in zip(campaign.jobs, states, strict=True):
+            job.state = state
+            job.attempts = 0 if state == "queued" else 1
+            if state == "failed":
+                job.error = f"ModelResolutionError: boom {job.id}"
+            if state == "succeeded":
+                s.add(Result(job_id=job.id, **_result()))
+        return [job.id for job in campaign.jobs]
+
+
+def _jobs(factory: sessionmaker[Session], ids: list[int]) -> list[Job]:
+    with transaction(factory) as s:
+        return [s.get_one(Job, i) for i in ids]
+
+
+def test_cancel_marks_queued_jobs_and_leaves_the_rest(factory: sessionmaker[Session]) -> None:
+    ids = _campaign(factory, ["queued", "queued", "running", "succeeded", "failed"])
+    with transaction(factory) as s:
+        done = campaigns.cancel_campaign(s, "c")
+    assert (done.cancelled, done.running, done.name) == (2, 1, "c")
+    jobs = _jobs(factory, ids)
+    assert [j.state for j in jobs] == ["cancelled", "cancelled", "running", "succeeded", "failed"]
+    assert jobs[0].finished_at is not None and "farm cancel" in (jobs[0].error or "")
+    with transaction(factory) as s:
+        again = campaigns.cancel_campaign(s, str(done.campaign_id))
+    assert (again.cancelled, again.running) == (0, 1)
+
+
+def test_retry_requeues_failed_jobs_keeping_the_reason(factory: sessionmaker[Session]) -> None:
+    ids = _campaign(factory, ["failed", "succeeded", "failed", "cancelled"])
+    with transaction(factory) as s:
+        retried = campaigns.retry_campaign(s, "c")
+    assert retried.messages == [(ids[0], "farm.a"), (ids[2], "farm.a")]
+    jobs = _jobs(factory, ids)
+    assert [j.state for j in jobs] == ["queued", "succeeded", "queued", "cancelled"]
+    assert jobs[0].error == f"previous attempt: ModelResolutionError: boom {ids[0]}"
+    assert jobs[0].attempts == 1 and jobs[0].finished_at is None
+    # A second retry of the same reason does not stack prefixes.
+    with transaction(factory) as s:
+        job = s.get_one(Job, ids[0])
+        job.state = "failed"
+    with transaction(factory) as s:
+        assert campaigns.retry_campaign(s, "c").messages == [(ids[0], "farm.a")]
+    assert _jobs(factory, ids)[0].error == f"previous attempt: ModelResolutionError: boom {ids[0]}"
+
+
+def test_undo_retry_restores_failed_jobs_not_taken(factory: sessionmaker[Session]) -> None:
+    ids = _campaign(factory, ["failed", "failed"])
+    before = _jobs(factory, ids)
+    with transaction(factory) as s:
+        retried = campaigns.retry_campaign(s, "c")
+    with transaction(factory) as s:
+        s.get_one(Job, ids[1]).state = "running"  # a message got through before the failure
+    with transaction(factory) as s:
+        assert campaigns.undo_retry(s, retried) == 1
+    after = _jobs(factory, ids)
+    assert (after[0].state, after[0].error) == ("failed", before[0].error)
+    assert after[0].finished_at == before[0].finished_at
+    assert after[1].state == "running"
+
+
+def test_retry_with_nothing_failed(factory: sessionmaker[Session]) -> None:
+    _campaign(factory, ["succeeded", "queued"])
+    with transaction(factory) as s:
+        assert campaigns.retry_campaign(s, "c").messages == []
+
+
+def test_rerun_copies_the_cells_onto_another_pool(factory: sessionmaker[Session]) -> None:
+    with transaction(factory) as s:
+        specs = [_spec("a", 1), _spec("b", 1), _spec("a", 8)]
+        old = repo.create_campaign(s, "study", {"name": "study", "pools": ["a", "b"]}, specs)
+        s.add(Result(job_id=old.jobs[0].id, **_result()))
+        old.jobs[0].state = "succeeded"
+        old_id = old.id
+    with transaction(factory) as s:
+        new, source = campaigns.rerun_campaign(s, "study", "zen4")
+        new_id = new.id
+    assert source == old_id and new_id != old_id
+    with transaction(factory) as s:
+        found = s.get_one(Campaign, new_id)
+        jobs = repo.campaign_jobs(s, new_id)
+        assert found.name == "study"
+        assert found.matrix == {"name": "study", "pools": ["zen4"], "rerun_of": old_id}
+        # Cells that differed only by pool collapse: batch 1 on a and b is one cell on zen4.
+        assert [(j.pool, j.batch_size, j.state, j.queue) for j in jobs] == [
+            ("zen4", 1, "queued", "farm.zen4"),
+            ("zen4", 8, "queued", "farm.zen4"),
+        ]
+        assert [j.cell_key for j in jobs] == [
+            _spec("zen4", 1).cell_key(),
+            _spec("zen4", 8).cell_key(),
+        ]
+        assert [JobSpec.from_json(j.spec) for j in jobs] == [_spec("zen4", 1), _spec("zen4", 8)]
+        assert len(repo.campaign_jobs(s, old_id)) == 3  # the original is untouched
+
+
+def test_delete_removes_the_campaign_its_jobs_and_results(factory: sessionmaker[Session]) -> None:
+    keep = _campaign(factory, ["succeeded"], name="keep")
+    _campaign(factory, ["succeeded", "running", "queued"], name="gone")
+    with transaction(factory) as s:
+        summary = campaigns.describe(s, "gone")
+    assert (summary.jobs, summary.running, summary.results) == (3, 1, 1)
+    with transaction(factory) as s:
+        campaigns.delete_campaign(s, summary.campaign_id)
+    with transaction(factory) as s:
+        assert s.get(Campaign, summary.campaign_id) is None
+        assert s.scalar(select(func.count()).select_from(Job)) == 1
+        assert s.scalar(select(func.count()).select_from(Result)) == 1
+        assert [j.id for j in repo.campaign_jobs(s, repo.find_campaign(s, "keep").id)] == keep
+        with pytest.raises(NotFound):
+            repo.find_campaign(s, "gone")
+
+
+@pytest.mark.parametrize("action", ["cancel", "retry", "rerun", "describe"])
+def test_unknown_campaign(factory: sessionmaker[Session], action: str) -> None:
+    calls = {
+        "cancel": lambda s: campaigns.cancel_campaign(s, "nope"),
+        "retry": lambda s: campaigns.retry_campaign(s, "nope"),
+        "rerun": lambda s: campaigns.rerun_campaign(s, "nope", "a"),
+        "describe": lambda s: campaigns.describe(s, "nope"),
+    }
+    with transaction(factory) as s, pytest.raises(NotFound, match="unknown campaign 'nope'"):
+        calls[action](s)
