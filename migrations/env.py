@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import farm.db.pools  # noqa: F401  (the pool table and the report indexes)
 from farm.db.models import Base
 from farm.settings import Settings
 

@@ -6,6 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import farm.db.pools  # noqa: F401  (the pool table and the report indexes)
 from farm.db.migrate import current, upgrade
 from farm.db.models import Base
 from farm.db.session import get_engine
