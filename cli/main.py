@@ -35,7 +35,7 @@ def cli(verbose: bool) -> None:
 
 
 def main() -> None:
-    from cli import admin, calibrate, commands, reports, workers  # noqa: F401  (registers the commands)
+    from cli import admin, calibrate, commands, recover, reports, workers  # noqa: F401  (registers them)
 
     cli(prog_name="farm")
 

@@ -6,9 +6,9 @@ without torch; the runners that need torch live in `workers/backends/`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from farm.errors import MatrixError
 
@@ -31,9 +31,18 @@ class IpexOptions(BackendOptions):
     jit: StrictBool = True
 
 
+class SelftestOptions(BackendOptions):
+    """No model: each call spins the CPU for `work_ms`. For drills of the farm itself
+    (timeouts, killed workers, a backend that crashes its process with `crash: true`)."""
+
+    work_ms: Annotated[float, Field(ge=0, le=60_000)] = 1.0
+    crash: StrictBool = False
+
+
 OPTION_SCHEMAS: dict[str, type[BackendOptions]] = {
     "pytorch": PytorchOptions,
     "ipex": IpexOptions,
+    "selftest": SelftestOptions,
 }
 
 

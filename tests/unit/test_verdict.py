@@ -158,3 +158,21 @@ def test_warmup_faster_than_timed_calls_passes() -> None:
     """
     timed = steady(1000, ms=10)
     assert verdict_of(timed, SEED, warmup=steady(100, ms=5.0)) == (True, [])
+
+
+def test_a_run_that_met_its_minimum_duration_is_not_judged_below_it() -> None:
+    import time
+
+    from workers.measure import measure
+
+    def call() -> None:  # a 20 µs call, busy-waited so its length does not depend on the host
+        end = time.perf_counter_ns() + 20_000
+        while time.perf_counter_ns() < end:
+            pass
+
+    protocol = Protocol(warmup=10, iterations=100, min_duration_s=0.05, max_cv=10)
+    m = measure(call, protocol)
+    assert m.stop_reason == "minimum duration met"
+    stats = describe(m.samples_ns)
+    verdict = judge(stats, protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
+    assert not [r for r in verdict.reasons if r.startswith("timed calls lasted")], verdict.reasons

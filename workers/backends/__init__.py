@@ -9,6 +9,7 @@ from workers.backends.base import Backend
 
 _IMPLEMENTATIONS = {
     "pytorch": "workers.backends.pytorch:PytorchBackend",
+    "selftest": "workers.backends.selftest:SelftestBackend",
 }
 
 
