@@ -150,7 +150,11 @@ def run(
         ids = [job.id for job in campaign.jobs]
         campaign_id = campaign.id
     ctx = WorkerContext(
-        name=name, host=fingerprint["hostname"], fingerprint=fingerprint, threads=count
+        name=name,
+        host=fingerprint["hostname"],
+        fingerprint=fingerprint,
+        settings=settings,
+        threads=count,
     )
     with _progress() as progress:
         task = progress.add_task(f"campaign {campaign_id}", total=len(ids))

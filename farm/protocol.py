@@ -43,6 +43,8 @@ class Protocol(BaseModel):
     max_iterations: StrictInt | None = Field(default=None, ge=1, le=10_000_000)
     # Validity: a coefficient of variation above this marks the host as too noisy.
     max_cv: Seconds = Field(default=0.25, gt=0, le=10)
+    # The whole job (setup included) ends `failed: timeout` past this; the worker goes on.
+    timeout_s: Seconds | None = Field(default=None, gt=0, le=7 * 86_400)
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:

@@ -21,6 +21,14 @@ class Settings:
     visibility_timeout_s: int = 6 * 3600
     # A worker that has not been seen for this long is reported as not live.
     worker_ttl_s: int = 120
+    # A running job's lease is stale (its process presumed dead) after this long without
+    # a heartbeat; `farm recover` then sends it again.
+    lease_ttl_s: int = 60
+    # A job whose runs keep dying (e.g. a backend that segfaults) ends failed after this many.
+    max_attempts: int = 3
+    # Writing a result retries for about this long before spooling it to a local file.
+    result_retry_s: float = 30.0
+    spool_dir: str = "~/.cache/farm/spool"
     # Model entries that are filesystem paths must lie under one of these (FARM_MODEL_ROOTS).
     model_roots: tuple[Path, ...] = field(default_factory=lambda: model_roots())
 
@@ -31,13 +39,23 @@ class Settings:
             "database_url": env.get("FARM_DATABASE_URL") or DEFAULT_DATABASE_URL,
             "broker_url": env.get("FARM_BROKER_URL") or DEFAULT_BROKER_URL,
         }
-        if env.get("FARM_VISIBILITY_TIMEOUT"):
-            values["visibility_timeout_s"] = int(env["FARM_VISIBILITY_TIMEOUT"])
-        if env.get("FARM_WORKER_TTL"):
-            values["worker_ttl_s"] = int(env["FARM_WORKER_TTL"])
+        for key, var, kind in _NUMERIC_ENV:
+            if env.get(var):
+                values[key] = kind(env[var])
+        if env.get("FARM_SPOOL_DIR"):
+            values["spool_dir"] = env["FARM_SPOOL_DIR"]
         values["model_roots"] = model_roots(env)
         values.update({k: v for k, v in overrides.items() if v})
         return cls(**values)  # type: ignore[arg-type]
+
+
+_NUMERIC_ENV: tuple[tuple[str, str, type], ...] = (
+    ("visibility_timeout_s", "FARM_VISIBILITY_TIMEOUT", int),
+    ("worker_ttl_s", "FARM_WORKER_TTL", int),
+    ("lease_ttl_s", "FARM_LEASE_TTL", int),
+    ("max_attempts", "FARM_MAX_ATTEMPTS", int),
+    ("result_retry_s", "FARM_RESULT_RETRY", float),
+)
 
 
 def hf_cache_dir(env: Mapping[str, str] | None = None) -> Path:

@@ -43,17 +43,21 @@ def judge(
     warmup_ns: npt.NDArray[np.int64],
     samples_ns: npt.NDArray[np.int64],
     stop_reason: str,
+    timed_s: float | None = None,
 ) -> Verdict:
+    """`timed_s`: the timed phase's wall time (what min_duration_s bounds); defaults to
+    the sum of the call latencies, which leaves out the loop's own time between calls."""
     reasons: list[str] = []
+    duration = stats["duration_s"] if timed_s is None else timed_s
     n = int(stats["n"])
     for key, need in MIN_SAMPLES.items():
         if key == "p99.9" and protocol.target_percentile < 99.9:
             continue
         if n < need:
             reasons.append(f"{key} not supported: {n} samples, needs at least {need}")
-    if protocol.min_duration_s and stats["duration_s"] < protocol.min_duration_s:
+    if protocol.min_duration_s and duration < protocol.min_duration_s:
         reasons.append(
-            f"timed calls lasted {stats['duration_s']:.1f} s, below the minimum "
+            f"timed calls lasted {duration:.1f} s, below the minimum "
             f"{protocol.min_duration_s} s ({stop_reason})"
         )
     if stats["cv"] > protocol.max_cv:

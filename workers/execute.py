@@ -13,15 +13,19 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from farm.db import repo
 from farm.db.session import transaction
 from farm.jobs import JobSpec
+from farm.settings import Settings
 from farm.stats import describe, encode_samples
 from farm.verdict import judge
+from workers import spool
 from workers.backends import get_backend
 from workers.backends.base import Runner
+from workers.lease import JobTimeout, heartbeat, lease_alive, my_lease, time_limit
 from workers.measure import measure
 from workers.models import count_tokens
 from workers.probe import peak_rss_mb, run_environment
@@ -31,11 +35,12 @@ log = logging.getLogger("farm.worker")
 
 @dataclass
 class WorkerContext:
-    """Who is executing: recorded with each result."""
+    """Who is executing (recorded with each result) and the settings it runs under."""
 
     name: str
     host: str
     fingerprint: dict[str, Any]
+    settings: Settings
     threads: int | None = None
     _runner: tuple[str, Runner, float] | None = field(default=None, repr=False)
 
@@ -54,34 +59,56 @@ class WorkerContext:
 
 def execute_job(factory: sessionmaker[Session], job_id: int, ctx: WorkerContext) -> str:
     """Returns the job's final state as seen by this call ('skipped' if not ours to run)."""
+    lease, settings = my_lease(), ctx.settings
     with transaction(factory) as session:
-        spec = repo.claim_job(session, job_id, ctx.name)
+        claim = repo.claim_job(
+            session, job_id, ctx.name, lease, settings.lease_ttl_s, settings.max_attempts,
+            lease_alive,
+        )  # fmt: skip
         repo.touch_worker(session, ctx.name)
+    spec = claim.spec
     if spec is None:
-        log.warning("job %s is unknown or already finished; message dropped", job_id)
+        log.warning("job %s not run (%s); message dropped", job_id, claim.reason)
         return "skipped"
-    log.info(
-        "job %s: %s %s batch %s on %s",
-        job_id,
-        spec.model.label,
-        spec.input_name,
-        spec.batch_size,
-        spec.backend,
-    )
+    log.info("job %s: %s %s batch %s on %s", job_id, spec.model.label, spec.input_name,
+             spec.batch_size, spec.backend)  # fmt: skip
     try:
-        result = _measure_job(spec, ctx)
+        with (
+            heartbeat(factory, job_id, lease, max(1.0, settings.lease_ttl_s / 4)),
+            time_limit(spec.protocol.timeout_s),
+        ):
+            result = _measure_job(spec, ctx)
     except Exception as exc:  # any failure ends the job failed; the worker goes on
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = str(exc) if isinstance(exc, JobTimeout) else f"{type(exc).__name__}: {exc}"
         log.error("job %s failed: %s\n%s", job_id, reason, traceback.format_exc(limit=5))
         with transaction(factory) as session:
             repo.fail_job(session, job_id, reason)
         return "failed"
-    with transaction(factory) as session:
-        written = repo.complete_job(session, job_id, result)
-        repo.touch_worker(session, ctx.name)
-    if not written:
+    outcome = write_result(factory, job_id, result, settings)
+    if outcome == "duplicate":
         log.warning("job %s already had a result; this run's result was discarded", job_id)
-    return "succeeded"
+    return "spooled" if outcome == "spooled" else "succeeded"
+
+
+def write_result(
+    factory: sessionmaker[Session], job_id: int, result: dict[str, Any], settings: Settings
+) -> str:
+    """'written', 'duplicate', or 'spooled' when the database stayed away past the retries."""
+    deadline = time.monotonic() + settings.result_retry_s
+    delay = 0.5
+    while True:
+        try:
+            with transaction(factory) as session:
+                return "written" if repo.complete_job(session, job_id, result) else "duplicate"
+        except SQLAlchemyError as exc:
+            if time.monotonic() + delay > deadline:
+                path = spool.save(settings.spool_dir, job_id, result)
+                log.error("job %s: database unavailable (%s); result spooled to %s",
+                          job_id, type(exc).__name__, path)  # fmt: skip
+                return "spooled"
+            log.warning("job %s: database unavailable, retrying in %.1f s", job_id, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
 
 def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
@@ -90,7 +117,7 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
     tokens = count_tokens(runner.tokenizer, spec.input_text)
     m = measure(fn, spec.protocol)
     stats = describe(m.samples_ns, spec.batch_size)
-    verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason)
+    verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
     environment = {
         **run_environment(ctx.threads),
         "host": ctx.fingerprint,

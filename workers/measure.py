@@ -28,6 +28,7 @@ class Measurement:
     samples_ns: npt.NDArray[np.int64]
     wall_s: float
     stop_reason: str
+    timed_s: float = 0.0  # wall time of the timed phase, bookkeeping between calls included
 
     @property
     def first_call_ms(self) -> float:
@@ -50,6 +51,7 @@ def _warm_up(fn: Callable[[], Any], protocol: Protocol) -> npt.NDArray[np.int64]
 
 
 def _timed(fn: Callable[[], Any], protocol: Protocol) -> tuple[npt.NDArray[np.int64], str]:
+    """Timed calls until the protocol says stop; returns the samples and why it stopped."""
     clock = time.perf_counter_ns
     cap = protocol.call_cap
     min_ns = int(protocol.min_duration_s * NS)
@@ -88,8 +90,10 @@ def measure(fn: Callable[[], Any], protocol: Protocol) -> Measurement:
     start = time.perf_counter()
     try:
         warm = _warm_up(fn, protocol)
+        timed_start = time.perf_counter()
         samples, reason = _timed(fn, protocol)
+        end = time.perf_counter()
     finally:
         if was_enabled:
             gc.enable()
-    return Measurement(warm, samples, time.perf_counter() - start, reason)
+    return Measurement(warm, samples, end - start, reason, end - timed_start)

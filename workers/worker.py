@@ -8,11 +8,13 @@ import socket
 import threading
 
 from celery.signals import worker_ready
+from sqlalchemy.orm import Session, sessionmaker
 
 from farm.db import repo
 from farm.db.session import check_database, session_factory, transaction
 from farm.jobs import direct_queue, queue_for
 from farm.settings import Settings
+from workers import spool
 from workers.allocator import ensure_allocator
 from workers.app import check_broker, create_app
 from workers.execute import WorkerContext
@@ -75,11 +77,17 @@ def run_worker(
             hardware_class=fingerprint["hardware_class"],
         )
     ctx = WorkerContext(
-        name=name, host=fingerprint["hostname"], fingerprint=fingerprint, threads=count
+        name=name,
+        host=fingerprint["hostname"],
+        fingerprint=fingerprint,
+        settings=settings,
+        threads=count,
     )
     register_tasks(app, ctx, settings.database_url)
     # Started once the pool child exists, so no thread is running when Celery forks.
-    worker_ready.connect(lambda **_: _start_heartbeat(factory, name), weak=False)
+    worker_ready.connect(
+        lambda **_: _start_heartbeat(factory, name, settings.spool_dir), weak=False
+    )
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     app.worker_main(
         [
@@ -102,14 +110,15 @@ def run_worker(
     )
 
 
-def _start_heartbeat(factory: object, name: str) -> None:
-    """Keep `last_seen` fresh from the parent process, so `farm hosts` shows who is alive."""
+def _start_heartbeat(factory: sessionmaker[Session], name: str, spool_dir: str) -> None:
+    """From the parent: keep `last_seen` fresh and write results spooled during an outage."""
 
     def beat() -> None:
         while True:
             try:
-                with transaction(factory) as session:  # type: ignore[arg-type]
+                with transaction(factory) as session:
                     repo.touch_worker(session, name)
+                spool.flush(factory, spool_dir)
             except Exception as exc:  # the database may blip; keep serving
                 log.warning("heartbeat failed: %s", type(exc).__name__)
             threading.Event().wait(HEARTBEAT_S)

@@ -70,6 +70,12 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
+    # The lease of the process running the job ("host:pid") and its last heartbeat: a
+    # second delivery of a job a live process holds is dropped; a stale lease is recovered.
+    lease: Mapped[str | None] = mapped_column(String(300))
+    heartbeat_at: Mapped[datetime | None]
+    # Every ended attempt: {"attempt", "worker", "error", "at"}; reasons are never lost.
+    history: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -6,13 +6,24 @@ result and its `succeeded` state are written in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from farm.db.models import TERMINAL_STATES, Calibration, Campaign, Job, Result, Worker, utcnow
+from farm.db.models import (
+    TERMINAL_STATES,
+    Calibration,
+    Campaign,
+    Job,
+    Result,
+    Worker,
+    as_utc,
+    utcnow,
+)
 from farm.errors import NotFound
 from farm.jobs import JobSpec
 
@@ -58,17 +69,79 @@ def find_campaign(session: Session, ref: str | int | None) -> Campaign:
     return found
 
 
-def claim_job(session: Session, job_id: int, worker: str) -> JobSpec | None:
-    """Mark a job running for this worker; None when it is unknown or already finished."""
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of trying to start a job: its spec, or why it is not ours to run."""
+
+    spec: JobSpec | None
+    reason: str
+
+
+def _record(job: Job, error: str) -> None:
+    """Append the ended attempt to the job's history; old reasons are never lost."""
+    entry = {"attempt": job.attempts, "worker": job.worker, "error": error,
+             "at": utcnow().isoformat()}  # fmt: skip
+    job.history = [*(job.history or []), entry]
+
+
+def claim_job(
+    session: Session,
+    job_id: int,
+    worker: str,
+    lease: str = "",
+    ttl_s: float = 60,
+    max_attempts: int = 3,
+    lease_alive: Callable[[str], bool | None] | None = None,
+) -> Claim:
+    """Mark a job running under this process's lease, or say why not.
+
+    A job another live process holds is not run twice: its lease is alive when
+    `lease_alive` says so (same host: the pid exists) or, when that cannot tell, when its
+    heartbeat is younger than `ttl_s`. A job whose runs keep dying ends failed after
+    `max_attempts`.
+    """
     job = session.get(Job, job_id, with_for_update=True)
-    if job is None or job.state in TERMINAL_STATES:
-        return None
+    if job is None:
+        return Claim(None, "unknown job")
+    if job.state in TERMINAL_STATES:
+        return Claim(None, f"already {job.state}")
+    if job.state == "running" and job.lease and job.lease != lease:
+        if lease_held(job, ttl_s, lease_alive):
+            return Claim(None, f"held by live lease {job.lease}")
+        _record(job, f"worker lost while running it (lease {job.lease})")
+    if job.attempts >= max_attempts:
+        last = (job.history or [{}])[-1].get("error") or job.error or "unknown"
+        job.state = "failed"
+        job.error = f"gave up after {job.attempts} attempts; last: {last}"[:MAX_ERROR_CHARS]
+        job.finished_at = utcnow()
+        job.lease = None
+        return Claim(None, "gave up")
     job.state = "running"
     job.attempts += 1
     job.worker = worker
-    job.started_at = utcnow()
-    job.error = None
-    return JobSpec.from_json(job.spec)
+    job.lease = lease or None
+    job.started_at = job.heartbeat_at = utcnow()
+    return Claim(JobSpec.from_json(job.spec), "claimed")
+
+
+def lease_held(
+    job: Job, ttl_s: float, lease_alive: Callable[[str], bool | None] | None = None
+) -> bool:
+    """Is the process holding this running job alive? Its pid if it can tell, else its beat."""
+    alive = lease_alive(job.lease) if lease_alive and job.lease else None
+    if alive is not None:
+        return alive
+    beat = as_utc(job.heartbeat_at) if job.heartbeat_at else None
+    return beat is not None and (utcnow() - beat).total_seconds() < ttl_s
+
+
+def heartbeat_job(session: Session, job_id: int, lease: str) -> bool:
+    """Refresh the lease; False if the job is no longer held by it."""
+    job = session.get(Job, job_id)
+    if job is None or job.lease != lease or job.state != "running":
+        return False
+    job.heartbeat_at = utcnow()
+    return True
 
 
 def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> bool:
@@ -83,6 +156,7 @@ def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> bool:
     job.state = "succeeded"
     job.finished_at = utcnow()
     job.error = None
+    job.lease = None
     return True
 
 
@@ -90,9 +164,33 @@ def fail_job(session: Session, job_id: int, reason: str) -> None:
     job = session.get(Job, job_id, with_for_update=True)
     if job is None or job.state == "succeeded":
         return
+    _record(job, reason[:MAX_ERROR_CHARS])
     job.state = "failed"
     job.error = reason[:MAX_ERROR_CHARS]
     job.finished_at = utcnow()
+    job.lease = None
+
+
+def running_jobs(session: Session, campaign_id: int | None = None) -> list[Job]:
+    stmt = select(Job).where(Job.state == "running").order_by(Job.id)
+    if campaign_id is not None:
+        stmt = stmt.where(Job.campaign_id == campaign_id)
+    return list(session.scalars(stmt.with_for_update()))
+
+
+def requeue(session: Session, job: Job, why: str) -> None:
+    """Back to `queued` (its attempts and history kept) so it can be sent again."""
+    _record(job, why)
+    job.state = "queued"
+    job.lease = None
+    job.heartbeat_at = None
+
+
+def queued_jobs(session: Session, campaign_id: int | None = None) -> list[Job]:
+    stmt = select(Job).where(Job.state == "queued").order_by(Job.id)
+    if campaign_id is not None:
+        stmt = stmt.where(Job.campaign_id == campaign_id)
+    return list(session.scalars(stmt))
 
 
 def campaign_jobs(session: Session, campaign_id: int) -> list[Job]:

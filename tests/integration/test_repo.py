@@ -58,13 +58,14 @@ def test_job_lifecycle_writes_one_result(url_fixture: str, request: pytest.Fixtu
         campaign = repo.create_campaign(s, "c1", {}, [_spec("a"), _spec("b")])
         job_id = campaign.jobs[0].id
     with transaction(factory) as s:
-        spec = repo.claim_job(s, job_id, "w1")
-    assert spec == _spec("a")
+        claim = repo.claim_job(s, job_id, "w1", lease="h:1")
+    assert claim.spec == _spec("a") and claim.reason == "claimed"
     with transaction(factory) as s:
         assert repo.complete_job(s, job_id, _result()) is True
     with transaction(factory) as s:
         assert repo.complete_job(s, job_id, _result()) is False  # at most one result
-        assert repo.claim_job(s, job_id, "w2") is None  # a finished job is not run again
+        again = repo.claim_job(s, job_id, "w2")  # a finished job is not run again
+        assert again.spec is None and again.reason == "already succeeded"
         job = s.get(Job, job_id)
         assert job is not None and job.state == "succeeded" and job.attempts == 1
         assert s.scalar(select(func.count()).select_from(Result)) == 1

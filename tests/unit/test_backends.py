@@ -33,7 +33,7 @@ def job(**changes: Any) -> JobSpec:
 
 
 def test_known_backends() -> None:
-    assert known_backends() == ["ipex", "pytorch"]
+    assert known_backends() == ["ipex", "pytorch", "selftest"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,48 @@
+"""`selftest`: a backend with no model, for drills of the farm itself.
+
+Each timed call spins the CPU for `work_ms`; `crash: true` kills the process on the first
+call, as a segfaulting backend would. Tokens are counted by whitespace.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from farm.jobs import JobSpec
+from workers.backends.base import Backend, Runner
+
+
+class WhitespaceTokenizer:
+    def __call__(self, text: str) -> dict[str, list[str]]:
+        return {"input_ids": text.split()}
+
+
+class SpinRunner(Runner):
+    def __init__(self, spec: JobSpec) -> None:
+        self.identity = {"name": spec.model.name, "source": "selftest", "weights": "none",
+                         "tokenizer": "whitespace"}  # fmt: skip
+        self.tokenizer = WhitespaceTokenizer()
+
+    def bind(self, spec: JobSpec) -> Callable[[], Any]:
+        seconds = spec.backend_options["work_ms"] / 1000 * spec.batch_size
+        crash = spec.backend_options["crash"]
+
+        def call() -> None:
+            if crash:
+                os.kill(os.getpid(), signal.SIGKILL)
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+
+        return call
+
+
+class SelftestBackend(Backend):
+    name = "selftest"
+
+    def load(self, spec: JobSpec) -> Runner:
+        return SpinRunner(spec)
