@@ -1,23 +1,104 @@
-"""`farm report`: the table people compare, or CSV/JSON for machines."""
+"""`farm report` and `farm compare`: the tables people compare, and comparisons with verdicts."""
 
 from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from cli.main import cli
 from cli.options import pass_settings
-from cli.render import print_table, render
+from cli.render import render, stdout_console
 from farm.settings import Settings
+
+F = Callable[..., Any]
+REGRESSION_EXIT = 3  # `farm compare --fail-on-regression` found a significant slowdown
+
+
+def filter_options(fn: F) -> F:
+    """--model/--input/--batch/--backend/--pool, each repeatable: keep only these cells."""
+    for flag, kind, what in reversed(
+        (
+            ("--model", str, "a model label, e.g. distilbert-base-uncased"),
+            ("--input", str, "an input name"),
+            ("--batch", click.IntRange(1), "a batch size"),
+            ("--backend", str, "a backend name"),
+            ("--pool", str, "a pool"),
+        )
+    ):
+        fn = click.option(flag, multiple=True, type=kind, help=f"Only {what} (repeatable).")(fn)
+    return fn
+
+
+def make_filters(kwargs: dict[str, Any]) -> Any:
+    from farm.reporting import Filters
+
+    return Filters(
+        models=tuple(kwargs.pop("model")),
+        inputs=tuple(kwargs.pop("input")),
+        batches=tuple(kwargs.pop("batch")),
+        backends=tuple(kwargs.pop("backend")),
+        pools=tuple(kwargs.pop("pool")),
+    )
+
+
+def write_output(text: str | bytes, output: str | None) -> None:
+    if output is None:
+        if isinstance(text, bytes):
+            raise click.UsageError("this format is binary: give -o FILE")
+        click.echo(text, nl=False)
+        return
+    if isinstance(text, bytes):
+        with open(output, "wb") as bfh:
+            bfh.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    click.echo(f"wrote {output}", err=True)
+
+
+def parse_selector_option(value: str | None, flag: str) -> dict[str, str] | None:
+    from farm.reporting import ReportError, parse_selector
+
+    if value is None:
+        return None
+    try:
+        return parse_selector(value, flag)
+    except ReportError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
 
 
 @cli.command()
 @click.argument("campaigns", nargs=-1, required=True)
 @click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    type=click.Choice(["mean", "p50", "p90", "p99", "min", "max", "std", "throughput"]),
+    help="What each cell shows (repeatable, in order) [default: mean and p99].",
+)
+@filter_options
+@click.option(
+    "--baseline",
+    metavar="SELECTOR",
+    help="Add speed-up columns against this column, row by row: e.g. "
+    "'backend=pytorch,pool=icelake' (keys: backend, pool, allocator or a backend option).",
+)
+@click.option("--cost", is_flag=True, help="Add each cell's cost per million inferences.")
+@click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(["table", "markdown", "csv", "json", "html"]),
     default="table",
     show_default=True,
+    help="table/markdown/html: the blog's layout; csv: one line per cell (pandas-ready); "
+    "json: one object per job.",
+)
+@click.option(
+    "--per-job", is_flag=True, help="csv: one line per job (the raw report) rather than per cell."
 )
 @click.option(
     "-o",
@@ -26,22 +107,237 @@ from farm.settings import Settings
     help="Write to this file instead of standard output.",
 )
 @pass_settings
-def report(settings: Settings, campaigns: tuple[str, ...], fmt: str, output: str | None) -> None:
-    """Mean and p99 per model × input × batch × backend × pool for CAMPAIGNS (ids or names)."""
-    from farm.db import repo
-    from farm.db.report import report_rows
-    from farm.db.session import check_database, session_factory, transaction
+def report(
+    settings: Settings,
+    campaigns: tuple[str, ...],
+    metrics: tuple[str, ...],
+    baseline: str | None,
+    cost: bool,
+    fmt: str,
+    per_job: bool,
+    output: str | None,
+    **filter_kwargs: Any,
+) -> None:
+    """The blog's table for CAMPAIGNS (ids or names): rows model × input × batch, columns
+    backend@pool, cells mean / p99 ms, with validity flags, speed-ups and cost if asked.
 
+    Several campaigns are reported together: a cell measured by several jobs shows the
+    statistics of their pooled raw samples.
+    """
+    from farm.db.report import build_report, report_rows, resolve_campaigns
+    from farm.db.session import check_database, session_factory, transaction
+    from farm.reporting import DEFAULT_METRICS, tidy_rows
+
+    filters = make_filters(filter_kwargs)
+    base = parse_selector_option(baseline, "--baseline")
+    if fmt == "json" or (fmt == "csv" and per_job):
+        if base or metrics:
+            raise click.UsageError(
+                "--baseline and --metric shape the per-cell views; per-job output has every "
+                "job's own numbers"
+            )
+    elif per_job:
+        raise click.UsageError("--per-job goes with --format csv (json is always per job)")
     check_database(settings.database_url)
     with transaction(session_factory(settings.database_url)) as session:
-        ids = [repo.find_campaign(session, ref).id for ref in campaigns]
-        rows = report_rows(session, ids)
-    if fmt == "table" and not output:
-        print_table(rows)
-        return
-    text = render(rows, "csv" if fmt == "table" else fmt)
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        if fmt == "json" or per_job:
+            found = resolve_campaigns(session, campaigns)
+            rows = report_rows(session, [cid for cid, _ in found], filters)
+            if cost:
+                _job_costs(session, rows)
+            write_output(render(rows, fmt), output)
+            return
+        rep = build_report(session, campaigns, filters, metrics or DEFAULT_METRICS, base, cost)
+    if not any(c.results for c in rep.table.cells.values()):
+        click.echo(f"{rep.title} has no results yet; `farm status` tells more", err=True)
+    if fmt == "table":
+        if output:
+            from rich.console import Console
+
+            with open(output, "w", encoding="utf-8") as fh:
+                from cli.render import print_wide
+
+                print_wide(rep, Console(file=fh, width=250, no_color=True))
+            click.echo(f"wrote {output}", err=True)
+        else:
+            from cli.render import print_wide
+
+            print_wide(rep, stdout_console())
+    elif fmt == "markdown":
+        from cli.render import render_markdown
+
+        write_output(render_markdown(rep), output)
+    elif fmt == "csv":
+        from cli.render import render_csv
+
+        rows = tidy_rows(rep.table, cost=cost)
+        write_output(render_csv(rows), output)
     else:
-        click.echo(text, nl=False)
+        from cli.plot import chart_images
+        from cli.render import render_html
+
+        images = chart_images(rep.table, "p99" if "p99" in rep.table.metrics else None)
+        write_output(render_html(rep, images), output)
+
+
+def _job_costs(session: Any, rows: list[dict[str, Any]]) -> None:
+    from farm.db.pools import prices
+    from farm.reporting import cost_per_million
+
+    priced = prices(session, {r["pool"] for r in rows})
+    for row in rows:
+        price, currency = priced.get(row["pool"], (None, None))
+        row["price_per_hour"], row["currency"] = price, currency
+        row["cost_per_million"] = (
+            cost_per_million(price, row["mean_ms"], row["batch_size"])
+            if price is not None and row["mean_ms"] is not None
+            else None
+        )
+
+
+def _pair_option(value: str | None, flag: str, key: str) -> tuple[dict[str, str], dict[str, str]]:
+    if value is None:
+        return {}, {}
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise click.BadParameter(f"expected two {key}s separated by a comma", param_hint=flag)
+    return {key: parts[0]}, {key: parts[1]}
+
+
+def _threshold(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter("a fraction (0.05) or a percentage (5%)") from None
+    if not 0 <= number < 1:
+        raise click.BadParameter("between 0 and 1 (or 0% and 100%)")
+    return number
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b", required=False)
+@click.option("--a", "a_sel", metavar="SELECTOR", help="Narrow side A, e.g. 'pool=icelake'.")
+@click.option("--b", "b_sel", metavar="SELECTOR", help="Narrow side B, e.g. 'pool=zen4'.")
+@click.option("--pools", metavar="A,B", help="Shorthand for --a pool=A --b pool=B.")
+@click.option("--backends", metavar="A,B", help="Shorthand for --a backend=A --b backend=B.")
+@click.option(
+    "--metric",
+    type=click.Choice(["mean", "p50", "p90", "p99"]),
+    default="mean",
+    show_default=True,
+    help="The statistic whose ratio B/A is the effect.",
+)
+@click.option(
+    "--threshold",
+    callback=_threshold,
+    help="Smallest effect that counts, e.g. 0.05 or 5% [default: the pools' calibrated "
+    "noise floor when known, else 3%].",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="Significance level of the Mann-Whitney U test.",
+)
+@filter_options
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=50,
+    show_default=True,
+    help="Show (and test) at most this many cells, the largest effects; 0: all.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True))
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help=f"Exit with status {REGRESSION_EXIT} when any cell is significantly slower in B.",
+)
+@pass_settings
+def compare(
+    settings: Settings,
+    a: str,
+    b: str | None,
+    a_sel: str | None,
+    b_sel: str | None,
+    pools: str | None,
+    backends: str | None,
+    metric: str,
+    threshold: float | None,
+    alpha: float,
+    limit: int,
+    fmt: str,
+    output: str | None,
+    fail_on_regression: bool,
+    **filter_kwargs: Any,
+) -> None:
+    """Compare the same cells in A and B: ratio B/A, Mann-Whitney U test, verdict.
+
+    A and B are campaigns (B defaults to A); --a/--b narrow each side, so one campaign's
+    two pools or backends compare too. Cells match on model weights, input text, batch,
+    batching, backend and options, allocator, measure mode and pool, less what the
+    selectors vary. A verdict needs p < ALPHA and an effect above the threshold:
+    faster, slower, or no significant difference.
+    """
+    from farm.db.compare import compare as do_compare
+    from farm.db.session import check_database, session_factory, transaction
+
+    filters = make_filters(filter_kwargs)
+    sel_a = parse_selector_option(a_sel, "--a") or {}
+    sel_b = parse_selector_option(b_sel, "--b") or {}
+    for value, flag, key in ((pools, "--pools", "pool"), (backends, "--backends", "backend")):
+        extra_a, extra_b = _pair_option(value, flag, key)
+        if (set(extra_a) & set(sel_a)) or (set(extra_b) & set(sel_b)):
+            raise click.UsageError(f"{flag} and --a/--b both name {key}")
+        sel_a.update(extra_a)
+        sel_b.update(extra_b)
+    check_database(settings.database_url)
+    with transaction(session_factory(settings.database_url)) as session:
+        result = do_compare(
+            session,
+            a,
+            b,
+            sel_a,
+            sel_b,
+            filters,
+            metric=metric,
+            threshold=threshold,
+            alpha=alpha,
+            limit=limit,
+            fail_on_regression=fail_on_regression,
+        )
+    from cli.render import compare_rows, print_compare, render_compare_markdown, render_csv
+
+    if fmt == "table" and not output:
+        print_compare(result, stdout_console())
+    elif fmt == "table":
+        from rich.console import Console
+
+        with open(output or "", "w", encoding="utf-8") as fh:
+            print_compare(result, Console(file=fh, width=250, no_color=True))
+    elif fmt == "markdown":
+        write_output(render_compare_markdown(result), output)
+    elif fmt == "csv":
+        write_output(render_csv(compare_rows(result)), output)
+    else:
+        write_output(json.dumps(compare_rows(result), indent=2, default=str) + "\n", output)
+    if fail_on_regression and result.regressions:
+        click.echo(
+            f"{len(result.regressions)} significant regression(s) of B against A "
+            f"({metric}, p < {alpha:g})",
+            err=True,
+        )
+        sys.exit(REGRESSION_EXIT)
+

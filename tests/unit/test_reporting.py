@@ -1,0 +1,151 @@
+"""farm.reporting: the blog's layout, baselines and speed-ups, cost, selectors, BMF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from farm.reporting import (
+    CELL_FIELDS,
+    Cell,
+    ReportError,
+    bencher_metric_format,
+    cost_per_million,
+    find_baseline,
+    mean_interval,
+    parse_selector,
+    tidy_rows,
+    wide_table,
+)
+
+
+def cell(input_name: str, backend: str, pool: str, mean: float, p99: float, **kw: Any) -> Cell:
+    fields: dict[str, Any] = dict(
+        model="m",
+        input=input_name,
+        batch_size=kw.pop("batch", 1),
+        batching="sequential",
+        backend=backend,
+        backend_options=kw.pop("options", {}),
+        pool=pool,
+        jobs=1,
+        results=1,
+        n=1000,
+        mean_ms=mean,
+        p99_ms=p99,
+        first_job=kw.pop("first", 0),
+        tokens=kw.pop("tokens", 10),
+    )
+    fields.update(kw)
+    return Cell(**fields)
+
+
+def blog() -> list[Cell]:
+    """The blog's four cells (fresh each time: some tests set their cost)."""
+    return [
+        cell("short", "pytorch", "icelake", 30.0, 49.6, first=1),
+        cell("short", "ipex", "spr", 15.0, 24.8, first=2, options={"dtype": "bf16"}),
+        cell("long", "pytorch", "icelake", 120.0, 139.6, first=3, tokens=151),
+        cell("long", "ipex", "spr", 60.0, 79.6, first=4, options={"dtype": "bf16"}, tokens=151),
+    ]
+
+
+BLOG = blog()  # read only
+
+
+def test_cell_positional_order_is_its_field_order() -> None:
+    values = {name: f"v{i}" for i, name in enumerate(CELL_FIELDS)}
+    built = Cell(*values.values())
+    assert all(getattr(built, name) == value for name, value in values.items())
+
+
+def test_blog_layout_rows_columns_and_cells() -> None:
+    table = wide_table(list(reversed(BLOG)))  # order comes from the jobs, not the list
+    assert [r[1] for r in table.rows] == ["short", "long"]
+    assert [c[0] for c in table.columns] == ["pytorch", "ipex"]
+    assert table.row_label(table.rows[1]) == "m · long (151) · batch 1"
+    ipex = table.columns[1]
+    assert table.cell(table.rows[0], ipex) is BLOG[1]
+    assert table.speedup(table.rows[0], ipex, "mean") is None  # no baseline: no speed-up
+
+
+def test_baseline_speedups_cell_for_cell() -> None:
+    table = wide_table(BLOG, ("mean", "p99"), {"backend": "ipex"})
+    assert table.columns[0][0] == "ipex"  # the baseline comes first
+    pytorch = table.columns[1]
+    assert table.speedup(table.rows[0], pytorch, "mean") == pytest.approx(0.5)
+    table = wide_table(BLOG, ("mean", "p99"), {"backend": "pytorch", "pool": "icelake"})
+    ipex = table.columns[1]
+    assert table.speedup(table.rows[0], ipex, "mean") == pytest.approx(2.0)
+    assert table.speedup(table.rows[1], ipex, "p99") == pytest.approx(139.6 / 79.6)
+    # A backend option names a column too.
+    assert wide_table(BLOG, baseline={"dtype": "bf16"}).baseline == BLOG[1].column_key
+
+
+def test_throughput_speedup_is_higher_is_better() -> None:
+    fast = cell("short", "ipex", "spr", 10.0, 12.0, throughput=100.0, first=2)
+    slow = cell("short", "pytorch", "icelake", 20.0, 25.0, throughput=50.0, first=1)
+    table = wide_table([slow, fast], ("throughput",), {"backend": "pytorch"})
+    assert table.speedup(table.rows[0], fast.column_key, "throughput") == pytest.approx(2.0)
+
+
+def test_baseline_errors_are_clear() -> None:
+    with pytest.raises(ReportError, match="matches no column.*pytorch@icelake"):
+        find_baseline(BLOG, {"backend": "openvino"})
+    two_pools = [*BLOG, cell("short", "pytorch", "zen4", 25.0, 40.0, first=5)]
+    with pytest.raises(ReportError, match="several columns"):
+        find_baseline(two_pools, {"backend": "pytorch"})
+    with pytest.raises(ReportError, match="is a column"):
+        find_baseline(BLOG, {"input": "short"})
+
+
+def test_selectors_parse_and_refuse() -> None:
+    assert parse_selector("backend=pytorch, pool=icelake") == {
+        "backend": "pytorch",
+        "pool": "icelake",
+    }
+    for bad in ("pytorch", "backend=", "=x", "", "pool=a,pool=b"):
+        with pytest.raises(ReportError):
+            parse_selector(bad)
+
+
+def test_cost_per_million_inferences() -> None:
+    # 4.46 $/h, 15 ms per call of one sequence: 4.46 / 3600 × 0.015 × 1e6 = 18.5833
+    assert cost_per_million(4.46, 15.0, 1) == pytest.approx(18.583333)
+    # A batch of 8 in 80 ms is 10 ms per sequence.
+    assert cost_per_million(3.6, 80.0, 8) == pytest.approx(10.0)
+    c = cell("short", "ipex", "spr", 15.0, 24.8)
+    c.with_cost(4.46, "USD")
+    assert c.cost_per_million == pytest.approx(18.583333)
+
+
+def test_tidy_rows_carry_speedups_and_cost() -> None:
+    cells = blog()
+    for c in cells:
+        c.with_cost(3.6 if c.pool == "spr" else None, "USD" if c.pool == "spr" else None)
+    table = wide_table(cells, ("mean", "p99"), {"pool": "icelake"})
+    rows = tidy_rows(table, cost=True)
+    assert len(rows) == 4
+    ipex_long = next(r for r in rows if r["backend"] == "ipex" and r["input"] == "long")
+    assert ipex_long["speedup_mean"] == pytest.approx(2.0)
+    assert ipex_long["speedup_p99"] == pytest.approx(139.6 / 79.6)
+    assert ipex_long["cost_per_million"] == pytest.approx(60.0)  # 3.6/3600 × 0.06 × 1e6
+    assert ipex_long["backend_options"] == '{"dtype": "bf16"}'
+    pytorch_long = next(r for r in rows if r["backend"] == "pytorch" and r["input"] == "long")
+    assert pytorch_long["cost_per_million"] is None
+
+
+def test_bencher_metric_format() -> None:
+    c = cell("short", "pytorch", "icelake", 10.0, 12.0, std_ms=1.0, batch=2)
+    bmf = bencher_metric_format([c])
+    assert list(bmf) == ["m/short/batch 2/pytorch@icelake"]
+    latency = bmf["m/short/batch 2/pytorch@icelake"]["latency"]
+    lo, hi = mean_interval(10.0, 1.0, 1000)
+    assert latency == pytest.approx(
+        {"value": 10e6, "lower_value": lo * 1e6, "upper_value": hi * 1e6}
+    )
+    assert hi - 10.0 == pytest.approx(1.959963984540054 / 1000**0.5)
+    throughput = bmf["m/short/batch 2/pytorch@icelake"]["throughput"]
+    assert throughput["value"] == pytest.approx(200.0)  # 2 sequences per 10 ms
+    assert throughput["lower_value"] < 200.0 < throughput["upper_value"]
