@@ -63,9 +63,12 @@ def list_pools(session: Session) -> list[dict[str, object]]:
     names = union(select(Job.pool), select(Worker.pool), select(Pool.name)).subquery()
     all_names = sorted(session.scalars(select(names.c[0]).distinct()))
     priced = {p.name: p for p in session.scalars(select(Pool))}
-    workers = dict(
-        session.execute(select(Worker.pool, func.count()).group_by(Worker.pool)).tuples().all()
-    )
+    workers: dict[str, int] = {
+        pool: count
+        for pool, count in session.execute(
+            select(Worker.pool, func.count()).group_by(Worker.pool)
+        )
+    }
     out: list[dict[str, object]] = []
     for name in all_names:
         pool = priced.get(name)

@@ -396,11 +396,13 @@ def load_samples(session: Session, job_ids: Iterable[int]) -> Iterator[tuple[int
     ids = sorted(set(job_ids))
     for i in range(0, len(ids), SAMPLES_CHUNK):
         chunk = ids[i : i + SAMPLES_CHUNK]
-        yield from session.execute(
+        stmt = (
             select(Result.job_id, Result.samples)
             .where(Result.job_id.in_(chunk))
             .order_by(Result.job_id)
-        ).tuples()
+        )
+        for row in session.execute(stmt):
+            yield row[0], row[1]
 
 
 def samples_ms(session: Session, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:

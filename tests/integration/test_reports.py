@@ -1,0 +1,248 @@
+"""Report and compare layers on PostgreSQL and SQLite, against hand-computed values.
+
+The fixtures (tests/reportdata.py) write jobs and results with known raw samples; every
+expected number below is worked out from those samples by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from farm.db.report import REPORT_KEYS, build_report, report_rows
+from farm.db.session import session_factory, transaction
+from farm.errors import FarmError
+from farm.reporting import Filters, ReportError, tidy_rows
+from tests import reportdata
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["pg_url", "sqlite_url"])
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(request.param))
+
+
+@pytest.fixture
+def blog(url: str) -> tuple[str, int, int]:
+    first, repeat = reportdata.seed_blog(url)
+    return url, first, repeat
+
+
+def _report(url: str, *refs: str, **kw: Any) -> Any:
+    with transaction(session_factory(url)) as s:
+        return build_report(s, list(refs), **kw)
+
+
+def _by(rep: Any) -> dict[tuple[str, str], Any]:
+    return {(c.input, c.backend): c for c in rep.table.cells.values()}
+
+
+def test_one_job_cells_show_the_stored_summary(blog: tuple[str, int, int]) -> None:
+    url, _, _ = blog
+    rep = _report(url, "blog")
+    cells = _by(rep)
+    assert len(cells) == 4
+    short = cells[("short", "pytorch")]
+    assert (short.mean_ms, short.p50_ms, short.p99_ms) == pytest.approx((30.0, 30.0, 49.6))
+    assert (short.n, short.tokens, short.jobs, short.pooled) == (5, 18, 1, False)
+    assert short.throughput == pytest.approx(1000 / 30)
+    assert cells[("long", "ipex")].p99_ms == pytest.approx(79.6)
+    assert cells[("long", "ipex")].backend_options == {"dtype": "bf16"}
+    assert [r[1] for r in rep.table.rows] == ["short", "long"]
+    assert rep.table.random_weights
+
+
+def test_several_jobs_pool_their_raw_samples(blog: tuple[str, int, int]) -> None:
+    url, first, repeat = blog
+    rep = _report(url, str(first), str(repeat))
+    short = _by(rep)[("short", "pytorch")]
+    pooled = np.array([10, 20, 30, 40, 50, 60, 70], dtype=float)
+    assert short.pooled and short.jobs == 2 and short.n == 7
+    assert short.mean_ms == pytest.approx(40.0)
+    assert short.p99_ms == pytest.approx(np.percentile(pooled, 99)) == pytest.approx(69.4)
+    assert short.p99_ms != pytest.approx((49.6 + 69.9) / 2)  # never averaged percentiles
+    assert short.p50_ms == pytest.approx(40.0)
+    assert short.std_ms == pytest.approx(pooled.std(ddof=1))
+    assert (short.min_ms, short.max_ms) == (10.0, 70.0)
+    assert not _by(rep)[("long", "pytorch")].pooled  # still one job: its stored summary
+
+
+def test_baseline_speedups_and_cost(blog: tuple[str, int, int]) -> None:
+    url, _, _ = blog
+    from farm.db.pools import set_price
+
+    with transaction(session_factory(url)) as s:
+        set_price(s, "spr", 4.46)
+    rep = _report(url, "blog", baseline={"backend": "pytorch", "pool": "icelake"}, cost=True)
+    rows = {(r["input"], r["backend"]): r for r in tidy_rows(rep.table, cost=True)}
+    assert rows[("short", "ipex")]["speedup_mean"] == pytest.approx(2.0)
+    assert rows[("long", "ipex")]["speedup_p99"] == pytest.approx(139.6 / 79.6)
+    assert rows[("short", "ipex")]["cost_per_million"] == pytest.approx(4.46 / 3600 * 0.015 * 1e6)
+    assert rows[("short", "pytorch")]["cost_per_million"] is None
+    assert rep.unpriced == ["icelake"]
+
+
+def test_baseline_matching_nothing_is_an_error(blog: tuple[str, int, int]) -> None:
+    url, _, _ = blog
+    with pytest.raises(ReportError, match="matches no column"):
+        _report(url, "blog", baseline={"backend": "openvino"})
+
+
+def test_filters_and_their_message(blog: tuple[str, int, int]) -> None:
+    url, _, _ = blog
+    rep = _report(url, "blog", filters=Filters(inputs=("long",), pools=("spr",)))
+    assert [(c.input, c.pool) for c in rep.table.cells.values()] == [("long", "spr")]
+    with pytest.raises(ReportError, match="no job of campaign .* matches --model nope"):
+        _report(url, "blog", filters=Filters(models=("nope",)))
+
+
+def test_empty_and_unknown_campaigns(url: str) -> None:
+    from farm.db import repo
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    with transaction(session_factory(url)) as s:
+        repo.create_campaign(s, "empty", {}, [])
+    with pytest.raises(FarmError, match="has no jobs"):
+        _report(url, "empty")
+    with pytest.raises(FarmError, match="unknown campaign 'nope'"):
+        _report(url, "nope")
+
+
+def test_pending_jobs_and_invalid_results_are_flagged(url: str) -> None:
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    reportdata.add_campaign(
+        url,
+        "flags",
+        {("short", "pytorch", "icelake"): [1, 2, 3]},
+        extra={("short", "pytorch", "icelake"): {"verdict": "invalid", "reasons": ["cv 0.5"]}},
+        pending=[("long", "pytorch", "icelake")],
+    )
+    cells = _by(_report(url, "flags"))
+    short, long = cells[("short", "pytorch")], cells[("long", "pytorch")]
+    assert short.verdict == "invalid" and short.reasons == ["cv 0.5"]
+    assert long.results == 0 and long.states == {"queued": 1} and long.mean_ms is None
+
+
+def test_per_job_rows_keep_the_json_contract(blog: tuple[str, int, int]) -> None:
+    url, first, _ = blog
+    with transaction(session_factory(url)) as s:
+        rows = report_rows(s, [first])
+    assert len(rows) == 4
+    assert all(set(REPORT_KEYS) <= set(r) for r in rows)
+    first_row = rows[0]
+    assert (first_row["input"], first_row["backend"], first_row["p99_ms"]) == (
+        "short",
+        "pytorch",
+        pytest.approx(49.6),
+    )
+    assert first_row["verdict"] == "valid" and first_row["weights_sha256"] == "abc123"
+
+
+# --- compare ---------------------------------------------------------------------------
+
+
+def _noisy(mean: float, n: int = 400, seed: int = 0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return list(np.round(rng.normal(mean, mean * 0.02, n), 3))
+
+
+def _compare(url: str, *args: Any, **kw: Any) -> Any:
+    from farm.db.compare import compare
+
+    with transaction(session_factory(url)) as s:
+        return compare(s, *args, **kw)
+
+
+def test_compare_two_campaigns_with_verdicts(url: str) -> None:
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    cells_a = {
+        ("short", "pytorch", "icelake"): _noisy(10.0, seed=1),
+        ("long", "pytorch", "icelake"): _noisy(50.0, seed=2),
+        ("short", "ipex", "spr"): _noisy(5.0, seed=3),
+    }
+    cells_b = {
+        ("short", "pytorch", "icelake"): _noisy(12.0, seed=4),  # 20 % slower
+        ("long", "pytorch", "icelake"): _noisy(40.0, seed=5),  # 20 % faster
+        ("short", "ipex", "spr"): _noisy(5.0, seed=6),  # the same
+    }
+    reportdata.add_campaign(url, "before", cells_a)
+    reportdata.add_campaign(url, "after", cells_b)
+    result = _compare(url, "before", "after")
+    verdicts = {(p.a.input, p.a.backend): p.verdict for p in result.pairs}
+    assert verdicts == {
+        ("short", "pytorch"): "slower",
+        ("long", "pytorch"): "faster",
+        ("short", "ipex"): "no significant difference",
+    }
+    slower = next(p for p in result.pairs if p.verdict == "slower")
+    assert slower.ratio == pytest.approx(
+        np.mean(cells_b[("short", "pytorch", "icelake")])
+        / np.mean(cells_a[("short", "pytorch", "icelake")])
+    )
+    assert [p.verdict for p in result.regressions] == ["slower"]
+    assert result.matched == 3 and result.only_a == result.only_b == 0
+
+
+def test_compare_two_pools_of_one_campaign_and_calibrated_noise(url: str) -> None:
+    from farm.db.migrate import upgrade
+    from farm.db.models import Calibration
+
+    upgrade(url)
+    reportdata.add_campaign(
+        url,
+        "pools",
+        {("short", "pytorch", "icelake"): _noisy(10.0, seed=1),
+         ("short", "pytorch", "zen4"): _noisy(10.8, seed=2)},  # fmt: skip
+    )
+    result = _compare(url, "pools", None, {"pool": "icelake"}, {"pool": "zen4"})
+    (pair,) = result.pairs
+    assert pair.threshold == 0.03 and pair.verdict == "slower"
+    with transaction(session_factory(url)) as s:  # a noisy host: its floor decides
+        s.add(Calibration(pool="zen4", worker="w", host="h", mean_noise=0.1, p99_noise=0.2,
+                          jobs=[]))  # fmt: skip
+    (pair,) = _compare(url, "pools", None, {"pool": "icelake"}, {"pool": "zen4"}).pairs
+    assert pair.threshold == 0.1 and pair.verdict == "no significant difference"
+    (pair,) = _compare(url, "pools", None, {"pool": "icelake"}, {"pool": "zen4"},
+                       metric="p99").pairs  # fmt: skip
+    assert pair.threshold == 0.2
+
+
+def test_compare_matches_on_identity_and_explains_a_miss(blog: tuple[str, int, int]) -> None:
+    url, _, _ = blog
+    with pytest.raises(ReportError, match="differ in backend, options.*name backend"):
+        _compare(url, "blog", None, {"pool": "icelake"}, {"pool": "spr"})
+    with pytest.raises(ReportError, match="compared with itself"):
+        _compare(url, "blog", "blog")
+    result = _compare(
+        url, "blog", None, {"backend": "pytorch", "pool": "icelake"}, {"backend": "ipex"}
+    )
+    assert {p.a.input: p.ratio for p in result.pairs} == {
+        "short": pytest.approx(0.5),
+        "long": pytest.approx(0.5),
+    }
+
+
+def test_compare_tests_only_the_cells_it_shows(url: str) -> None:
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    a = {("short", "pytorch", "icelake"): _noisy(10.0, seed=1),
+         ("long", "pytorch", "icelake"): _noisy(50.0, seed=2)}  # fmt: skip
+    b = {("short", "pytorch", "icelake"): _noisy(13.0, seed=3),  # +30 %: shown
+         ("long", "pytorch", "icelake"): _noisy(55.0, seed=4)}  # +10 %: hidden  # fmt: skip
+    reportdata.add_campaign(url, "a", a)
+    reportdata.add_campaign(url, "b", b)
+    result = _compare(url, "a", "b", limit=1)
+    assert [p.a.input for p in result.pairs] == ["short"]
+    assert result.hidden == 1 and result.beyond == 1
+    assert len(result.regressions) == 1  # the hidden one was not tested
+    gated = _compare(url, "a", "b", limit=1, fail_on_regression=True)
+    assert len(gated.regressions) == 2  # with the gate, every possible regression is
