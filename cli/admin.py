@@ -65,7 +65,7 @@ def retry(settings: Settings, campaign: str) -> None:
     check_broker(app, settings.broker_url)
     factory = session_factory(settings.database_url)
     with transaction(factory) as session:
-        retried = retry_campaign(session, campaign)
+        retried = retry_campaign(session, campaign, settings.max_attempts)
     if not retried.messages:
         click.echo(f"campaign {retried.campaign_id} ({retried.name}): no failed jobs to retry")
         return
@@ -83,6 +83,12 @@ def retry(settings: Settings, campaign: str) -> None:
         f"campaign {retried.campaign_id} ({retried.name}): {len(retried.messages)} failed "
         f"job(s) queued again on {queues}"
     )
+    if retried.exhausted:
+        err.print(
+            f"[yellow]warning:[/yellow] {retried.exhausted} of them already made "
+            f"{settings.max_attempts} attempts (FARM_MAX_ATTEMPTS): a worker will give up on "
+            "them at once unless its FARM_MAX_ATTEMPTS is higher"
+        )
 
 
 @cli.command()

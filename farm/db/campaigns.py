@@ -39,6 +39,8 @@ class Retried:
     name: str
     messages: list[tuple[int, str]]
     previous: dict[int, tuple[str | None, datetime | None]] = field(repr=False)
+    # Jobs that already used `max_attempts`: a worker's claim gives up on them at once.
+    exhausted: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,10 @@ def cancel_campaign(session: Session, ref: str) -> Cancelled:
     return Cancelled(campaign.id, campaign.name, cancelled, running)
 
 
-def retry_campaign(session: Session, ref: str) -> Retried:
+def retry_campaign(session: Session, ref: str, max_attempts: int | None = None) -> Retried:
     """Failed jobs back to `queued`; attempts are kept and the last reason is kept as
-    "previous attempt: ..." in `error` until the next attempt ends."""
+    "previous attempt: ..." in `error` until the next attempt ends (the job's history
+    keeps every attempt's reason)."""
     campaign = repo.find_campaign(session, ref)
     failed = session.scalars(
         select(Job)
@@ -93,7 +96,9 @@ def retry_campaign(session: Session, ref: str) -> Retried:
         job.state = "queued"
         job.error = (PREVIOUS + reason)[: repo.MAX_ERROR_CHARS]
         job.finished_at = None
-    return Retried(campaign.id, campaign.name, [(j.id, _queue(j)) for j in failed], previous)
+    exhausted = sum(1 for j in failed if max_attempts is not None and j.attempts >= max_attempts)
+    messages = [(j.id, _queue(j)) for j in failed]
+    return Retried(campaign.id, campaign.name, messages, previous, exhausted)
 
 
 def undo_retry(session: Session, retried: Retried) -> int:

@@ -123,6 +123,14 @@ def test_undo_retry_restores_failed_jobs_not_taken(factory: sessionmaker[Session
     assert after[1].state == "running"
 
 
+def test_retry_counts_jobs_that_used_their_attempts(factory: sessionmaker[Session]) -> None:
+    ids = _campaign(factory, ["failed", "failed"])
+    with transaction(factory) as s:
+        s.get_one(Job, ids[1]).attempts = 3
+    with transaction(factory) as s:
+        assert campaigns.retry_campaign(s, "c", max_attempts=3).exhausted == 1
+
+
 def test_retry_with_nothing_failed(factory: sessionmaker[Session]) -> None:
     _campaign(factory, ["succeeded", "queued"])
     with transaction(factory) as s:
