@@ -72,7 +72,7 @@ class Cell:
     options_key: str = ""  # options_text(backend_options), precomputed for large reports
     # The strict identity `farm compare` matches on (filled for compare queries).
     weights_sha256: str | None = None
-    input_text: str | None = None
+    input_text: str | None = None  # the input text (PostgreSQL: its md5), to match on
     tokens: int | None = None
     tokens_max: int | None = None
     jobs: int = 0  # jobs of the cell, with or without a result

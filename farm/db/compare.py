@@ -26,7 +26,16 @@ from farm.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD, FASTER, SAME, SLOWER,
 from farm.db.pools import noise_floors
 from farm.db.report import aggregate_cells as _aggregate
 from farm.db.report import resolve_campaigns, samples_ms, set_pooled
-from farm.reporting import Cell, Filters, ReportError, column_label, matches, selector_text
+from farm.reporting import (
+    METRICS,
+    Cell,
+    Filters,
+    ReportError,
+    column_label,
+    matches,
+    options_text,
+    selector_text,
+)
 
 COMPARE_METRICS = ("mean", "p50", "p90", "p99")
 DEFAULT_LIMIT = 50
@@ -47,18 +56,23 @@ IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", 
             "mode", "pool")  # fmt: skip
 
 
+def identity_values(cell: Cell) -> tuple[Any, ...]:
+    """The cell's identity, in the order of IDENTITY."""
+    return (
+        cell.weights_sha256 or cell.model,
+        cell.input_text if cell.input_text is not None else cell.input,
+        cell.batch_size,
+        cell.batching,
+        cell.backend,
+        cell.options_key or options_text(cell.backend_options),
+        cell.allocator,
+        cell.mode,
+        cell.pool,
+    )
+
+
 def identity(cell: Cell) -> dict[str, Any]:
-    return {
-        "weights": cell.weights_sha256 or cell.model,
-        "input_text": cell.input_text if cell.input_text is not None else cell.input,
-        "batch": cell.batch_size,
-        "batching": cell.batching,
-        "backend": cell.backend,
-        "options": cell.column_key[1],
-        "allocator": cell.allocator,
-        "mode": cell.mode,
-        "pool": cell.pool,
-    }
+    return dict(zip(IDENTITY, identity_values(cell), strict=True))
 
 
 def varied_fields(*selectors: dict[str, str]) -> set[str]:
@@ -186,12 +200,17 @@ def compare(
         raise ReportError(_no_match(a_label, b_label, keep, side_a, side_b))
     pools = {c.pool for c in side_a + side_b}
     noise = noise_floors(session, pools) if threshold is None else {}
+    attr = METRICS[metric]
+    thresholds: dict[tuple[str, str], float] = {}
     pairs = []
     for key in common:
         a, b = index_a[key], index_b[key]
-        pairs.append(Pair(a, b, _threshold(threshold, noise, metric, a.pool, b.pool)))
-    for pair in pairs:  # the estimate from SQL: exact for one-job cells and for means
-        pair.value_a, pair.value_b = pair.a.value(metric), pair.b.value(metric)
+        pools_ab = (a.pool, b.pool)
+        limit_ab = thresholds.get(pools_ab)
+        if limit_ab is None:
+            limit_ab = thresholds[pools_ab] = _threshold(threshold, noise, metric, *pools_ab)
+        # The estimate from SQL: exact for one-job cells, and for the mean of any cell.
+        pairs.append(Pair(a, b, limit_ab, getattr(a, attr), getattr(b, attr)))
 
     shown = pairs if not limit or len(pairs) <= limit else _largest(pairs, limit)
     shown_ids = {id(p) for p in shown}
@@ -265,11 +284,12 @@ def _side_label(cid: int, name: str, selector: dict[str, str]) -> str:
 
 def _index(cells: list[Cell], keep: list[str], side: str) -> dict[tuple[Any, ...], Cell]:
     index: dict[tuple[Any, ...], Cell] = {}
+    positions = [IDENTITY.index(f) for f in keep]
     for cell in cells:
-        ident = identity(cell)
-        key = tuple(ident[f] for f in keep)
+        values = identity_values(cell)
+        key = tuple([values[i] for i in positions])
         if key in index:
-            other = identity(index[key])
+            other, ident = identity(index[key]), identity(cell)
             differ = [f for f in IDENTITY if other[f] != ident[f]]
             raise ReportError(
                 f"side {side} has several cells for {cell.model} · {cell.input} · batch "

@@ -12,6 +12,7 @@ those cells only — never averaged percentiles.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +81,8 @@ class SpecFields:
             )
             c = self.record.c
             self.batching, self.options = c.batching, c.backend_options
-            self.allocator, self.input_text = c.allocator, c.input_text
+            # Compared cells match on the input text: its md5 groups and travels cheaper.
+            self.allocator, self.input_text = c.allocator, func.md5(c.input_text)
             self.target_ci = c.protocol["target_ci"].as_string()
         else:
             self.batching = Job.spec["batching"].as_string()
@@ -305,9 +307,23 @@ def aggregate_cells(
     if session.get_bind().dialect.name == "postgresql":
         # 100,000 groups: sort or hash them in memory rather than on disk.
         session.execute(sql_text("SET LOCAL work_mem = '64MB'"))
-    nk = len(keys)
+    rows = session.connection().execute(stmt).all()
+    gc_was_on = gc.isenabled()
+    gc.disable()  # 100,000 new objects, no cycles: collections would only slow the build
+    try:
+        cells = _build_cells(rows, len(keys), identity)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    out = sorted(cells.values(), key=lambda c: c.first_job)
+    if pool_samples:
+        pool_cells(session, [c for c in out if c.results > 1])
+    return out
+
+
+def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any, ...], Cell]:
     cells: dict[tuple[Any, ...], Cell] = {}
-    for r in session.connection().execute(stmt).all():
+    for r in rows:
         (model, input_name, batch, batching, backend, options, pool, allocator) = r[:8]
         (jobs, n_results, first, result_job, ids, tok, tok_max, n, weighted, mean, std, lo,
          hi, p50, p90, p99, thr, n_valid, n_invalid, reasons, random, error, open_states,
@@ -335,10 +351,7 @@ def aggregate_cells(
             _merge(cells[key], cell)
         else:
             cells[key] = cell
-    out = sorted(cells.values(), key=lambda c: c.first_job)
-    if pool_samples:
-        pool_cells(session, [c for c in out if c.results > 1])
-    return out
+    return cells
 
 
 def _states(text: str) -> dict[str, int]:
