@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,16 +83,29 @@ def model_roots(env: Mapping[str, str] | None = None) -> tuple[Path, ...]:
     return tuple(r if r.is_absolute() else Path.cwd() / r for r in roots)
 
 
+# Query parameters that carry credentials (libpq's password=, redis-py's ?password=, ...).
+_SECRET_PARAM = re.compile(r"(?i)([?&;][^=&;#]*(?:pass|secret|token|pwd)[^=&;#]*=)[^&;#]*")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/*")
+
+
 def mask_url(url: str) -> str:
-    """Return the URL with its password replaced by ***, safe to print or log."""
+    """Return the URL with its password replaced by ***, safe to print or log.
+
+    Also masks credential query parameters, and credentials urlsplit cannot see because
+    the URL is mistyped (`u:pw@host`, `scheme:/u:pw@host`, an unescaped `/`, `?` or `#`
+    in the password): a typo must not print them.
+    """
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        # Rebuild from the raw netloc so IPv6 brackets, case and port stay as written.
-        userinfo, _, hostport = parts.netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+        if parts.password is not None:
+            # Rebuild from the raw netloc so IPv6 brackets, case and port stay as written.
+            userinfo, _, hostport = parts.netloc.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            url = urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+        elif "@" in url and "@" not in parts.netloc:
+            scheme = _SCHEME.match(url)
+            url = f"{scheme.group(0) if scheme else ''}***@{url.rpartition('@')[2]}"
+        return _SECRET_PARAM.sub(r"\1***", url)
     except ValueError:
         return "<unparseable URL>"
 
