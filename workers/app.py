@@ -28,6 +28,9 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue="farm.default",
         broker_connection_timeout=5,
         broker_connection_retry_on_startup=True,
+        # A broker blip must not cancel the benchmark in hand: its result goes to the
+        # database, and `farm recover` re-sends whatever lost its message.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         # Redis redelivers unacked tasks after this; it must outlast the longest job.
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
     )

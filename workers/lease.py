@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,21 +26,33 @@ log = logging.getLogger("farm.worker")
 
 
 def my_lease() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid@start — the start time tells a reused pid from the process that held it."""
+    return f"{socket.gethostname()}:{os.getpid()}@{_stat(os.getpid())[1]}"
 
 
 def lease_alive(lease: str) -> bool | None:
-    """True/False for a lease of this host (does the pid exist?); None for other hosts."""
-    host, _, pid = lease.rpartition(":")
+    """True/False for a lease of this host (is that process still running?); None elsewhere."""
+    host, _, proc = lease.rpartition(":")
+    pid, _, started = proc.partition("@")
     if host != socket.gethostname() or not pid.isdigit():
         return None
+    state, start = _stat(int(pid))
+    if state is None:
+        return False  # no such process
+    if state in ("Z", "X"):
+        return False  # killed, not yet reaped: a zombie still answers kill(pid, 0)
+    return not started or start == started
+
+
+def _stat(pid: int) -> tuple[str | None, str]:
+    """(state, start time in clock ticks) of a process from /proc, (None, "") if gone."""
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return None, ""
+    except OSError:
+        return "?", ""  # no /proc here: assume alive rather than steal a live job
+    return fields[0], fields[19]
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from farm.db import repo
 from farm.db.session import transaction
+from farm.errors import NotFound
 
 log = logging.getLogger("farm.worker")
 BINARY = ("samples", "warmup_samples")
@@ -54,6 +55,11 @@ def flush(factory: sessionmaker[Session], spool_dir: str) -> tuple[int, int]:
                     written += 1
                 else:
                     duplicate += 1
+        except NotFound:
+            aside = path.with_suffix(".orphan")
+            log.error("spool: job %s no longer exists; result set aside as %s", job_id, aside)
+            os.replace(path, aside)
+            continue
         except SQLAlchemyError as exc:
             log.warning("spool flush stopped: database unavailable (%s)", type(exc).__name__)
             break
