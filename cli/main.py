@@ -38,7 +38,3 @@ def main() -> None:
     from cli import admin, calibrate, commands, export, plot, pools, recover, reports, workers  # noqa: F401  (registers them)
 
     cli(prog_name="farm")
-
-
-if __name__ == "__main__":
-    main()

@@ -19,7 +19,13 @@ log = logging.getLogger("farm.worker")
 def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
     """Bind the task to this worker's context (no import-time globals)."""
 
-    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
+    @app.task(
+        name=TASK_NAME,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        Strategy="workers.guard:strategy",  # malformed messages are dropped, not fatal
+    )
     def run_job(self: Task, job_id: Any, schema: Any = None, **_: Any) -> str:
         if schema != MESSAGE_SCHEMA:
             log.error(

@@ -204,23 +204,6 @@ def test_an_input_too_long_for_the_model_fails_on_the_worker_with_a_reason(
     assert error and ("512" in error or "token" in error.lower() or "size" in error), error
 
 
-def _guard_wired() -> bool:
-    """Whether the worker's task uses workers.guard (a change asked of workers/tasks.py)."""
-    import workers.app
-    import workers.tasks
-
-    return any(
-        "workers.guard" in Path(module.__file__ or "").read_text()
-        for module in (workers.tasks, workers.app)
-    )
-
-
-@pytest.mark.xfail(
-    not _guard_wired(),
-    reason="a wrong-shaped body stops a Celery worker ('Unrecoverable error') until "
-    "workers/tasks.py passes Strategy='workers.guard:strategy' to @app.task",
-    strict=True,
-)
 def test_worker_survives_bodies_of_the_wrong_shape(
     migrated_pg: str, redis_url: str, tmp_path: Path
 ) -> None:
