@@ -69,7 +69,7 @@ class Cell:
     pool: str
     allocator: str = "default"
     mode: str = "fixed"  # the measure mode: a fixed count of calls, or adaptive
-    options_key: str = ""  # options_text(backend_options), precomputed for large reports
+    options_key: str | None = None  # options_text(backend_options), precomputed in bulk
     # The strict identity `farm compare` matches on (filled for compare queries).
     weights_sha256: str | None = None
     input_text: str | None = None  # the input text (PostgreSQL: its md5), to match on
@@ -107,7 +107,9 @@ class Cell:
 
     @property
     def column_key(self) -> tuple[str, str, str, str]:
-        options = self.options_key or options_text(self.backend_options)
+        options = self.options_key
+        if options is None:
+            options = options_text(self.backend_options)
         return (self.backend, options, self.pool, self.allocator)
 
     @property
@@ -239,6 +241,8 @@ def _field_value(cell: Cell, key: str) -> str | None:
 
 
 def matches(selector: dict[str, str], cell: Cell) -> bool:
+    if not selector:
+        return True
     return all(_field_value(cell, k) == v for k, v in selector.items())
 
 

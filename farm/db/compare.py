@@ -6,28 +6,39 @@ the model identity (weights hash), the input text, batch and batching, the backe
 its options, the allocator, the measure mode and the pool — less whatever the selectors
 vary: `--a pool=icelake --b pool=zen4` matches cells on everything but the pool.
 
-The metric of every matched cell comes from SQL without touching a samples blob (a
-one-job cell's stored summary; the exact pooled mean of a multi-job one), so the cells
-to show are chosen cheaply; their raw samples are then loaded and the Mann–Whitney U
-test runs on those cells only (and, with `fail_on_regression`, on every cell that
-could be a regression).
+Matching happens in SQL, in one statement: each side aggregated per matched key, the
+sides joined, each pair's estimated effect computed from the stored summaries (a
+one-job cell's own; the exact pooled mean of a multi-job one; a multi-job percentile is
+unknown until pooled and ranks first), and only the `limit` largest effects come back
+(plus, with `fail_on_regression`, every pair that may be a regression). Their raw
+samples are then loaded and the Mann–Whitney U test runs on those cells only. When
+nothing matches, a slower path says exactly why.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Float, String, and_, case, cast, false, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from farm.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD, FASTER, SAME, SLOWER, compare_samples
+from farm.db.models import Job, Result
 from farm.db.pools import noise_floors
+from farm.db.report import (
+    SpecFields,
+    _reasons,
+    _unpooled,
+    filter_conditions,
+    parse_options,
+    resolve_campaigns,
+    samples_ms,
+    set_pooled,
+)
 from farm.db.report import aggregate_cells as _aggregate
-from farm.db.report import resolve_campaigns, samples_ms, set_pooled
 from farm.reporting import (
-    METRICS,
     Cell,
     Filters,
     ReportError,
@@ -64,7 +75,7 @@ def identity_values(cell: Cell) -> tuple[Any, ...]:
         cell.batch_size,
         cell.batching,
         cell.backend,
-        cell.options_key or options_text(cell.backend_options),
+        cell.options_key if cell.options_key is not None else options_text(cell.backend_options),
         cell.allocator,
         cell.mode,
         cell.pool,
@@ -166,7 +177,7 @@ def compare(
     limit: int | None = DEFAULT_LIMIT,
     fail_on_regression: bool = False,
 ) -> CompareReport:
-    """Match the cells of A and B, choose those to show, test them, give verdicts."""
+    """Match the cells of A and B in SQL, choose those to show, test them, give verdicts."""
     if metric not in COMPARE_METRICS:
         raise ReportError(f"compare works on {', '.join(COMPARE_METRICS)}, not {metric!r}")
     filters = filters or Filters()
@@ -180,6 +191,284 @@ def compare(
         )
     a_label = _side_label(a_id, a_name, sel_a)
     b_label = _side_label(b_id, b_name, sel_b)
+    varied = varied_fields(sel_a, sel_b)
+    keep = [f for f in IDENTITY if f not in varied]
+    matched = MatchQuery(session, metric, threshold, keep, filters)
+    rows = matched.run(a_id, sel_a, b_id, sel_b, limit, fail_on_regression)
+    if not rows or rows[0].ambiguous_a or rows[0].ambiguous_b:
+        # Say precisely what is wrong (the slow way: only when there is nothing to show).
+        _diagnose(session, a_id, b_id, sel_a, sel_b, filters, keep, a_label, b_label)
+        raise ReportError(f"no cell of A ({a_label}) matches one of B ({b_label})")
+    noise = noise_floors(session, {r.a_pool for r in rows} | {r.b_pool for r in rows})
+    shown: list[Pair] = []
+    to_test: list[Pair] = []
+    beyond_shown = 0
+    for r in rows:
+        pair = Pair(_cell(r, "a_"), _cell(r, "b_"), r.threshold, r.a_est, r.b_est)
+        if not limit or r.rank <= limit:
+            shown.append(pair)
+            if r.change is None or abs(r.change) > r.threshold:
+                beyond_shown += 1
+        to_test.append(pair)
+    _test(session, to_test, metric, alpha)
+    shown.sort(key=lambda p: p.a.first_job)
+    first = rows[0]
+    return CompareReport(
+        a_label=a_label,
+        b_label=b_label,
+        metric=metric,
+        alpha=alpha,
+        threshold=threshold,
+        varied=sorted(varied),
+        pairs=shown,
+        matched=first.matched,
+        only_a=first.count_a - first.matched,
+        only_b=first.count_b - first.matched,
+        beyond=(first.beyond or 0) - beyond_shown,
+        regressions=[p for p in to_test if p.verdict == SLOWER],
+        noise=noise if threshold is None else {},
+    )
+
+
+# Per side and matched key: what a Cell needs (aggregated over the side's jobs).
+SIDE_COLUMNS = (
+    "model", "input", "batch", "batching", "backend", "options", "pool", "allocator", "mode",
+    "jobs", "results", "first_job", "ids", "tokens", "tokens_max", "n", "weighted", "mean",
+    "std", "min", "max", "p50", "p90", "p99", "throughput", "valid", "invalid", "reasons",
+    "random", "ambiguous", "est",
+)  # fmt: skip
+
+
+class MatchQuery:
+    """One statement: both sides aggregated per matched key, joined, ranked by effect.
+
+    Returns the `limit` pairs with the largest estimated effect (and, for the regression
+    gate, every pair that may be a regression), each carrying the totals: pairs matched,
+    cells per side, pairs beyond the threshold, ambiguous keys per side.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        metric: str,
+        threshold: float | None,
+        keep: list[str],
+        filters: Filters,
+    ) -> None:
+        self.session, self.metric, self.threshold = session, metric, threshold
+        self.keep, self.filters = keep, filters
+        self.spec = SpecFields(session)
+        s = self.spec
+        self.identity: dict[str, Any] = {
+            "weights": func.coalesce(
+                Result.model_identity["weights_sha256"].as_string(), Job.model
+            ),
+            "input_text": func.coalesce(s.input_text, Job.input_name),
+            "batch": Job.batch_size,
+            "batching": s.batching_or_default(),
+            "backend": Job.backend,
+            "options": func.coalesce(s.options, ""),
+            "allocator": s.allocator_or_default(),
+            "mode": s.mode(),
+            "pool": Job.pool,
+        }
+
+    def _selector(self, campaign_id: int, selector: dict[str, str]) -> list[Any]:
+        s, where = self.spec, []
+        simple = {
+            "model": Job.model,
+            "input": Job.input_name,
+            "batching": s.batching_or_default(),
+            "backend": Job.backend,
+            "pool": Job.pool,
+            "allocator": s.allocator_or_default(),
+            "mode": s.mode(),
+        }
+        options = {k: v for k, v in selector.items() if k not in simple and k != "batch"}
+        for key, value in selector.items():
+            if key in simple:
+                where.append(simple[key] == value)
+            elif key == "batch":
+                where.append(Job.batch_size == (int(value) if value.isdigit() else -1))
+        if options:  # backend options: which stored option sets have them (few distinct)
+            stmt = s.join(select(s.options).distinct().select_from(Job))
+            stmt = stmt.where(Job.campaign_id == campaign_id)
+            texts = [t for (t,) in self.session.execute(stmt)]
+            wanted = [
+                t for t in texts
+                if all(_option(parse_options(t)[0], k) == v for k, v in options.items())
+            ]  # fmt: skip
+            where.append(s.options.in_(wanted) if wanted else false())
+        return where
+
+    def _side(self, campaign_id: int, selector: dict[str, str], name: str) -> Any:
+        s, ident = self.spec, self.identity
+        results = func.count(Result.id)
+        invalid = Result.verdict == "invalid"
+        kept = [ident[f] for f in self.keep]
+        others = [ident[f] for f in IDENTITY if f not in self.keep]
+        ambiguous = or_(false(), *(func.min(e) != func.max(e) for e in others))
+        if self.metric == "mean":
+            est = func.sum(Result.n * Result.mean_ms) / func.sum(Result.n)
+        else:
+            est = case((results == 1, func.max(getattr(Result, f"{self.metric}_ms"))))
+        columns: list[Any] = [
+            func.min(Job.model), func.min(Job.input_name), func.min(Job.batch_size),
+            func.min(s.batching_or_default()), func.min(Job.backend), func.min(s.options),
+            func.min(Job.pool), func.min(s.allocator_or_default()), func.min(s.mode()),
+            func.count(Job.id), results, func.min(Job.id),
+            case((results > 1, func.aggregate_strings(cast(Job.id, String), ","))),
+            func.min(Result.tokens), func.max(Result.tokens), func.sum(Result.n),
+            func.sum(Result.n * Result.mean_ms), func.max(Result.mean_ms),
+            func.max(Result.std_ms), func.min(Result.min_ms), func.max(Result.max_ms),
+            func.max(Result.p50_ms), func.max(Result.p90_ms), func.max(Result.p99_ms),
+            func.max(Result.throughput),
+            func.count(case((Result.verdict == "valid", 1))), func.count(case((invalid, 1))),
+            func.aggregate_strings(case((invalid, cast(Result.reasons, String))), "\n"),
+            func.count(case((Result.model_identity["weights"].as_string() == "random", 1))),
+            case((ambiguous, 1), else_=0), est,
+        ]  # fmt: skip
+        labelled = [e.label(f"k{i}") for i, e in enumerate(kept)]
+        labelled += [c.label(n) for c, n in zip(columns, SIDE_COLUMNS, strict=True)]
+        stmt = s.join(select(*labelled).select_from(Job))
+        stmt = stmt.join(Result, Result.job_id == Job.id)
+        stmt = stmt.where(*filter_conditions([campaign_id], self.filters))
+        stmt = stmt.where(*self._selector(campaign_id, selector))
+        return stmt.group_by(*kept).cte(name)
+
+    def _threshold(self, a: Any, b: Any) -> Any:
+        """The threshold of a pair: given, else the larger calibrated floor of its pools."""
+        if self.threshold is not None:
+            return literal(self.threshold, Float)
+        floors = {
+            pool: noise[NOISE_OF[self.metric]]
+            for pool, noise in noise_floors(self.session, None).items()
+        }
+        if not floors:
+            return literal(DEFAULT_THRESHOLD, Float)
+
+        def floor(pool: Any) -> Any:
+            return case(*((pool == p, f) for p, f in floors.items()), else_=None)
+
+        x, y = floor(a.c.pool), floor(b.c.pool)
+        return case(
+            (x.is_(None), func.coalesce(y, DEFAULT_THRESHOLD)),
+            (y.is_(None), x),
+            (x > y, x),
+            else_=y,
+        )
+
+    def run(
+        self,
+        a_id: int,
+        sel_a: dict[str, str],
+        b_id: int,
+        sel_b: dict[str, str],
+        limit: int | None,
+        fail_on_regression: bool,
+    ) -> list[Any]:
+        a = self._side(a_id, sel_a, "side_a")
+        b = self._side(b_id, sel_b, "side_b")
+        on = and_(true(), *(a.c[f"k{i}"] == b.c[f"k{i}"] for i in range(len(self.keep))))
+        threshold = self._threshold(a, b)
+        change = case((a.c.est > 0, b.c.est / a.c.est - 1.0))
+        size = func.coalesce(func.abs(change), 1e300)
+        beyond = or_(change.is_(None), func.abs(change) > threshold)
+        pairs = (
+            select(
+                *(a.c[n].label(f"a_{n}") for n in SIDE_COLUMNS),
+                *(b.c[n].label(f"b_{n}") for n in SIDE_COLUMNS),
+                threshold.label("threshold"),
+                change.label("change"),
+                func.row_number().over(order_by=(size.desc(), a.c.first_job)).label("rank"),
+                func.count().over().label("matched"),
+                func.sum(case((beyond, 1), else_=0)).over().label("beyond"),
+                select(func.count()).select_from(a).scalar_subquery().label("count_a"),
+                select(func.count()).select_from(b).scalar_subquery().label("count_b"),
+            )
+            .select_from(a.join(b, on))
+            .subquery("pairs")
+        )
+        stmt = select(
+            pairs,
+            select(func.count()).select_from(a).where(a.c.ambiguous > 0).scalar_subquery()
+            .label("ambiguous_a"),
+            select(func.count()).select_from(b).where(b.c.ambiguous > 0).scalar_subquery()
+            .label("ambiguous_b"),
+        )  # fmt: skip
+        if limit:
+            shown = pairs.c.rank <= limit
+            if fail_on_regression:
+                may_regress = or_(pairs.c.change.is_(None), pairs.c.change > pairs.c.threshold)
+                shown = or_(shown, may_regress)
+            stmt = stmt.where(shown)
+        return list(self.session.connection().execute(stmt).all())
+
+
+def _option(options: dict[str, Any], key: str) -> str | None:
+    if key not in options:
+        return None
+    value = options[key]
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _cell(r: Any, p: str) -> Cell:
+    """A Cell from one side's columns of a MatchQuery row (prefix 'a_' or 'b_')."""
+    g = r._mapping
+    opts, opts_key = parse_options(g[p + "options"])
+    results = g[p + "results"]
+    ids = g[p + "ids"]
+    cell = Cell(
+        model=g[p + "model"],
+        input=g[p + "input"],
+        batch_size=g[p + "batch"],
+        batching=g[p + "batching"],
+        backend=g[p + "backend"],
+        backend_options=opts,
+        options_key=opts_key,
+        pool=g[p + "pool"],
+        allocator=g[p + "allocator"],
+        mode=g[p + "mode"],
+        tokens=g[p + "tokens"],
+        tokens_max=g[p + "tokens_max"],
+        jobs=g[p + "jobs"],
+        results=results,
+        job_ids=[int(x) for x in ids.split(",")] if ids else [g[p + "first_job"]],
+        first_job=g[p + "first_job"],
+        n=int(g[p + "n"]) if g[p + "n"] is not None else None,
+        mean_ms=g[p + "mean"],
+        std_ms=g[p + "std"],
+        min_ms=g[p + "min"],
+        max_ms=g[p + "max"],
+        p50_ms=g[p + "p50"],
+        p90_ms=g[p + "p90"],
+        p99_ms=g[p + "p99"],
+        throughput=g[p + "throughput"],
+        valid=g[p + "valid"],
+        invalid=g[p + "invalid"],
+        reasons=_reasons(g[p + "reasons"]),
+        random_weights=bool(g[p + "random"]),
+    )
+    if results > 1:
+        _unpooled(cell, g[p + "weighted"])
+    elif cell.throughput is None and cell.mean_ms:
+        cell.throughput = cell.batch_size * 1000.0 / cell.mean_ms
+    return cell
+
+
+def _diagnose(
+    session: Session,
+    a_id: int,
+    b_id: int,
+    sel_a: dict[str, str],
+    sel_b: dict[str, str],
+    filters: Filters,
+    keep: list[str],
+    a_label: str,
+    b_label: str,
+) -> None:
+    """Raise the precise reason nothing could be compared: an empty or ambiguous side, or
+    identity fields that keep the sides apart."""
     cells_a = _aggregate(session, [a_id], filters, identity=True, pool_samples=False)
     cells_b = (
         cells_a
@@ -191,55 +480,10 @@ def compare(
     for label, sel, side in (("A", sel_a, side_a), ("B", sel_b, side_b)):
         if not side:
             raise ReportError(_empty_side(label, a_label, b_label, sel, filters))
-    varied = varied_fields(sel_a, sel_b)
-    keep = [f for f in IDENTITY if f not in varied]
     index_a = _index(side_a, keep, "A")
     index_b = _index(side_b, keep, "B")
-    common = [k for k in index_a if k in index_b]
-    if not common:
+    if not any(k in index_b for k in index_a):
         raise ReportError(_no_match(a_label, b_label, keep, side_a, side_b))
-    pools = {c.pool for c in side_a + side_b}
-    noise = noise_floors(session, pools) if threshold is None else {}
-    attr = METRICS[metric]
-    thresholds: dict[tuple[str, str], float] = {}
-    pairs = []
-    for key in common:
-        a, b = index_a[key], index_b[key]
-        pools_ab = (a.pool, b.pool)
-        limit_ab = thresholds.get(pools_ab)
-        if limit_ab is None:
-            limit_ab = thresholds[pools_ab] = _threshold(threshold, noise, metric, *pools_ab)
-        # The estimate from SQL: exact for one-job cells, and for the mean of any cell.
-        pairs.append(Pair(a, b, limit_ab, getattr(a, attr), getattr(b, attr)))
-
-    shown = pairs if not limit or len(pairs) <= limit else _largest(pairs, limit)
-    shown_ids = {id(p) for p in shown}
-    to_test = list(shown)
-    if fail_on_regression:
-        to_test += [p for p in pairs if id(p) not in shown_ids and _may_regress(p)]
-    _test(session, to_test, metric, alpha)
-    beyond = sum(
-        1
-        for p in pairs
-        if id(p) not in shown_ids and (p.change is None or abs(p.change) > p.threshold)
-    )
-    order = {id(p): i for i, p in enumerate(pairs)}
-    shown.sort(key=lambda p: order[id(p)])
-    return CompareReport(
-        a_label=a_label,
-        b_label=b_label,
-        metric=metric,
-        alpha=alpha,
-        threshold=threshold,
-        varied=sorted(varied),
-        pairs=shown,
-        matched=len(pairs),
-        only_a=len(index_a) - len(common),
-        only_b=len(index_b) - len(common),
-        beyond=beyond,
-        regressions=[p for p in to_test if p.verdict == SLOWER],
-        noise=noise,
-    )
 
 
 def label_of(side: str, a_label: str, b_label: str) -> str:
@@ -299,34 +543,6 @@ def _index(cells: list[Cell], keep: list[str], side: str) -> dict[tuple[Any, ...
             )
         index[key] = cell
     return index
-
-
-def _threshold(
-    given: float | None,
-    noise: dict[str, tuple[float, float]],
-    metric: str,
-    pool_a: str,
-    pool_b: str,
-) -> float:
-    if given is not None:
-        return given
-    floors = [noise[p][NOISE_OF[metric]] for p in (pool_a, pool_b) if p in noise]
-    return max(floors) if floors else DEFAULT_THRESHOLD
-
-
-def _largest(pairs: list[Pair], limit: int) -> list[Pair]:
-    """The `limit` cells with the largest effect; unknown estimates first (they may be)."""
-
-    def size(p: Pair) -> float:
-        change = p.change
-        return math.inf if change is None else abs(change)
-
-    return sorted(pairs, key=size, reverse=True)[:limit]
-
-
-def _may_regress(pair: Pair) -> bool:
-    change = pair.change
-    return change is None or change > pair.threshold
 
 
 def _test(session: Session, pairs: list[Pair], metric: str, alpha: float) -> None:

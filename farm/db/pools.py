@@ -84,13 +84,13 @@ def list_pools(session: Session) -> list[dict[str, object]]:
     return out
 
 
-def noise_floors(session: Session, names: set[str]) -> dict[str, tuple[float, float]]:
-    """pool → (mean_noise, p99_noise) of its latest calibration, for the pools that have one."""
-    stmt = (
-        select(Calibration.pool, Calibration.mean_noise, Calibration.p99_noise)
-        .where(Calibration.pool.in_(names))
-        .order_by(Calibration.pool, Calibration.created_at.desc(), Calibration.id.desc())
+def noise_floors(session: Session, names: set[str] | None) -> dict[str, tuple[float, float]]:
+    """pool → (mean_noise, p99_noise) of its latest calibration (of `names`, or of all)."""
+    stmt = select(Calibration.pool, Calibration.mean_noise, Calibration.p99_noise).order_by(
+        Calibration.pool, Calibration.created_at.desc(), Calibration.id.desc()
     )
+    if names is not None:
+        stmt = stmt.where(Calibration.pool.in_(names))
     out: dict[str, tuple[float, float]] = {}
     for pool, mean_noise, p99_noise in session.execute(stmt):
         out.setdefault(pool, (mean_noise, p99_noise))
