@@ -12,7 +12,6 @@ those cells only — never averaged percentiles.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from farm.reporting import (
     Filters,
     ReportError,
     WideTable,
+    no_gc,
     options_text,
     wide_table,
 )
@@ -307,14 +307,9 @@ def aggregate_cells(
     if session.get_bind().dialect.name == "postgresql":
         # 100,000 groups: sort or hash them in memory rather than on disk.
         session.execute(sql_text("SET LOCAL work_mem = '64MB'"))
-    rows = session.connection().execute(stmt).all()
-    gc_was_on = gc.isenabled()
-    gc.disable()  # 100,000 new objects, no cycles: collections would only slow the build
-    try:
+    with no_gc():
+        rows = session.connection().execute(stmt).all()
         cells = _build_cells(rows, len(keys), identity)
-    finally:
-        if gc_was_on:
-            gc.enable()
     out = sorted(cells.values(), key=lambda c: c.first_job)
     if pool_samples:
         pool_cells(session, [c for c in out if c.results > 1])
@@ -529,6 +524,7 @@ def apply_prices(session: Session, cells: list[Cell]) -> list[str]:
     pools = {c.pool for c in cells}
     priced = prices(session, pools)
     for cell in cells:
-        price, currency = priced.get(cell.pool, (None, None))
-        cell.with_cost(price, currency)
+        found = priced.get(cell.pool)
+        if found is not None:
+            cell.with_cost(*found)
     return sorted(pools - set(priced))
