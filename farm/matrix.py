@@ -376,7 +376,8 @@ def load_matrix(
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise MatrixError(f"{p}: malformed YAML{at}: {problem}") from None
     except (ValueError, RecursionError) as exc:  # a constructor's int(), date(), float()
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.split("; use sys.set_int_max_str_digits")[0][:200]  # Python's own hint
         raise MatrixError(f"{p}: malformed YAML: {reason}") from None
     overrides = {k: v for k, v in protocol_overrides.items() if v is not None}
     if overrides and isinstance(data, dict):
