@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from farm.errors import MatrixError
 
@@ -31,6 +31,27 @@ class IpexOptions(BackendOptions):
     jit: StrictBool = True
 
 
+class OpenvinoOptions(BackendOptions):
+    """optimum-intel's OpenVINO model class (main stack): the model is exported to OpenVINO IR
+    and compiled for the CPU with this precision hint and number of streams."""
+
+    inference_precision_hint: Literal["f32", "bf16"] = "f32"
+    num_streams: Annotated[StrictInt, Field(ge=1, le=64)] = 1
+
+
+class TorchCompileOptions(BackendOptions):
+    """torch.compile with inductor (main stack); bf16 runs each call under CPU autocast."""
+
+    dtype: Literal["fp32", "bf16"] = "fp32"
+    mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs"] = "default"
+
+
+class OptimumIpexOptions(BackendOptions):
+    """optimum-intel 1.27's IPEXModel classes (ipex stack)."""
+
+    dtype: Literal["fp32", "bf16"] = "bf16"
+
+
 class SelftestOptions(BackendOptions):
     """No model: each call spins the CPU for `work_ms`. For drills of the farm itself
     (timeouts, killed workers, a backend that crashes its process with `crash: true`)."""
@@ -42,6 +63,9 @@ class SelftestOptions(BackendOptions):
 OPTION_SCHEMAS: dict[str, type[BackendOptions]] = {
     "pytorch": PytorchOptions,
     "ipex": IpexOptions,
+    "openvino": OpenvinoOptions,
+    "torch-compile": TorchCompileOptions,
+    "optimum-ipex": OptimumIpexOptions,
     "selftest": SelftestOptions,
 }
 

@@ -1,0 +1,76 @@
+"""`optimum-ipex`: optimum-intel 1.27's IPEXModelForSequenceClassification (ipex stack only).
+
+The last optimum-intel IPEX path (optimum-intel >= 2 dropped it). The model Farm resolved is
+saved to a temporary directory and loaded through `IPEXModelForSequenceClassification.
+from_pretrained(dir, torch_dtype=...)`, which applies optimum-intel's own IPEX optimisation;
+bf16 also runs each call under CPU autocast, as optimum-intel's IPEX examples do. The warm
+call in bind takes whatever per-shape work the class does lazily. A timed call is one
+pipeline call, as for `pytorch`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from typing import Any
+
+from farm.jobs import JobSpec
+from workers.backends.base import Backend, Runner
+from workers.backends.ipex import Kwargs, SwappedPipelineRunner, require, version
+from workers.models import LoadedModel
+
+
+class OptimumIpexRunner(SwappedPipelineRunner):
+    backend_name = "optimum-ipex"
+
+    def optimise(self, spec: JobSpec, loaded: LoadedModel) -> dict[str, Any]:
+        torch = self._torch
+        (ipex,) = require("optimum-ipex", "ipex", "intel_extension_for_pytorch")
+        try:
+            from optimum.intel import IPEXModelForSequenceClassification
+        except ImportError as exc:  # optimum-intel >= 2 has no IPEX classes
+            require("optimum-ipex", "ipex", f"optimum.intel.ipex ({exc})")
+            raise
+        self._bf16 = self.options.get("dtype", "bf16") == "bf16"
+        dtype = torch.bfloat16 if self._bf16 else torch.float32
+        workdir = tempfile.mkdtemp(prefix="farm-optimum-ipex-")
+        try:  # from_pretrained needs a path: save what load_model resolved, whatever its source
+            loaded.model.save_pretrained(workdir)
+            loaded.tokenizer.save_pretrained(workdir)
+            self._model = IPEXModelForSequenceClassification.from_pretrained(
+                workdir, torch_dtype=dtype, local_files_only=True
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return {
+            "optimum-intel": version("optimum-intel"),
+            "ipex": ipex.__version__,
+            "torch": torch.__version__,
+            "transformers": version("transformers"),
+            "dtype": "bf16" if self._bf16 else "fp32",
+            "class": type(self._model).__name__,
+        }
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        if self._bf16:
+            return self._torch.autocast("cpu", dtype=self._torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward(self, kwargs: Kwargs) -> Any:
+        return self._model(**kwargs)
+
+
+class OptimumIpexBackend(Backend):
+    name = "optimum-ipex"
+    requires = ("torch", "transformers", "intel_extension_for_pytorch", "optimum.intel")
+    requires_versions = {
+        "torch": "2.8.",
+        "intel-extension-for-pytorch": "2.8.",
+        "optimum-intel": "1.",
+    }
+    stack = "ipex"
+    install_hint = "build and use the ipex stack: stacks/build.sh ipex"
+
+    def load(self, spec: JobSpec) -> Runner:
+        return OptimumIpexRunner(spec)
