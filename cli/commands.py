@@ -201,10 +201,10 @@ def status(settings: Settings, campaign: str | None) -> None:
     for (pool, queue), n in sorted(waiting.items()):
         if queue in live_queues:
             continue
-        if pool not in live or queue == queue_for(pool):
+        if pool not in live:
             what = f"no live worker serves that pool: start `farm worker --pool {pool}`"
         else:
-            allocator = queue.rsplit(".", 1)[-1]
+            allocator = "default" if queue == queue_for(pool) else queue.rsplit(".", 1)[-1]
             what = (
                 f"no live worker of that pool can run them (they need allocator {allocator}): "
                 f"start `farm worker --pool {pool} --allocator {allocator}`"
@@ -224,11 +224,14 @@ def status(settings: Settings, campaign: str | None) -> None:
         )
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.pass_context
 @pass_settings
-def campaigns(settings: Settings, limit: int) -> None:
-    """List campaigns, newest first, with their job states."""
+def campaigns(settings: Settings, ctx: click.Context, limit: int) -> None:
+    """List campaigns, newest first, with their job states (`campaigns delete` removes one)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from farm.db import repo
     from farm.db.session import check_database, session_factory, transaction
 

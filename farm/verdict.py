@@ -27,6 +27,15 @@ WARMUP_WINDOW = 10
 WARMUP_MARGIN = 0.10
 
 
+def min_samples(percentile: float) -> int:
+    """The fewest samples that support this percentile (0 below p90)."""
+    if percentile >= 99.9:
+        return MIN_SAMPLES["p99.9"]
+    if percentile >= 99:
+        return MIN_SAMPLES["p99"]
+    return MIN_SAMPLES["p90"] if percentile >= 90 else 0
+
+
 @dataclass(frozen=True)
 class Verdict:
     valid: bool

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from farm.protocol import Protocol
 from farm.stats import relative_ci_half_width
+from farm.verdict import min_samples
 
 NS = 1_000_000_000
 
@@ -57,7 +58,8 @@ def _timed(fn: Callable[[], Any], protocol: Protocol) -> tuple[npt.NDArray[np.in
     min_ns = int(protocol.min_duration_s * NS)
     max_ns = int(protocol.max_duration_s * NS) if protocol.max_duration_s else None
     samples = np.empty(min(cap, max(protocol.iterations, 1024)), dtype=np.int64)
-    next_check = protocol.iterations
+    # An adaptive stop needs enough samples for its percentile to be supported at all.
+    next_check = max(protocol.iterations, min_samples(protocol.target_percentile))
     n = 0
     start = clock()
     while True:
@@ -73,7 +75,7 @@ def _timed(fn: Callable[[], Any], protocol: Protocol) -> tuple[npt.NDArray[np.in
         if n >= protocol.iterations and t1 - start >= min_ns:
             if protocol.target_ci is None:
                 return samples[:n], "iterations" if not min_ns else "minimum duration met"
-            if n >= next_check:
+            if n >= next_check:  # never before the percentile is supported
                 width = relative_ci_half_width(samples[:n], protocol.target_percentile)
                 if width is not None and width <= protocol.target_ci:
                     return samples[:n], "target reached"

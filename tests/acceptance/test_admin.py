@@ -209,19 +209,6 @@ def test_cancel_says_running_jobs_are_left_to_finish(migrated_pg: str) -> None:
     assert "1 queued job(s) cancelled; 1 running job(s) left to finish" in result.stdout
 
 
-def _campaigns_is_a_group() -> bool:
-    import click
-
-    from cli import admin, commands  # noqa: F401  (admin adds `delete` to the group)
-
-    return isinstance(commands.campaigns, click.Group)
-
-
-@pytest.mark.xfail(
-    not _campaigns_is_a_group(),
-    reason="`farm campaigns delete` needs `campaigns` turned into a group in cli/commands.py",
-    strict=True,
-)
 def test_campaigns_delete_and_campaigns_still_lists(migrated_pg: str) -> None:
     campaign = _failed_campaign(migrated_pg)
     env = farm_env(migrated_pg)

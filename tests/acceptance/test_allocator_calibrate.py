@@ -185,12 +185,6 @@ def test_missing_allocator_library_is_a_clear_error(tmp_path: Path) -> None:
         allocator.LIB_DIRS = saved
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `farm status` says 'no live worker serves that pool' for default-allocator "
-    "jobs of a pool whose only live workers preload tcmalloc, beside a table saying the pool "
-    "has a live worker (cli/commands.py: `pool not in live or queue == queue_for(pool)`)",
-)
 def test_status_tells_a_missing_default_allocator_worker_from_a_missing_pool(
     sqlite_url: str,
 ) -> None:

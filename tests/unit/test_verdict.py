@@ -184,12 +184,6 @@ def test_a_run_that_met_its_minimum_duration_is_not_judged_below_it() -> None:
     assert not [r for r in verdict.reasons if r.startswith("timed calls lasted")], verdict.reasons
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the adaptive stop ignores the verdict's minimum sample counts: with fewer "
-    "than 662 `iterations` (e.g. `farm run examples/quick.yaml --target-ci 0.05`) it stops "
-    "with 'target reached' at ~390 calls and the result is invalid ('p99 not supported')",
-)
 def test_an_adaptive_run_that_reached_its_target_supports_its_percentile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
