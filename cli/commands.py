@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 from rich.console import Console
@@ -14,9 +15,10 @@ from cli.options import matrix_options, parse_cpus_option, pass_settings, pinnin
 from cli.render import stdout_console
 from farm.errors import FarmError
 from farm.hardware import mixed_pools
-from farm.jobs import JobSpec, queue_for
+from farm.jobs import JobSpec
 from farm.matrix import Matrix
 from farm.settings import Settings
+from farm.stacks import queue_parts
 
 err = Console(stderr=True)
 
@@ -181,7 +183,6 @@ def status(settings: Settings, campaign: str | None) -> None:
         found = repo.find_campaign(session, campaign)
         counts = repo.state_counts(session, found.id)
         live_workers = repo.live_workers(session, settings.worker_ttl_s)
-        live_queues = repo.live_queues(session, settings.worker_ttl_s)
         waiting = repo.waiting_by_queue(session, found.id)
         failed = [j for j in repo.campaign_jobs(session, found.id) if j.state == "failed"]
     live = {w.pool for w in live_workers}
@@ -198,18 +199,8 @@ def status(settings: Settings, campaign: str | None) -> None:
             "yes" if pool in live else "[red]no[/red]",
         )
     out.print(table)
-    for (pool, queue), n in sorted(waiting.items()):
-        if queue in live_queues:
-            continue
-        if pool not in live:
-            what = f"no live worker serves that pool: start `farm worker --pool {pool}`"
-        else:
-            allocator = "default" if queue == queue_for(pool) else queue.rsplit(".", 1)[-1]
-            what = (
-                f"no live worker of that pool can run them (they need allocator {allocator}): "
-                f"start `farm worker --pool {pool} --allocator {allocator}`"
-            )
-        out.print(f"[yellow]warning:[/yellow] {n} job(s) of pool {pool!r} are waiting and {what}")
+    for warning in waiting_warnings(waiting, live_workers):
+        out.print(f"[yellow]warning:[/yellow] {warning}")
     for pool, classes in sorted(
         mixed_pools((w.pool, w.hardware_class) for w in live_workers).items()
     ):
@@ -222,6 +213,36 @@ def status(settings: Settings, campaign: str | None) -> None:
             f"[red]failed[/red] job {job.id} ({job.model}, {job.input_name}, "
             f"batch {job.batch_size}, {job.backend}@{job.pool}): {job.error}"
         )
+
+
+def waiting_warnings(
+    waiting: dict[tuple[str, str, str], int], live_workers: list[Any]
+) -> list[str]:
+    """Why waiting jobs may wait forever: no live worker serves their queue, or none of
+    those that do can run their backend (each worker registered why not)."""
+    warnings = []
+    live_pools = {w.pool for w in live_workers}
+    for (pool, queue, backend), n in sorted(waiting.items()):
+        serving = [w for w in live_workers if queue in (w.queues or [f"farm.{w.pool}"])]
+        head = f"{n} job(s) of pool {pool!r} are waiting and"
+        _, stack, allocator = queue_parts(queue)
+        start = f"farm worker --pool {pool}" + (
+            f" --allocator {allocator}" if allocator != "default" else ""
+        )
+        if not serving and pool not in live_pools:
+            warnings.append(f"{head} no live worker serves that pool: start `{start}`")
+        elif not serving:
+            warnings.append(
+                f"{head} no live worker of that pool can run them (they need allocator "
+                f"{allocator}, stack {stack}): start `{start}` in the {stack} stack"
+            )
+        else:
+            reasons = [w.fingerprint.get("backends", {}).get(backend) for w in serving]
+            if all(reasons):
+                warnings.append(
+                    f"{head} no live worker of that pool can run backend {backend!r}: {reasons[0]}"
+                )
+    return warnings
 
 
 @cli.group(invoke_without_command=True)

@@ -9,6 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from farm.protocol import Protocol
+from farm.stacks import queue_for
+
+__all__ = ["JobSpec", "ModelSpec", "direct_queue", "queue_for"]
 
 
 class ModelSpec(BaseModel):
@@ -48,6 +51,7 @@ class JobSpec(BaseModel):
     backend_options: dict[str, Any] = Field(default_factory=dict)
     pool: str
     allocator: Literal["default", "tcmalloc", "jemalloc"] = "default"  # preloaded by the worker
+    stack: str = "main"  # the software stack (Python environment) that runs it
     # Set only by `farm calibrate`: the same cell again, on one named worker.
     repeat: int = Field(default=0, ge=0, le=1000)
     worker: str | None = None
@@ -67,7 +71,9 @@ class JobSpec(BaseModel):
 
     @property
     def queue(self) -> str:
-        return direct_queue(self.worker) if self.worker else queue_for(self.pool, self.allocator)
+        if self.worker:
+            return direct_queue(self.worker)
+        return queue_for(self.pool, self.allocator, self.stack)
 
     def runner_key(self) -> str:
         """Jobs with the same key can reuse one loaded model + backend runner."""
@@ -76,15 +82,6 @@ class JobSpec(BaseModel):
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def queue_for(pool: str, allocator: str = "default") -> str:
-    """The one place queue names are made: a job reaches only workers that can run it.
-
-    One queue per pool; a job that needs a preloaded allocator goes to that pool's queue
-    for the allocator, which only workers started with `--allocator` serve.
-    """
-    return f"farm.{pool}" if allocator == "default" else f"farm.{pool}.{allocator}"
 
 
 def direct_queue(worker: str) -> str:

@@ -33,6 +33,7 @@ from farm.errors import MatrixError
 from farm.jobs import JobSpec, ModelSpec
 from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
+from farm.stacks import resolve_stack
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 MAX_MATRIX_BYTES = 1 << 20
@@ -72,6 +73,8 @@ class BackendEntry(BaseModel):
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    # The software stack it must run in; by default the backend's home stack.
+    stack: str | None = None
 
     @model_validator(mode="after")
     def _known(self) -> BackendEntry:
@@ -80,6 +83,7 @@ class BackendEntry(BaseModel):
         except MatrixError as exc:
             raise ValueError(str(exc)) from None
         object.__setattr__(self, "options", resolved)
+        object.__setattr__(self, "stack", resolve_stack(self.name, self.stack))
         return self
 
 
@@ -193,7 +197,9 @@ class Matrix(BaseModel):
 
         return [
             distinct(self.models, lambda m: m.model_dump_json()),
-            distinct(self.backends, lambda b: json.dumps([b.name, b.options], sort_keys=True)),
+            distinct(
+                self.backends, lambda b: json.dumps([b.name, b.options, b.stack], sort_keys=True)
+            ),
             list(self.inputs.items()),
             distinct(self.batch_sizes, lambda b: b),
             distinct(self.pools, lambda p: p),
@@ -272,6 +278,7 @@ class Matrix(BaseModel):
                     backend_options=backend.options,
                     pool=axes[4][p],
                     allocator=axes[5][a],
+                    stack=backend.stack or "main",
                     protocol=self.protocol,
                 )
                 for override in self.protocol_overrides:

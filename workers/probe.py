@@ -6,6 +6,7 @@ import os
 import platform
 import resource
 import socket
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,28 @@ def host_fingerprint(allocator: str = "default") -> dict[str, Any]:
         "turbo": _turbo(),
         "smt": _read(SYS_CPU / "smt" / "control"),
         "allocator": allocator,
-        "stack": os.environ.get("FARM_STACK", "main"),
+        "stack": current_stack(),
+        "backends": runnable_backends(),
         "python": platform.python_version(),
         "libraries": library_versions(),
     }
+
+
+def current_stack() -> str:
+    """The stack this venv was built as (stacks/build.sh's marker), else FARM_STACK, else main."""
+    marker = Path(sys.prefix) / ".farm-stack-ok"
+    if marker.is_file():
+        for line in marker.read_text().splitlines():
+            if line.startswith("stack="):
+                return line.split("=", 1)[1].strip()
+    return os.environ.get("FARM_STACK") or "main"
+
+
+def runnable_backends() -> dict[str, str | None]:
+    """Backend → None when it can run here, else why not (registered with the worker)."""
+    from workers.backends import available_backends
+
+    return available_backends()
 
 
 def run_environment(threads: int | None) -> dict[str, Any]:

@@ -39,9 +39,9 @@ def default_name(pool: str) -> str:
     return f"{pool}@{socket.gethostname()}"
 
 
-def worker_queues(pool: str, allocator: str, name: str) -> list[str]:
-    """The pool's queue for this allocator, and a queue of its own (for `farm calibrate`)."""
-    return [queue_for(pool, allocator), direct_queue(name)]
+def worker_queues(pool: str, allocator: str, stack: str, name: str) -> list[str]:
+    """The pool's queue for this stack and allocator, and one of its own (`farm calibrate`)."""
+    return [queue_for(pool, allocator, stack), direct_queue(name)]
 
 
 def run_worker(
@@ -60,7 +60,7 @@ def run_worker(
     app = create_app(settings)
     check_broker(app, settings.broker_url)
     fingerprint = host_fingerprint(allocator)
-    queues = worker_queues(pool, allocator, name)
+    queues = worker_queues(pool, allocator, fingerprint["stack"], name)
     factory = session_factory(settings.database_url)
     with transaction(factory) as session:
         repo.register_worker(

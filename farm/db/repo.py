@@ -254,19 +254,14 @@ def live_pools(session: Session, ttl_s: int) -> set[str]:
     return {w.pool for w in live_workers(session, ttl_s)}
 
 
-def live_queues(session: Session, ttl_s: int) -> set[str]:
-    """Queues some live worker consumes (older workers registered no list: their pool's)."""
-    return {q for w in live_workers(session, ttl_s) for q in (w.queues or [f"farm.{w.pool}"])}
-
-
-def waiting_by_queue(session: Session, campaign_id: int) -> dict[tuple[str, str], int]:
-    """(pool, queue) → jobs queued or running there."""
+def waiting_by_queue(session: Session, campaign_id: int) -> dict[tuple[str, str, str], int]:
+    """(pool, queue, backend) → jobs queued or running there."""
     rows = session.execute(
-        select(Job.pool, Job.queue, func.count())
+        select(Job.pool, Job.queue, Job.backend, func.count())
         .where(Job.campaign_id == campaign_id, Job.state.in_(("queued", "running")))
-        .group_by(Job.pool, Job.queue)
+        .group_by(Job.pool, Job.queue, Job.backend)
     )
-    return {(pool, queue): n for pool, queue, n in rows}
+    return {(pool, queue, backend): n for pool, queue, backend, n in rows}
 
 
 def record_calibration(session: Session, **fields: Any) -> Calibration:

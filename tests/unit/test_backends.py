@@ -33,7 +33,14 @@ def job(**changes: Any) -> JobSpec:
 
 
 def test_known_backends() -> None:
-    assert known_backends() == ["ipex", "pytorch", "selftest"]
+    assert known_backends() == [
+        "ipex",
+        "openvino",
+        "optimum-ipex",
+        "pytorch",
+        "selftest",
+        "torch-compile",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -59,7 +66,7 @@ def test_validate_options_does_not_mutate_its_input() -> None:
     assert options == {"jit": False}
 
 
-@pytest.mark.parametrize("backend", ["onnx", "", "PyTorch", "openvino"])
+@pytest.mark.parametrize("backend", ["onnx", "", "PyTorch", "tensorrt"])
 def test_unknown_backend(backend: str) -> None:
     with pytest.raises(MatrixError) as info:
         validate_options(backend, {})

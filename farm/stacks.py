@@ -1,0 +1,57 @@
+"""Software stacks: which Python environment a backend runs in.
+
+The Intel stack cannot live in one environment (IPEX 2.8 needs torch 2.8, the current
+torch is 2.13), so a worker runs in one stack and serves only its queues. Every job names
+its stack (the cell's `stack:` or the backend's home stack), so the jobs of one cell never
+mix stacks, and every result records it.
+"""
+
+from __future__ import annotations
+
+STACKS = ("main", "ipex")
+# Backend → the stacks it runs in; the first is its home, used when a cell names none.
+BACKEND_STACKS: dict[str, tuple[str, ...]] = {
+    "pytorch": ("main", "ipex"),
+    "torch-compile": ("main", "ipex"),
+    "openvino": ("main",),
+    "ipex": ("ipex",),
+    "optimum-ipex": ("ipex",),
+    "selftest": ("main", "ipex"),
+}
+ALLOCATORS = ("default", "tcmalloc", "jemalloc")
+
+
+def resolve_stack(backend: str, stack: str | None) -> str:
+    """The stack a backend's job runs in; ValueError names the allowed ones."""
+    allowed = BACKEND_STACKS.get(backend, ("main",))
+    if stack is None:
+        return allowed[0]
+    if stack not in allowed:
+        raise ValueError(
+            f"backend {backend!r} runs in stack {' or '.join(allowed)}, not {stack!r}"
+        )
+    return stack
+
+
+def queue_for(pool: str, allocator: str = "default", stack: str = "main") -> str:
+    """The one place queue names are made: a job reaches only workers that can run it.
+
+    One queue per pool for the main stack and the default allocator (`farm.<pool>`); a
+    job for another stack or a preloaded allocator goes to that pool's queue for them,
+    which only workers of that stack started with that `--allocator` serve.
+    """
+    parts = ["farm", pool]
+    if stack != "main":
+        parts.append(stack)
+    if allocator != "default":
+        parts.append(allocator)
+    return ".".join(parts)
+
+
+def queue_parts(queue: str) -> tuple[str, str, str]:
+    """(pool, stack, allocator) of a pool queue made by queue_for."""
+    _, _, rest = queue.partition(".")
+    pieces = rest.split(".")
+    allocator = pieces.pop() if len(pieces) > 1 and pieces[-1] in ALLOCATORS else "default"
+    stack = pieces.pop() if len(pieces) > 1 and pieces[-1] in STACKS else "main"
+    return ".".join(pieces), stack, allocator
