@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +44,8 @@ class WorkerContext:
     settings: Settings
     threads: int | None = None
     _runner: tuple[str, Runner, float] | None = field(default=None, repr=False)
+    # fp32 eager reference logits per (weights, input): computed once, not once per job.
+    _references: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def runner_for(self, spec: JobSpec) -> tuple[Runner, float]:
         """The cached runner when the key matches (setup 0), else a fresh one and its setup time."""
@@ -118,6 +121,8 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
     m = measure(fn, spec.protocol)
     stats = describe(m.samples_ns, spec.batch_size)
     verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
+    check = output_check(ctx, runner, spec)
+    reasons = verdict.reasons + check_reasons(check)
     environment = {
         **run_environment(ctx.threads),
         "host": ctx.fingerprint,
@@ -140,8 +145,9 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
         "p90_ms": pct["p90"],
         "p99_ms": pct["p99"],
         "stats": stats,
-        "verdict": verdict.label,
-        "reasons": verdict.reasons,
+        "verdict": "invalid" if reasons else "valid",
+        "reasons": reasons,
+        "output_check": check,
         "throughput": stats["throughput_per_s"],
         "samples": encode_samples(m.samples_ns),
         "warmup_samples": encode_samples(m.warmup_ns),
@@ -152,3 +158,40 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
         "setup_s": setup_s,
         "measure_s": m.wall_s,
     }
+
+
+# Largest |logit - fp32 eager logit| a backend may show: bf16 paths measured 1e-3 .. 3e-3
+# on replicas; ten times more is a broken optimisation, not rounding.
+OUTPUT_TOLERANCE = 0.05
+
+
+def output_check(ctx: WorkerContext, runner: Runner, spec: JobSpec) -> dict[str, Any]:
+    """The backend's logits against fp32 eager on the same input, outside the timing."""
+    logits = getattr(runner, "logits", None)
+    reference = getattr(runner, "reference_logits", None)
+    if logits is None or reference is None:
+        return {"status": "unavailable", "reason": f"backend {spec.backend} exposes no logits"}
+    key = (str(runner.identity.get("weights_sha256")), spec.input_text)
+    if key not in ctx._references:
+        ctx._references[key] = np.asarray(reference(spec), dtype=np.float64)
+    ref = ctx._references[key]
+    got = np.asarray(logits(spec), dtype=np.float64)
+    rows = min(len(got), len(ref))
+    got, ref = got[:rows], ref[:rows]
+    return {
+        "status": "checked",
+        "reference": "fp32 eager, same weights and input",
+        "label_agreement": float(np.mean(got.argmax(-1) == ref.argmax(-1))),
+        "max_abs_logit_diff": float(np.max(np.abs(got - ref))),
+        "tolerance": OUTPUT_TOLERANCE,
+    }
+
+
+def check_reasons(check: dict[str, Any]) -> list[str]:
+    diff = check.get("max_abs_logit_diff")
+    if diff is None or diff <= OUTPUT_TOLERANCE:
+        return []
+    return [
+        f"output check: logits differ from fp32 eager by up to {diff:.3g} "
+        f"(tolerance {OUTPUT_TOLERANCE}); labels agree on {check['label_agreement']:.0%}"
+    ]

@@ -136,6 +136,8 @@ class Result(Base):
     throughput: Mapped[float | None] = mapped_column(Float)
     first_call_ms: Mapped[float | None] = mapped_column(Float)
     peak_rss_mb: Mapped[float | None] = mapped_column(Float)
+    # The measured backend's outputs against fp32 eager on the same inputs (untimed).
+    output_check: Mapped[dict[str, Any] | None]
 
     job: Mapped[Job] = relationship(back_populates="result")
 

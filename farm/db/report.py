@@ -173,6 +173,7 @@ def report_rows(
         Result.model_identity["weights"].as_string(),
         Result.model_identity["weights_sha256"].as_string(),
         Result.model_identity["tokenizer"].as_string(),
+        Result.output_check,
     ).select_from(Job)
     stmt = (
         spec.join(stmt)
@@ -217,6 +218,7 @@ def report_rows(
                 "weights": r[29],
                 "weights_sha256": r[30],
                 "tokenizer": r[31],
+                "output_check": r[32],
             }
         )
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,22 @@ def test_farm_run_quick_example_on_sqlite(tmp_path: Path) -> None:
     report = farm("report", str(campaign), "--format", "csv", env=env)
     assert report.returncode == 0
     assert len(report.stdout.strip().splitlines()) == 9  # header + 8 jobs
+
+
+def test_every_result_carries_an_output_check(tmp_path: Path) -> None:
+    from tests.helpers import write_matrix
+
+    url = f"sqlite:///{tmp_path / 'farm.db'}"
+    env = farm_env(url)
+    matrix = write_matrix(
+        tmp_path / "m.yaml",
+        batch_sizes=[1],
+        backends=["pytorch", {"name": "pytorch", "options": {"dtype": "bf16"}}],
+    )
+    run = farm("run", str(matrix), env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    report = farm("report", run.stdout.strip().splitlines()[-1], "--format", "json", env=env)
+    checks = {r["backend_options"]["dtype"]: r["output_check"] for r in json.loads(report.stdout)}
+    assert checks["fp32"]["status"] == "checked" and checks["fp32"]["max_abs_logit_diff"] == 0.0
+    assert checks["fp32"]["label_agreement"] == 1.0
+    assert 0.0 < checks["bf16"]["max_abs_logit_diff"] < checks["bf16"]["tolerance"]

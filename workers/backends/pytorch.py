@@ -42,6 +42,20 @@ class PipelineRunner(Runner):
 
         return call
 
+    def _forward(self, text: str, context: contextlib.AbstractContextManager[Any]) -> Any:
+        model = self._pipe.model
+        encoded = self.tokenizer([text], return_tensors="pt")
+        with self._torch.inference_mode(), context:
+            return model(**encoded).logits.float().numpy()
+
+    def logits(self, spec: JobSpec) -> Any:
+        """This backend's logits for the job's input (one untimed forward)."""
+        return self._forward(spec.input_text, self._context())
+
+    def reference_logits(self, spec: JobSpec) -> Any:
+        """The same model's fp32 eager logits on the same input."""
+        return self._forward(spec.input_text, contextlib.nullcontext())
+
 
 class PytorchBackend(Backend):
     name = "pytorch"
