@@ -156,7 +156,7 @@ def delete(settings: Settings, campaign: str, yes: bool) -> None:
 
 
 def _also_under_campaigns() -> None:
-    """`farm campaigns delete` too, once `campaigns` is a group (a change in cli/commands.py)."""
+    """`farm campaigns delete` is the same command (`campaigns` is a group in cli/commands.py)."""
     from cli import commands
 
     group = getattr(commands, "campaigns", None)
