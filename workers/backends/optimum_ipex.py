@@ -2,15 +2,17 @@
 
 The last optimum-intel IPEX path (optimum-intel >= 2 dropped it). The model Farm resolved is
 saved to a temporary directory and loaded through `IPEXModelForSequenceClassification.
-from_pretrained(dir, torch_dtype=...)`, which applies optimum-intel's own IPEX optimisation;
-bf16 also runs each call under CPU autocast, as optimum-intel's IPEX examples do. The warm
-call in bind takes whatever per-shape work the class does lazily. A timed call is one
-pipeline call, as for `pytorch`.
+from_pretrained(dir, torch_dtype=...)`, as optimum-intel's examples do (no autocast: the
+weights themselves are cast to the dtype). What 1.27 does with it: models of the types it
+patches (bert among the study's three; not distilbert or roberta) get IPEX's fused layers,
+and the forward is `torch.compile`d (inductor) with two process-wide side effects of
+optimum-intel's: `torch._inductor.config.cpp_wrapper = True` and TORCHINDUCTOR_FREEZING=1,
+which then hold for any later torch.compile in the same worker process. Compilation happens
+in bind's warm call, per input shape. A timed call is one pipeline call, as for `pytorch`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from typing import Any
@@ -50,12 +52,9 @@ class OptimumIpexRunner(SwappedPipelineRunner):
             "transformers": version("transformers"),
             "dtype": "bf16" if self._bf16 else "fp32",
             "class": type(self._model).__name__,
+            "ipex_patched": bool(getattr(self._model, "_add_patch", False)),
+            "torch_compile": bool(getattr(self._model.model.config, "compile", False)),
         }
-
-    def context(self) -> contextlib.AbstractContextManager[Any]:
-        if self._bf16:
-            return self._torch.autocast("cpu", dtype=self._torch.bfloat16)
-        return contextlib.nullcontext()
 
     def forward(self, kwargs: Kwargs) -> Any:
         return self._model(**kwargs)
