@@ -118,6 +118,12 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
     runner, setup_s = ctx.runner_for(spec)
     fn = runner.bind(spec)
     tokens = count_tokens(runner.tokenizer, spec.input_text)
+    limit = getattr(runner.tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and tokens > limit:  # HF uses ~1e30 for "no limit"
+        raise ValueError(
+            f"input {spec.input_name!r} is {tokens} tokens; {spec.model.label} reads at most "
+            f"{limit} (shorten the input)"
+        )
     m = measure(fn, spec.protocol)
     stats = describe(m.samples_ns, spec.batch_size)
     verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)

@@ -19,6 +19,8 @@ from typing import Any
 
 from farm.errors import ModelResolutionError
 from farm.jobs import ModelSpec
+from farm.modelpaths import outside_roots
+from farm.settings import model_roots
 
 SEED = 0  # random heads/replicas are seeded so the same spec always gives the same weights
 MINILM_NAMES = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
@@ -89,6 +91,11 @@ def load_model(spec: ModelSpec, task: str = "text-classification") -> LoadedMode
     if replica is None and spec.layers is not None:
         raise ModelResolutionError(
             f"layers applies only to replicas of {', '.join(REPLICAS)}; {name!r} is not one"
+        )
+    if outside_roots(name, model_roots()):  # checked at submit too; the broker is not trusted
+        raise ModelResolutionError(
+            f"model path {name!r} is outside the allowed model roots; set FARM_MODEL_ROOTS "
+            "on the worker to allow it"
         )
     path = Path(name).expanduser()
     if path.is_dir():

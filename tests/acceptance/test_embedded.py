@@ -57,3 +57,17 @@ def test_every_result_carries_an_output_check(tmp_path: Path) -> None:
     assert checks["fp32"]["status"] == "checked" and checks["fp32"]["max_abs_logit_diff"] == 0.0
     assert checks["fp32"]["label_agreement"] == 1.0
     assert 0.0 < checks["bf16"]["max_abs_logit_diff"] < checks["bf16"]["tolerance"]
+
+
+def test_an_input_longer_than_the_model_reads_fails_with_a_clear_reason(tmp_path: Path) -> None:
+    from tests.helpers import write_matrix
+
+    url = f"sqlite:///{tmp_path / 'farm.db'}"
+    env = farm_env(url)
+    matrix = write_matrix(tmp_path / "m.yaml", batch_sizes=[1], inputs={"huge": "shoe " * 600})
+    run = farm("run", str(matrix), env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    report = farm("report", run.stdout.strip().splitlines()[-1], "--format", "json", env=env)
+    (row,) = json.loads(report.stdout)
+    assert row["state"] == "failed"
+    assert "input 'huge' is 602 tokens" in row["error"] and "reads at most 512" in row["error"]

@@ -125,7 +125,8 @@ def test_unsupported_task_is_refused() -> None:
         load_model(ModelSpec(name="roberta-base", layers=1), task="fill-mask")
 
 
-def test_local_directory_loads(tmp_path: Path) -> None:
+def test_local_directory_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARM_MODEL_ROOTS", str(tmp_path))
     saved = tiny("distilbert-base-uncased", 1)
     saved.model.save_pretrained(tmp_path)
     saved.tokenizer.save_pretrained(tmp_path)
@@ -183,3 +184,11 @@ def test_cached_study_model_beats_the_replica(tmp_path: Path) -> None:
     assert ident["source"] == "hf-cache" and ident["revision"] == revision
     assert ident["weights_sha256"] == saved.identity["weights_sha256"]
     assert with_layers == "replica"  # layers always means "build the replica"
+
+
+def test_a_path_outside_the_model_roots_is_refused_on_the_worker_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FARM_MODEL_ROOTS", str(tmp_path / "allowed"))
+    with pytest.raises(ModelResolutionError, match="outside the allowed model roots"):
+        load_model(ModelSpec(name=str(tmp_path)))
