@@ -1,0 +1,573 @@
+"""What does Farm cost? The same cell measured by a plain loop and through Farm, alternating.
+
+Part 1 — per-call overhead. One cell (distilbert-base-uncased, the blog's short sentence,
+batch 1) is measured in rounds, each round once by a plain loop in the style of the blog's
+`benchmark()` (a transformers pipeline, `time.perf_counter_ns` around each call) running in
+a process of its own, and once through Farm (a real `farm worker` subprocess, Redis,
+PostgreSQL, `farm submit`). Both processes are pinned to the same CPUs with the same torch
+thread count, load the model through the same offline resolver and call the same pipeline
+on the same sentence; they take turns (the order alternates each round), so only one of
+them runs at a time. The result is the median, over rounds, of the ratio of means
+(Farm / plain) with a bootstrap 95 % interval: the aim is an interval within ±2 % of 1.
+
+Part 2 — end-to-end wall time. The quick matrix (examples/quick.yaml, its pools collapsed
+into one so a single worker and a single plain process get the same CPUs) through Farm —
+from `farm submit` to the last result, model loads included — against a plain script that
+runs the same cells in one process (model loads included). The aim is at most 1.15x.
+
+    .venv/bin/python benchmarks/overhead.py                      # 10 rounds, 20 + 200 calls
+    .venv/bin/python benchmarks/overhead.py --rounds 4 --layers 2 --matrix-iterations 20
+
+Services: PostgreSQL (a scratch database `farm_bench_overhead`, created and dropped here, on
+the server of FARM_DATABASE_URL or --postgres) and Redis database 13 (on the host of
+FARM_BROKER_URL or --redis), emptied before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+FARM = str(Path(sys.executable).with_name("farm"))
+SHORT = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
+SCRATCH_DB = "farm_bench_overhead"
+ALL_CPUS = os.sched_getaffinity(0)
+
+
+def all_cpus() -> None:
+    """preexec_fn: a worker or plain process starts with every CPU, then pins itself."""
+    os.sched_setaffinity(0, ALL_CPUS)
+
+
+REDIS_DB = 13
+
+
+# --- the plain side: a process of its own, the blog's loop -------------------------------
+
+
+def serve_plain(cpus: set[int], threads: int, gc_off: bool) -> None:
+    """JSON lines on stdin → JSON lines on stdout. Pinned before torch is imported."""
+    os.sched_setaffinity(0, cpus)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import gc
+
+    import torch
+    from transformers import logging as hf_logging
+    from transformers import pipeline
+
+    from farm.jobs import ModelSpec
+    from workers.models import load_model
+
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(threads)
+    pipes: dict[str, Any] = {}
+
+    def pipe_for(model: dict[str, Any]) -> Any:
+        key = json.dumps(model, sort_keys=True)
+        if key not in pipes:
+            pipes.clear()
+            loaded = load_model(ModelSpec(**model), "text-classification")
+            pipes[key] = pipeline(
+                "text-classification", model=loaded.model, tokenizer=loaded.tokenizer, device="cpu"
+            )
+        return pipes[key]
+
+    def benchmark(pipe: Any, data: Any, warmup: int, iterations: int) -> list[int]:
+        """The blog's benchmark(): warm-up calls, then timed calls one by one."""
+        for _ in range(warmup):
+            pipe(data)
+        if gc_off:
+            gc.disable()
+        times = []
+        for _ in range(iterations):
+            tick = time.perf_counter_ns()
+            pipe(data)
+            tock = time.perf_counter_ns()
+            times.append(tock - tick)
+        gc.enable()
+        return times
+
+    def data_for(cell: dict[str, Any]) -> Any:
+        # batch 1: the sentence; batch N: a list of N copies the pipeline runs one by one
+        return cell["text"] if cell["batch"] == 1 else [cell["text"]] * cell["batch"]
+
+    def reply(obj: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    reply(
+        {
+            "ready": True,
+            "affinity": sorted(os.sched_getaffinity(0)),
+            "threads": torch.get_num_threads(),
+        }
+    )
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "quit":
+            return
+        if cmd["op"] == "cell":
+            pipe = pipe_for(cmd["model"])
+            times = benchmark(pipe, data_for(cmd), cmd["warmup"], cmd["iterations"])
+            reply(
+                {
+                    "mean_ms": statistics.fmean(times) / 1e6,
+                    "p50_ms": statistics.median(times) / 1e6,
+                    "n": len(times),
+                }
+            )
+        elif cmd["op"] == "matrix":
+            pipes.clear()
+            start = time.perf_counter()
+            means, load_s = [], 0.0
+            for cell in cmd["cells"]:
+                t0 = time.perf_counter()
+                pipe = pipe_for(cell["model"])  # model loads inside the timed region
+                load_s += time.perf_counter() - t0
+                times = benchmark(pipe, data_for(cell), cmd["warmup"], cmd["iterations"])
+                means.append(statistics.fmean(times) / 1e6)
+            wall = time.perf_counter() - start
+            reply({"wall_s": wall, "load_s": load_s, "means_ms": means})
+
+
+class Plain:
+    def __init__(self, cpus: str, threads: int, gc_off: bool):
+        args = [
+            sys.executable,
+            __file__,
+            "--serve-plain",
+            "--cpus",
+            cpus,
+            "--threads",
+            str(threads),
+        ]
+        if gc_off:
+            args.append("--plain-gc-off")
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        env["HF_HUB_OFFLINE"] = "1"
+        self.proc = subprocess.Popen(  # noqa: S603 (our own executables)
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=all_cpus,
+        )
+        self.info = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"plain process exited ({self.proc.wait()})")
+        return dict(json.loads(line))
+
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(30)
+
+
+# --- the Farm side: services, a worker, submissions -----------------------------------------
+
+
+def with_db(url: str, db: str | int) -> str:
+    return f"{url.rsplit('/', 1)[0]}/{db}"
+
+
+class Services:
+    def __init__(self, postgres: str, redis_host: str):
+        from sqlalchemy import create_engine, text
+
+        self.admin = create_engine(with_db(postgres, "postgres"), isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{SCRATCH_DB}"'))
+        self.database_url = with_db(postgres, SCRATCH_DB)
+        self.broker_url = with_db(redis_host, REDIS_DB)
+        self._flush()
+        from farm.db.migrate import upgrade
+
+        upgrade(self.database_url)
+        self.engine = create_engine(self.database_url)
+        self.env = dict(
+            os.environ,
+            FARM_DATABASE_URL=self.database_url,
+            FARM_BROKER_URL=self.broker_url,
+            HF_HUB_OFFLINE="1",
+        )
+        self.env.pop("LD_PRELOAD", None)
+
+    def _flush(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.broker_url, socket_connect_timeout=2)
+        client.flushdb()
+        client.close()
+
+    def close(self) -> None:
+        from sqlalchemy import text
+
+        self.engine.dispose()
+        from farm.db.session import get_engine
+
+        get_engine(self.database_url).dispose()
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)'))
+        self.admin.dispose()
+        self._flush()
+
+    def submit(self, matrix: Path) -> int:
+        out = subprocess.run(  # noqa: S603 (our own executables)
+            [FARM, "submit", str(matrix)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"farm submit failed: {out.stderr}")
+        return int(out.stdout.strip().splitlines()[-1])
+
+    def wait(self, campaign: int, timeout: float = 3600, poll: float = 0.2) -> list[Any]:
+        """Poll until every job has ended; the results in job order."""
+        from sqlalchemy import text
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.engine.connect() as conn:
+                states = conn.execute(
+                    text("SELECT state, error FROM job WHERE campaign_id = :c"), {"c": campaign}
+                ).all()
+                if any(s == "failed" for s, _ in states):
+                    raise RuntimeError(f"campaign {campaign}: {[e for s, e in states if e]}")
+                if states and all(s == "succeeded" for s, _ in states):
+                    return list(
+                        conn.execute(
+                            text(
+                                "SELECT r.mean_ms, r.environment, r.setup_s, r.measure_s, r.p50_ms "
+                                "FROM result r "
+                                "JOIN job j ON j.id = r.job_id WHERE j.campaign_id = :c "
+                                "ORDER BY j.id"
+                            ),
+                            {"c": campaign},
+                        ).all()
+                    )
+            time.sleep(poll)
+        raise TimeoutError(f"campaign {campaign} unfinished after {timeout} s")
+
+
+class Worker:
+    def __init__(self, services: Services, pool: str, cpus: str, threads: int, log: Path):
+        self.log = log
+        self._fh = log.open("w")
+        self.proc = subprocess.Popen(  # noqa: S603 (our own executables)
+            [FARM, "worker", "--pool", pool, "--name", f"{pool}-w", "--cpus", cpus]
+            + ["--threads", str(threads)],
+            env=services.env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            preexec_fn=all_cpus,
+        )
+        deadline = time.monotonic() + 120
+        while "ready" not in log.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._fh.close()
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+def bootstrap_median_ci(
+    values: list[float], reps: int = 20_000, seed: int = 0
+) -> tuple[float, float]:
+    import numpy as np
+
+    arr = np.asarray(values)
+    rng = np.random.default_rng(seed)
+    medians = np.median(arr[rng.integers(0, arr.size, size=(reps, arr.size))], axis=1)
+    lo, hi = np.percentile(medians, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+# --- the two parts ---------------------------------------------------------------------------
+
+
+def model_entry(layers: int | None) -> dict[str, Any]:
+    return {"name": "distilbert-base-uncased", **({"layers": layers} if layers else {})}
+
+
+def part_one(args: argparse.Namespace, services: Services, tmp: Path) -> list[float]:
+    model = model_entry(args.layers)
+    matrix = write_yaml(
+        tmp / "cell.yaml",
+        {
+            "name": "overhead-cell",
+            "models": [model],
+            "inputs": {"short": SHORT},
+            "batch_sizes": [1],
+            "backends": ["pytorch"],
+            "pools": ["bench"],
+            "protocol": {"warmup": args.warmup, "iterations": args.iterations},
+        },
+    )
+    label = f"{model['name']}" + (f"[{args.layers}L]" if args.layers else " (6 layers)")
+    print(
+        f"\n== Part 1: one cell, plain loop vs Farm, {args.rounds} rounds alternating ==\n"
+        f"cell: {label}, short sentence, batch 1, {args.warmup} warm-up + "
+        f"{args.iterations} timed calls; cpus {args.cpus}, {args.threads} thread(s)"
+    )
+    plain = Plain(args.cpus, args.threads, args.plain_gc_off)
+    worker = Worker(services, "bench", args.cpus, args.threads, tmp / "worker-cell.log")
+    cell = {"op": "cell", "model": model, "text": SHORT, "batch": 1}
+    calls = {"warmup": args.warmup, "iterations": args.iterations}
+
+    def run_plain() -> tuple[float, float]:
+        reply = plain.ask(**cell, **calls)
+        return float(reply["mean_ms"]), float(reply["p50_ms"])
+
+    farm_env: dict[str, Any] = {}
+
+    def run_farm() -> tuple[float, float]:
+        (row,) = services.wait(services.submit(matrix))
+        farm_env.update(row[1])
+        return float(row[0]), float(row[4])
+
+    ratios: list[float] = []
+    p50_ratios: list[float] = []
+    try:
+        run_plain(), run_farm()  # priming: model loads, first-touch effects; not counted
+        print(
+            f"plain process: affinity {plain.info['affinity']}, {plain.info['threads']} thread(s);"
+            f" Farm worker: affinity {farm_env.get('affinity')}, "
+            f"{farm_env.get('threads')} thread(s)"
+        )
+        print(
+            f"{'round':>5} {'order':<11} {'plain mean ms':>13} {'Farm mean ms':>12} "
+            f"{'ratio':>6} | {'plain p50 ms':>12} {'Farm p50 ms':>11} {'ratio':>6}"
+        )
+        for i in range(args.rounds):
+            sides: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+                ("plain", run_plain),
+                ("farm", run_farm),
+            ]
+            if i % 2:
+                sides.reverse()
+            got = {name: fn() for name, fn in sides}
+            means = {name: v[0] for name, v in got.items()}
+            p50s = {name: v[1] for name, v in got.items()}
+            ratio = means["farm"] / means["plain"]
+            ratios.append(ratio)
+            p50_ratios.append(p50s["farm"] / p50s["plain"])
+            order = "/".join(name for name, _ in sides)
+            print(
+                f"{i + 1:>5} {order:<11} {means['plain']:>13.3f} {means['farm']:>12.3f} "
+                f"{ratio:>6.3f} | {p50s['plain']:>12.3f} {p50s['farm']:>11.3f} "
+                f"{p50_ratios[-1]:>6.3f}"
+            )
+    finally:
+        worker.stop()
+        plain.stop()
+    median = statistics.median(ratios)
+    lo, hi = bootstrap_median_ci(ratios)
+    within = "yes" if lo >= 0.98 and hi <= 1.02 else "no"
+    print(
+        f"median ratio of means (Farm / plain): {median:.4f}, bootstrap 95 % CI "
+        f"[{lo:.4f}, {hi:.4f}] (within ±2 % of 1: {within})"
+    )
+    plo, phi = bootstrap_median_ci(p50_ratios)
+    above = sum(r > 1 for r in ratios)
+    print(
+        f"median ratio of medians (p50): {statistics.median(p50_ratios):.4f}, bootstrap 95 % "
+        f"CI [{plo:.4f}, {phi:.4f}]; Farm slower in {above} of {len(ratios)} rounds (means)"
+    )
+    return ratios
+
+
+def part_two(args: argparse.Namespace, services: Services, tmp: Path) -> list[float]:
+    import yaml
+
+    from farm.matrix import parse_matrix
+
+    data = yaml.safe_load((REPO / "examples" / "quick.yaml").read_text())
+    data["pools"] = ["matrix"]  # one pool: one worker and one plain process on the same CPUs
+    if args.layers:
+        data["models"] = [model_entry(args.layers)]
+    protocol = dict(data.get("protocol") or {})
+    if args.matrix_warmup is not None:
+        protocol["warmup"] = args.matrix_warmup
+    if args.matrix_iterations is not None:
+        protocol["iterations"] = args.matrix_iterations
+    data["protocol"] = protocol
+    jobs = parse_matrix(data).expand()
+    cells = [
+        {
+            "model": job.model.model_dump(exclude_defaults=True),
+            "text": job.input_text,
+            "batch": job.batch_size,
+        }
+        for job in jobs
+    ]
+    assert all(job.batching == "sequential" for job in jobs)
+    matrix = write_yaml(tmp / "quick.yaml", data)
+    print(
+        f"\n== Part 2: examples/quick.yaml end to end, {len(jobs)} cells (pools collapsed to "
+        f"one), {protocol['warmup']} + {protocol['iterations']} calls, "
+        f"{args.matrix_rounds} round(s) ==\n"
+        "Farm: `farm submit` to the last result (a fresh worker, model loads included); "
+        "plain: one process, model loads included"
+    )
+    print(
+        f"{'round':>5} {'plain s':>9} {'(load s':>8} {'calls s)':>9} {'Farm s':>9} "
+        f"{'(setup s':>9} {'measure s':>10} {'other s)':>9} {'ratio':>7}"
+    )
+    ratios = []
+    for i in range(args.matrix_rounds):
+        walls: dict[str, float] = {}
+        order = ["plain", "farm"] if i % 2 == 0 else ["farm", "plain"]
+        for side in order:
+            if side == "plain":
+                plain = Plain(args.cpus, args.threads, args.plain_gc_off)
+                try:
+                    reply = plain.ask(
+                        op="matrix",
+                        cells=cells,
+                        warmup=protocol["warmup"],
+                        iterations=protocol["iterations"],
+                    )
+                finally:
+                    plain.stop()
+                walls["plain"] = reply["wall_s"]
+                walls["plain_load"] = reply["load_s"]
+            else:
+                worker = Worker(
+                    services, "matrix", args.cpus, args.threads, tmp / f"worker-matrix-{i}.log"
+                )
+                try:
+                    start = time.perf_counter()
+                    rows = services.wait(services.submit(matrix), poll=0.1)
+                    walls["farm"] = time.perf_counter() - start
+                    walls["farm_setup"] = sum(r[2] for r in rows)
+                    walls["farm_measure"] = sum(r[3] for r in rows)
+                finally:
+                    worker.stop()
+        ratio = walls["farm"] / walls["plain"]
+        ratios.append(ratio)
+        other = walls["farm"] - walls["farm_setup"] - walls["farm_measure"]
+        print(
+            f"{i + 1:>5} {walls['plain']:>9.2f} {walls['plain_load']:>8.2f} "
+            f"{walls['plain'] - walls['plain_load']:>9.2f} {walls['farm']:>9.2f} "
+            f"{walls['farm_setup']:>9.2f} {walls['farm_measure']:>10.2f} {other:>9.2f} "
+            f"{ratio:>7.3f}"
+        )
+    median = statistics.median(ratios)
+    print(
+        f"median wall-time ratio (Farm / plain): {median:.3f} (aim <= 1.15: "
+        f"{'yes' if median <= 1.15 else 'no'})"
+    )
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10, help="part 1 rounds (default 10)")
+    parser.add_argument("--warmup", type=int, default=20, help="part 1 warm-up calls")
+    parser.add_argument("--iterations", type=int, default=200, help="part 1 timed calls")
+    parser.add_argument("--layers", type=int, help="a smaller replica (default: all 6 layers)")
+    parser.add_argument("--cpus", default="1", help="CPUs both sides are pinned to (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
+    parser.add_argument("--matrix-rounds", type=int, default=2, help="part 2 rounds")
+    parser.add_argument("--matrix-warmup", type=int, help="part 2 warm-up (default: the file's)")
+    parser.add_argument("--matrix-iterations", type=int, help="part 2 timed calls (the file's)")
+    parser.add_argument("--skip-part1", action="store_true")
+    parser.add_argument("--skip-part2", action="store_true")
+    parser.add_argument(
+        "--plain-gc-off",
+        action="store_true",
+        help="turn GC off in the plain loop while timing, as Farm does (the blog left it on)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "FARM_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL URL whose server gets the scratch database",
+    )
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("FARM_BROKER_URL", "redis://127.0.0.1:6379/0"),
+        help=f"a Redis URL whose server is used (database {REDIS_DB})",
+    )
+    parser.add_argument("--serve-plain", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    from farm.settings import parse_cpu_list
+
+    if args.serve_plain:
+        serve_plain(parse_cpu_list(args.cpus), args.threads, args.plain_gc_off)
+        return
+    if not args.postgres.startswith("postgresql"):
+        parser.error("--postgres (or FARM_DATABASE_URL) must be a PostgreSQL URL")
+    measured = parse_cpu_list(args.cpus)
+    others = os.sched_getaffinity(0) - measured
+    if others:  # this process and the `farm submit` it runs stay off the measured CPUs
+        os.sched_setaffinity(0, others)
+    print(
+        f"measured CPUs {sorted(measured)}; this process and `farm submit` on "
+        f"{sorted(others) if others else 'the same CPUs (no other CPU allowed)'}; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    started = time.perf_counter()
+    services = Services(args.postgres, args.redis)
+    try:
+        with tempfile.TemporaryDirectory(prefix="farm-overhead-") as name:
+            tmp = Path(name)
+            if not args.skip_part1:
+                part_one(args, services, tmp)
+            if not args.skip_part2:
+                part_two(args, services, tmp)
+    finally:
+        services.close()
+    print(f"\n(total {time.perf_counter() - started:.0f} s; scratch database {SCRATCH_DB} dropped)")
+
+
+if __name__ == "__main__":
+    main()
