@@ -54,8 +54,8 @@ def worker(
     run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator)
 
 
-COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "allocator", "cpus",
-           "threads", "last seen", "live")  # fmt: skip
+COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "stack", "allocator",
+           "cpus", "threads", "last seen", "live")  # fmt: skip
 SHOWN_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512_fp16")
 
 
@@ -86,6 +86,7 @@ def hosts(settings: Settings) -> None:
             w.hostname,
             f"{w.hardware_class or '?'} ({w.fingerprint.get('cpu_model', '?')})",
             " ".join(f for f in on if f in SHOWN_FLAGS) or "-",
+            w.fingerprint.get("stack", "main"),
             w.allocator or "default",
             w.cpus or "-",
             str(w.threads or "-"),
