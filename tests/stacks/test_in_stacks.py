@@ -1,9 +1,10 @@
 """From the dev venv: run tests/stacks inside each software stack's own venv.
 
 A stack's venv is found with `stacks/build.sh --path STACK` (nothing is built). With
-FARM_STACK_TESTS=1, and always under CI=true, a missing stack is built first (`stacks/build.sh STACK`: main ~3 min and
-1.6 GB, ipex ~4 min and 7.4 GB); without it, a stack that is not built is skipped with the
-command that builds it. The backends themselves are exercised only inside the stacks.
+FARM_STACK_TESTS=1, and always under CI=true, a missing stack is built first
+(`stacks/build.sh STACK`: main ~3 min and 1.6 GB, ipex ~4 min and 7.4 GB); otherwise a
+stack that is not built is skipped with the command that builds it. The backends themselves
+are exercised only inside the stacks.
 """
 
 from __future__ import annotations
