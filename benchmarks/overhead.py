@@ -461,6 +461,7 @@ def part_two(args: argparse.Namespace, services: Services, tmp: Path) -> list[fl
         f"{'(setup s':>9} {'measure s':>10} {'other s)':>9} {'ratio':>7}"
     )
     ratios = []
+    cell_means: dict[str, list[list[float]]] = {"plain": [], "farm": []}
     for i in range(args.matrix_rounds):
         walls: dict[str, float] = {}
         order = ["plain", "farm"] if i % 2 == 0 else ["farm", "plain"]
@@ -478,6 +479,7 @@ def part_two(args: argparse.Namespace, services: Services, tmp: Path) -> list[fl
                     plain.stop()
                 walls["plain"] = reply["wall_s"]
                 walls["plain_load"] = reply["load_s"]
+                cell_means["plain"].append(reply["means_ms"])
             else:
                 worker = Worker(
                     services, "matrix", args.cpus, args.threads, tmp / f"worker-matrix-{i}.log"
@@ -488,6 +490,7 @@ def part_two(args: argparse.Namespace, services: Services, tmp: Path) -> list[fl
                     walls["farm"] = time.perf_counter() - start
                     walls["farm_setup"] = sum(r[2] for r in rows)
                     walls["farm_measure"] = sum(r[3] for r in rows)
+                    cell_means["farm"].append([r[0] for r in rows])
                 finally:
                     worker.stop()
         ratio = walls["farm"] / walls["plain"]
@@ -504,6 +507,13 @@ def part_two(args: argparse.Namespace, services: Services, tmp: Path) -> list[fl
         f"median wall-time ratio (Farm / plain): {median:.3f} (aim <= 1.15: "
         f"{'yes' if median <= 1.15 else 'no'})"
     )
+    print("per cell, mean ms of each round (plain / Farm):")
+    for c, job in enumerate(jobs):
+        pairs = ", ".join(
+            f"{p[c]:.2f} / {f[c]:.2f}"
+            for p, f in zip(cell_means["plain"], cell_means["farm"], strict=True)
+        )
+        print(f"  {job.input_name:<6} batch {job.batch_size:<3} {pairs}")
     return ratios
 
 
