@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +48,28 @@ def write_matrix(path: Path, **overrides: Any) -> Path:
 class WorkerProcess:
     """A real `farm worker` subprocess, stopped with SIGTERM (then SIGKILL) at the end."""
 
-    def __init__(self, pool: str, name: str, env: dict[str, str], log: Path, cpus: str = "0"):
+    def __init__(
+        self,
+        pool: str,
+        name: str,
+        env: dict[str, str],
+        log: Path,
+        cpus: str = "0",
+        extra: Sequence[str] = (),
+    ):
         self.name, self.log = name, log
         self._fh = log.open("w")
         args = [FARM, "-v", "worker", "--pool", pool, "--name", name, "--cpus", cpus]
         self.proc = subprocess.Popen(
-            [*args, "--threads", "1"], env=env, stdout=self._fh, stderr=subprocess.STDOUT
+            [*args, "--threads", "1", *extra], env=env, stdout=self._fh, stderr=subprocess.STDOUT
         )
         wait_for(lambda: "ready" in log.read_text() or self.proc.poll() is not None, 60)
         if self.proc.poll() is not None:
             raise RuntimeError(f"worker {name} exited early:\n{log.read_text()}")
+
+    def environ(self) -> str:
+        """The environment the worker runs with (after any re-exec)."""
+        return Path(f"/proc/{self.proc.pid}/environ").read_bytes().decode(errors="replace")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -3,8 +3,6 @@ measures its noise floor. Debian's libtcmalloc-minimal4 must be installed (CI in
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 from farm.errors import FarmError
 from tests.conftest import IN_CI, REDIS_URL, unavailable
-from tests.helpers import FARM, farm, farm_env, job_states, wait_for, write_matrix
+from tests.helpers import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
 
 pytestmark = pytest.mark.acceptance
 
@@ -50,36 +48,12 @@ def tcmalloc() -> str:
         pytest.skip(str(exc))
 
 
-class AllocatorWorker:
-    """`farm worker --allocator A` as a subprocess (it re-executes itself with LD_PRELOAD)."""
-
-    def __init__(self, pool: str, name: str, allocator: str, env: dict[str, str], log: Path):
-        self.log = log
-        self._fh = log.open("w")
-        env = {k: v for k, v in env.items() if k != "LD_PRELOAD"}
-        self.proc = subprocess.Popen(
-            [FARM, "-v", "worker", "--pool", pool, "--name", name, "--cpus", "0"]
-            + ["--threads", "1", "--allocator", allocator],
-            env=env,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(lambda: "ready" in log.read_text() or self.proc.poll() is not None, 60)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"worker {name} exited early:\n{log.read_text()}")
-
-    def environ(self) -> str:
-        return Path(f"/proc/{self.proc.pid}/environ").read_bytes().decode(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._fh.close()
+def allocator_worker(
+    pool: str, name: str, allocator: str, env: dict[str, str], log: Path
+) -> WorkerProcess:
+    """`farm worker --allocator A` (it re-executes itself with LD_PRELOAD)."""
+    env = {k: v for k, v in env.items() if k != "LD_PRELOAD"}
+    return WorkerProcess(pool, name, env, log, extra=["--allocator", allocator])
 
 
 def test_tcmalloc_worker_runs_only_tcmalloc_jobs_and_calibrates(
@@ -89,7 +63,7 @@ def test_tcmalloc_worker_runs_only_tcmalloc_jobs_and_calibrates(
     matrix = write_matrix(
         tmp_path / "m.yaml", batch_sizes=[1], pools=["p"], allocators=["default", "tcmalloc"]
     )
-    worker = AllocatorWorker("p", "w-tc", "tcmalloc", env, tmp_path / "worker.log")
+    worker = allocator_worker("p", "w-tc", "tcmalloc", env, tmp_path / "worker.log")
     try:
         assert f"LD_PRELOAD={tcmalloc}" in worker.environ().split("\0")  # re-executed, same pid
         sub = farm("submit", str(matrix), env=env)
