@@ -116,3 +116,18 @@ def count_rows(database_url: str, table: str) -> int:
             return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
     finally:
         engine.dispose()
+
+
+def job_spec(pool: str = "a", batch: int = 1) -> Any:
+    """A minimal JobSpec for repository tests (no model is ever loaded)."""
+    from farm.jobs import JobSpec, ModelSpec
+
+    return JobSpec(model=ModelSpec(name="m"), input_name="short", input_text="hello",
+                   batch_size=batch, backend="pytorch", pool=pool)  # fmt: skip
+
+
+def result_fields() -> dict[str, object]:
+    """The columns of a result row, with made-up values."""
+    return dict(worker="w", host="h", tokens=3, n=2, mean_ms=1.0, std_ms=0.1, min_ms=0.9,
+                max_ms=1.1, p50_ms=1.0, p90_ms=1.1, p99_ms=1.1, samples=b"F1",
+                model_identity={}, environment={}, setup_s=0.0, measure_s=0.1)  # fmt: skip

@@ -10,7 +10,8 @@ from farm.db import campaigns, repo
 from farm.db.models import Campaign, Job, Result
 from farm.db.session import session_factory, transaction
 from farm.errors import NotFound
-from farm.jobs import JobSpec, ModelSpec
+from farm.jobs import JobSpec
+from tests.helpers import job_spec, result_fields
 
 pytestmark = pytest.mark.integration
 
@@ -25,42 +26,10 @@ def factory(request: pytest.FixtureRequest) -> sessionmaker[Session]:
     return session_factory(url)
 
 
-def _spec(pool: str = "a", batch: int = 1) -> JobSpec:
-    return JobSpec(
-        model=ModelSpec(name="m"),
-        input_name="short",
-        input_text="hello",
-        batch_size=batch,
-        backend="pytorch",
-        pool=pool,
-    )
-
-
-def _result() -> dict[str, object]:
-    return dict(
-        worker="w",
-        host="h",
-        tokens=3,
-        n=2,
-        mean_ms=1.0,
-        std_ms=0.1,
-        min_ms=0.9,
-        max_ms=1.1,
-        p50_ms=1.0,
-        p90_ms=1.1,
-        p99_ms=1.1,
-        samples=b"F1",
-        model_identity={},
-        environment={},
-        setup_s=0.0,
-        measure_s=0.1,
-    )
-
-
 def _campaign(factory: sessionmaker[Session], states: list[str], name: str = "c") -> list[int]:
     """A campaign whose jobs (batch 1, 2, ...) are in the given states; returns job ids."""
     with transaction(factory) as s:
-        specs = [_spec(batch=i + 1) for i in range(len(states))]
+        specs = [job_spec(batch=i + 1) for i in range(len(states))]
         campaign = repo.create_campaign(s, name, {"name": name, "pools": ["a"]}, specs)
         for job, state in zip(campaign.jobs, states, strict=True):
             job.state = state
@@ -68,7 +37,7 @@ def _campaign(factory: sessionmaker[Session], states: list[str], name: str = "c"
             if state == "failed":
                 job.error = f"ModelResolutionError: boom {job.id}"
             if state == "succeeded":
-                s.add(Result(job_id=job.id, **_result()))
+                s.add(Result(job_id=job.id, **result_fields()))
         return [job.id for job in campaign.jobs]
 
 
@@ -139,9 +108,9 @@ def test_retry_with_nothing_failed(factory: sessionmaker[Session]) -> None:
 
 def test_rerun_copies_the_cells_onto_another_pool(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as s:
-        specs = [_spec("a", 1), _spec("b", 1), _spec("a", 8)]
+        specs = [job_spec("a", 1), job_spec("b", 1), job_spec("a", 8)]
         old = repo.create_campaign(s, "study", {"name": "study", "pools": ["a", "b"]}, specs)
-        s.add(Result(job_id=old.jobs[0].id, **_result()))
+        s.add(Result(job_id=old.jobs[0].id, **result_fields()))
         old.jobs[0].state = "succeeded"
         old_id = old.id
     with transaction(factory) as s:
@@ -159,10 +128,13 @@ def test_rerun_copies_the_cells_onto_another_pool(factory: sessionmaker[Session]
             ("zen4", 8, "queued", "farm.zen4"),
         ]
         assert [j.cell_key for j in jobs] == [
-            _spec("zen4", 1).cell_key(),
-            _spec("zen4", 8).cell_key(),
+            job_spec("zen4", 1).cell_key(),
+            job_spec("zen4", 8).cell_key(),
         ]
-        assert [JobSpec.from_json(j.spec) for j in jobs] == [_spec("zen4", 1), _spec("zen4", 8)]
+        assert [JobSpec.from_json(j.spec) for j in jobs] == [
+            job_spec("zen4", 1),
+            job_spec("zen4", 8),
+        ]
         assert len(repo.campaign_jobs(s, old_id)) == 3  # the original is untouched
 
 

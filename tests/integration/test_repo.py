@@ -9,41 +9,9 @@ from farm.db import repo
 from farm.db.models import Job, Result
 from farm.db.session import session_factory, transaction
 from farm.errors import NotFound
-from farm.jobs import JobSpec, ModelSpec
+from tests.helpers import job_spec, result_fields
 
 pytestmark = pytest.mark.integration
-
-
-def _spec(pool: str = "a", batch: int = 1) -> JobSpec:
-    return JobSpec(
-        model=ModelSpec(name="m"),
-        input_name="short",
-        input_text="hello",
-        batch_size=batch,
-        backend="pytorch",
-        pool=pool,
-    )
-
-
-def _result() -> dict[str, object]:
-    return dict(
-        worker="w",
-        host="h",
-        tokens=3,
-        n=2,
-        mean_ms=1.0,
-        std_ms=0.1,
-        min_ms=0.9,
-        max_ms=1.1,
-        p50_ms=1.0,
-        p90_ms=1.1,
-        p99_ms=1.1,
-        samples=b"F1",
-        model_identity={},
-        environment={},
-        setup_s=0.0,
-        measure_s=0.1,
-    )
 
 
 @pytest.mark.parametrize("url_fixture", ["migrated_pg", "sqlite_url"])
@@ -55,15 +23,15 @@ def test_job_lifecycle_writes_one_result(url_fixture: str, request: pytest.Fixtu
         upgrade(url)
     factory = session_factory(url)
     with transaction(factory) as s:
-        campaign = repo.create_campaign(s, "c1", {}, [_spec("a"), _spec("b")])
+        campaign = repo.create_campaign(s, "c1", {}, [job_spec("a"), job_spec("b")])
         job_id = campaign.jobs[0].id
     with transaction(factory) as s:
         claim = repo.claim_job(s, job_id, "w1", lease="h:1")
-    assert claim.spec == _spec("a") and claim.reason == "claimed"
+    assert claim.spec == job_spec("a") and claim.reason == "claimed"
     with transaction(factory) as s:
-        assert repo.complete_job(s, job_id, _result()) is True
+        assert repo.complete_job(s, job_id, result_fields()) is True
     with transaction(factory) as s:
-        assert repo.complete_job(s, job_id, _result()) is False  # at most one result
+        assert repo.complete_job(s, job_id, result_fields()) is False  # at most one result
         again = repo.claim_job(s, job_id, "w2")  # a finished job is not run again
         assert again.spec is None and again.reason == "already succeeded"
         job = s.get(Job, job_id)
@@ -76,8 +44,8 @@ def test_job_lifecycle_writes_one_result(url_fixture: str, request: pytest.Fixtu
 def test_fail_and_find(migrated_pg: str) -> None:
     factory = session_factory(migrated_pg)
     with transaction(factory) as s:
-        first = repo.create_campaign(s, "same", {}, [_spec()])
-        second = repo.create_campaign(s, "same", {}, [_spec()])
+        first = repo.create_campaign(s, "same", {}, [job_spec()])
+        second = repo.create_campaign(s, "same", {}, [job_spec()])
         job_id = second.jobs[0].id
     with transaction(factory) as s:
         repo.claim_job(s, job_id, "w")
