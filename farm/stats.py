@@ -33,7 +33,10 @@ class Summary:
 
     @classmethod
     def from_ns(cls, samples_ns: Sequence[int] | npt.NDArray[np.int64]) -> Summary:
-        values = np.asarray(samples_ns, dtype=np.float64) / NS_PER_MS
+        return cls.from_ms(np.asarray(samples_ns, dtype=np.float64) / NS_PER_MS)
+
+    @classmethod
+    def from_ms(cls, values: npt.NDArray[np.float64]) -> Summary:
         if values.size == 0:
             raise ValueError("no samples to summarise")
         p50, p90, p99 = np.percentile(values, [50, 90, 99])

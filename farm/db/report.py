@@ -47,7 +47,7 @@ from farm.reporting import (
     options_text,
     wide_table,
 )
-from farm.stats import NS_PER_MS, decode_samples
+from farm.stats import NS_PER_MS, Summary, decode_samples
 
 REPORT_KEYS = (
     "campaign", "job", "state", "model", "input", "tokens", "batch_size", "backend",
@@ -435,16 +435,14 @@ def pool_cells(session: Session, cells: list[Cell]) -> None:
 
 
 def set_pooled(cell: Cell, values_ms: npt.NDArray[np.float64]) -> None:
-    """The cell's statistics from samples pooled over its jobs (farm.stats.Summary's rules)."""
+    """The cell's statistics from samples pooled over its jobs (never averaged percentiles)."""
     if values_ms.size == 0:
         return
-    p50, p90, p99 = np.percentile(values_ms, [50, 90, 99])
-    cell.n = int(values_ms.size)
-    cell.mean_ms = float(values_ms.mean())
-    cell.std_ms = float(values_ms.std(ddof=1)) if values_ms.size > 1 else 0.0
-    cell.min_ms, cell.max_ms = float(values_ms.min()), float(values_ms.max())
-    cell.p50_ms, cell.p90_ms, cell.p99_ms = float(p50), float(p90), float(p99)
-    cell.throughput = cell.batch_size * 1000.0 / cell.mean_ms if cell.mean_ms > 0 else None
+    summary = Summary.from_ms(values_ms)
+    for key, value in summary.as_dict().items():
+        setattr(cell, key, value)
+    mean = summary.mean_ms
+    cell.throughput = cell.batch_size * 1000.0 / mean if mean > 0 else None
     cell.pooled = True
 
 
