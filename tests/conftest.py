@@ -63,17 +63,27 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'farm.db'}"
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A Redis database of its own (index 14 by default), emptied before and after."""
+def redis_database(index: int | None = None) -> Iterator[str]:
+    """Yield the URL of a Redis database (REDIS_URL's, or `index`), emptied before and after.
+
+    Tests whose queued messages must survive another test run's FLUSHDB use an index of
+    their own.
+    """
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    url = REDIS_URL if index is None else f"{REDIS_URL.rsplit('/', 1)[0]}/{index}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.RedisError as exc:
         unavailable("Redis", exc)
     client.flushdb()
-    yield REDIS_URL
+    yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database of its own (index 14 by default), emptied before and after."""
+    yield from redis_database()

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from farm.errors import FarmError
-from tests.conftest import IN_CI, REDIS_URL, unavailable
+from tests.conftest import IN_CI, redis_database
 from tests.helpers import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
 
 pytestmark = pytest.mark.acceptance
@@ -22,18 +22,7 @@ OWN_REDIS_DB = 12
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    import redis
-
-    url = f"{REDIS_URL.rsplit('/', 1)[0]}/{OWN_REDIS_DB}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    yield from redis_database(OWN_REDIS_DB)
 
 
 @pytest.fixture

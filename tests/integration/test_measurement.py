@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from farm.stats import decode_samples, describe
-from tests.conftest import REDIS_URL, unavailable
+from tests.conftest import redis_database
 from tests.helpers import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
 
 pytestmark = pytest.mark.integration
@@ -26,18 +26,7 @@ OWN_REDIS_DB = 11
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    import redis
-
-    url = f"{REDIS_URL.rsplit('/', 1)[0]}/{OWN_REDIS_DB}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    yield from redis_database(OWN_REDIS_DB)
 
 
 def submit(matrix: Path, env: dict[str, str]) -> int:

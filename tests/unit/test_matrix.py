@@ -10,23 +10,12 @@ import pytest
 from farm.errors import MatrixError
 from farm.jobs import JobSpec
 from farm.matrix import Matrix, load_matrix, parse_matrix
+from tests.helpers import LONG, SHORT
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "seed.yaml"
 QUICK = ROOT / "examples" / "quick.yaml"
 
-SHORT = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
-LONG = (
-    "These Adidas Lite Racer shoes hit a nice sweet spot for comfort shoes. Despite being a "
-    "little snug in the toe box, these are very comfortable to wear and provide nice support "
-    "while wearing. I would stop short of saying they are good running shoes or cross-trainers "
-    "because they simply lack the ankle and arch support most would desire in those type of "
-    "shoes and the treads wear fairly quickly, but they are definitely comfortable. I actually "
-    "walked around Disney World all day in these without issue if that is any reference. "
-    "Bottom line, I use these as the shoes they are best; versatile, inexpensive, and "
-    "comfortable, without expecting the performance of a high-end athletic sneaker or "
-    "expecting the comfort of my favorite pair of slippers."
-)
 
 # A small valid matrix; tests replace single lines of it.
 BASE = """\

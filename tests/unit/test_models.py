@@ -16,20 +16,9 @@ transformers = pytest.importorskip("transformers")
 
 from farm.errors import ModelResolutionError  # noqa: E402
 from farm.jobs import ModelSpec  # noqa: E402
+from tests.helpers import LONG, SHORT  # noqa: E402
 from workers.models import LoadedModel, count_tokens, load_model  # noqa: E402
 
-SHORT = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
-LONG = (
-    "These Adidas Lite Racer shoes hit a nice sweet spot for comfort shoes. Despite being a "
-    "little snug in the toe box, these are very comfortable to wear and provide nice support "
-    "while wearing. I would stop short of saying they are good running shoes or cross-trainers "
-    "because they simply lack the ankle and arch support most would desire in those type of "
-    "shoes and the treads wear fairly quickly, but they are definitely comfortable. I actually "
-    "walked around Disney World all day in these without issue if that is any reference. "
-    "Bottom line, I use these as the shoes they are best; versatile, inexpensive, and "
-    "comfortable, without expecting the performance of a high-end athletic sneaker or "
-    "expecting the comfort of my favorite pair of slippers."
-)
 REPLICAS = ["distilbert-base-uncased", "bert-base-uncased", "roberta-base"]
 KEYS = {
     "name",
