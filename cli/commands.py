@@ -118,9 +118,9 @@ def run(
     from farm.db.report import report_rows
     from farm.db.session import session_factory, transaction
     from workers.allocator import ensure_allocator
-    from workers.execute import WorkerContext, execute_job
+    from workers.execute import execute_job
     from workers.probe import host_fingerprint
-    from workers.worker import pin
+    from workers.worker import pin, register
 
     allocators = sorted({job.allocator for job in jobs})
     if len(allocators) > 1:
@@ -138,26 +138,10 @@ def run(
     name = f"embedded@{fingerprint['hostname']}"
     factory = session_factory(settings.database_url)
     with transaction(factory) as session:
-        repo.register_worker(
-            session,
-            name=name,
-            pool="embedded",
-            hostname=fingerprint["hostname"],
-            pid=__import__("os").getpid(),
-            cpus=cpus,
-            threads=count,
-            fingerprint=fingerprint,
-        )
+        ctx = register(session, settings, name, "embedded", fingerprint, count, queues=[])
         campaign = repo.create_campaign(session, spec.name, spec.model_dump(mode="json"), jobs)
         ids = [job.id for job in campaign.jobs]
         campaign_id = campaign.id
-    ctx = WorkerContext(
-        name=name,
-        host=fingerprint["hostname"],
-        fingerprint=fingerprint,
-        settings=settings,
-        threads=count,
-    )
     with _progress() as progress:
         task = progress.add_task(f"campaign {campaign_id}", total=len(ids))
         for job_id in ids:

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+from typing import Any
 
 from celery.signals import worker_ready
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,6 +45,39 @@ def worker_queues(pool: str, allocator: str, stack: str, name: str) -> list[str]
     return [queue_for(pool, allocator, stack), direct_queue(name)]
 
 
+def register(
+    session: Session,
+    settings: Settings,
+    name: str,
+    pool: str,
+    fingerprint: dict[str, Any],
+    threads: int,
+    queues: list[str],
+) -> WorkerContext:
+    """Record this process as a worker of `pool` (its host, pinning, queues) and return the
+    context its jobs run in; the Celery worker and the embedded `farm run` both use it."""
+    repo.register_worker(
+        session,
+        name=name,
+        pool=pool,
+        hostname=fingerprint["hostname"],
+        pid=os.getpid(),
+        cpus=",".join(map(str, sorted(os.sched_getaffinity(0)))),
+        threads=threads,
+        fingerprint=fingerprint,
+        queues=queues,
+        allocator=fingerprint["allocator"],
+        hardware_class=fingerprint["hardware_class"],
+    )
+    return WorkerContext(
+        name=name,
+        host=fingerprint["hostname"],
+        fingerprint=fingerprint,
+        settings=settings,
+        threads=threads,
+    )
+
+
 def run_worker(
     settings: Settings,
     pool: str,
@@ -63,26 +97,7 @@ def run_worker(
     queues = worker_queues(pool, allocator, fingerprint["stack"], name)
     factory = session_factory(settings.database_url)
     with transaction(factory) as session:
-        repo.register_worker(
-            session,
-            name=name,
-            pool=pool,
-            hostname=fingerprint["hostname"],
-            pid=os.getpid(),
-            cpus=",".join(map(str, sorted(os.sched_getaffinity(0)))),
-            threads=count,
-            fingerprint=fingerprint,
-            queues=queues,
-            allocator=allocator,
-            hardware_class=fingerprint["hardware_class"],
-        )
-    ctx = WorkerContext(
-        name=name,
-        host=fingerprint["hostname"],
-        fingerprint=fingerprint,
-        settings=settings,
-        threads=count,
-    )
+        ctx = register(session, settings, name, pool, fingerprint, count, queues)
     register_tasks(app, ctx, settings.database_url)
     # Started once the pool child exists, so no thread is running when Celery forks.
     worker_ready.connect(
