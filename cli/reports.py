@@ -85,7 +85,8 @@ def parse_selector_option(value: str | None, flag: str) -> dict[str, str] | None
     "--baseline",
     metavar="SELECTOR",
     help="Add speed-up columns against this column, row by row: e.g. "
-    "'backend=pytorch,pool=icelake' (keys: backend, pool, allocator or a backend option).",
+    "'backend=pytorch,pool=icelake' (keys: backend, pool, allocator or a backend option), "
+    "or a column as the report prints it, e.g. 'pytorch(dtype=fp32)@icelake'.",
 )
 @click.option("--cost", is_flag=True, help="Add each cell's cost per million inferences.")
 @click.option(

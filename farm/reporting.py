@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -43,13 +44,19 @@ SELECTOR_FIELDS = (*ROW_FIELDS, *COLUMN_FIELDS, "mode")
 
 @contextmanager
 def no_gc() -> Iterator[None]:
-    """Building 100,000 cells creates objects without cycles: collecting only slows it."""
+    """Building 100,000 cells creates objects without cycles: collecting only slows it.
+
+    On the way out they are frozen (`gc.freeze`): otherwise the next collections walk all
+    of them, a tenth of a large report's time, to find nothing. Reference counting still
+    frees them; only cyclic garbage made before is left to the end of a short CLI process.
+    """
     was_on = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_on:
+            gc.freeze()
             gc.enable()
 
 
@@ -87,7 +94,7 @@ class Cell:
     options_key: str | None = None  # options_text(backend_options), precomputed in bulk
     # The strict identity `farm compare` matches on (filled for compare queries).
     weights_sha256: str | None = None
-    input_text: str | None = None  # the input text (PostgreSQL: its md5), to match on
+    input_text: str | None = None  # the md5 of the input text, to match on
     tokens: int | None = None
     tokens_max: int | None = None
     jobs: int = 0  # jobs of the cell, with or without a result
@@ -206,12 +213,29 @@ def cost_per_million(price_per_hour: float, mean_ms: float, batch_size: int) -> 
 # --- selectors --------------------------------------------------------------------------
 
 
+# A column as reports print it: backend(options)@pool+allocator, e.g. ipex(dtype=bf16)@spr.
+COLUMN_LABEL = re.compile(
+    r"(?P<backend>[^()@+=,\s]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\s]+)"
+    r"(?:\+(?P<allocator>[^()@+=,\s]+))?"
+)
+
+
 def parse_selector(text: str, what: str = "selector") -> dict[str, str]:
     """'backend=pytorch,pool=icelake' → {'backend': 'pytorch', 'pool': 'icelake'}.
 
     Keys: model, input, batch, batching, backend, pool, allocator, mode; any other key is
-    a backend option (e.g. dtype=bf16).
+    a backend option (e.g. dtype=bf16). A column label as a report prints it
+    ('pytorch(dtype=fp32)@icelake') selects exactly that column.
     """
+    label = COLUMN_LABEL.fullmatch(text.strip())
+    if label is not None:
+        options = parse_selector(label["options"], what) if label["options"] else {}
+        return {
+            "backend": label["backend"],
+            **{k: v for k, v in options.items() if k not in ("backend", "pool", "allocator")},
+            "pool": label["pool"],
+            "allocator": label["allocator"] or "default",
+        }
     selector: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
@@ -427,11 +451,16 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
     """One row per cell (long format, what pandas wants), with speed-ups and cost if asked."""
     out = []
     speed_metrics = [m for m in table.metrics if m not in NO_SPEEDUP] if table.baseline else []
+    labels = {column: column_label(column) for column in table.columns}
+    options_json: dict[str, str] = {}  # per option set, not per cell (100,000 cells)
     for row in table.rows:
         for column in table.columns:
             cell = table.cell(row, column)
             if cell is None:
                 continue
+            options = options_json.get(column[1])
+            if options is None:
+                options = options_json[column[1]] = json.dumps(cell.backend_options, sort_keys=True)
             record: dict[str, Any] = {
                 "model": cell.model,
                 "input": cell.input,
@@ -439,10 +468,10 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
                 "batch_size": cell.batch_size,
                 "batching": cell.batching,
                 "backend": cell.backend,
-                "backend_options": json.dumps(cell.backend_options, sort_keys=True),
+                "backend_options": options,
                 "allocator": cell.allocator,
                 "pool": cell.pool,
-                "column": cell.column_label,
+                "column": labels[column],
                 "jobs": cell.jobs,
                 "results": cell.results,
                 "state": cell.state,

@@ -6,13 +6,11 @@ the model identity (weights hash), the input text, batch and batching, the backe
 its options, the allocator, the measure mode and the pool — less whatever the selectors
 vary: `--a pool=icelake --b pool=zen4` matches cells on everything but the pool.
 
-Matching happens in SQL, in one statement: each side aggregated per matched key, the
-sides joined, each pair's estimated effect computed from the stored summaries (a
-one-job cell's own; the exact pooled mean of a multi-job one; a multi-job percentile is
-unknown until pooled and ranks first), and only the `limit` largest effects come back
-(plus, with `fail_on_regression`, every pair that may be a regression). Their raw
-samples are then loaded and the Mann–Whitney U test runs on those cells only. When
-nothing matches, a slower path says exactly why.
+Matching happens in SQL, in one narrow statement (`farm.db.matching`): the pairs ranked
+by estimated effect, only the `limit` largest coming back (plus, with
+`fail_on_regression`, every pair that may be a regression). The cells of those pairs are
+then built from their jobs, their raw samples loaded, and the Mann–Whitney U test runs
+on them only. When nothing matches, a slower path says exactly why.
 """
 
 from __future__ import annotations
@@ -21,22 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Float, String, and_, case, cast, false, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
-from farm.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD, FASTER, SAME, SLOWER, compare_samples
-from farm.db.models import Job, Result
+from farm.compare import DEFAULT_ALPHA, FASTER, SAME, SLOWER, compare_samples
+from farm.db.matching import IDENTITY, Side, match
 from farm.db.pools import noise_floors
-from farm.db.report import (
-    SpecFields,
-    _reasons,
-    _unpooled,
-    filter_conditions,
-    parse_options,
-    resolve_campaigns,
-    samples_ms,
-    set_pooled,
-)
+from farm.db.report import _merge, resolve_campaigns, samples_ms, set_pooled
 from farm.db.report import aggregate_cells as _aggregate
 from farm.reporting import (
     Cell,
@@ -50,8 +38,7 @@ from farm.reporting import (
 
 COMPARE_METRICS = ("mean", "p50", "p90", "p99")
 DEFAULT_LIMIT = 50
-# Which calibrated noise bounds an effect on each metric.
-NOISE_OF = {"mean": 0, "p50": 0, "p90": 1, "p99": 1}
+ID_CHUNK = 5000  # job ids per statement when building the cells of the pairs
 # Identity fields a selector key varies (a varied field is left out of the match).
 VARIES = {
     "model": ("weights",),
@@ -63,8 +50,6 @@ VARIES = {
     "allocator": ("allocator",),
     "mode": ("mode",),
 }
-IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", "allocator",
-            "mode", "pool")  # fmt: skip
 
 
 def identity_values(cell: Cell) -> tuple[Any, ...]:
@@ -193,26 +178,29 @@ def compare(
     b_label = _side_label(b_id, b_name, sel_b)
     varied = varied_fields(sel_a, sel_b)
     keep = [f for f in IDENTITY if f not in varied]
-    matched = MatchQuery(session, metric, threshold, keep, filters)
-    rows = matched.run(a_id, sel_a, b_id, sel_b, limit, fail_on_regression)
-    if not rows or rows[0].ambiguous_a or rows[0].ambiguous_b:
+    found = match(
+        session, Side(a_id, sel_a), Side(b_id, sel_b), keep, metric, threshold, filters,
+        limit, fail_on_regression,
+    )  # fmt: skip
+    if not found.pairs or found.ambiguous_a or found.ambiguous_b:
         # Say precisely what is wrong (the slow way: only when there is nothing to show).
         _diagnose(session, a_id, b_id, sel_a, sel_b, filters, keep, a_label, b_label)
         raise ReportError(f"no cell of A ({a_label}) matches one of B ({b_label})")
-    noise = noise_floors(session, {r.a_pool for r in rows} | {r.b_pool for r in rows})
+    cells = pair_cells(session, [a_id, b_id], [j for m in found.pairs for j in m.a_jobs + m.b_jobs])
     shown: list[Pair] = []
     to_test: list[Pair] = []
     beyond_shown = 0
-    for r in rows:
-        pair = Pair(_cell(r, "a_"), _cell(r, "b_"), r.threshold, r.a_est, r.b_est)
-        if not limit or r.rank <= limit:
+    for m in found.pairs:
+        a, b = _side_cell(cells, m.a_jobs), _side_cell(cells, m.b_jobs)
+        pair = Pair(a, b, m.threshold, m.a_est, m.b_est)
+        if not limit or m.rank <= limit:
             shown.append(pair)
-            if r.change is None or abs(r.change) > r.threshold:
+            if m.change is None or abs(m.change) > m.threshold:
                 beyond_shown += 1
         to_test.append(pair)
+    noise = noise_floors(session, {p.a.pool for p in to_test} | {p.b.pool for p in to_test})
     _test(session, to_test, metric, alpha)
     shown.sort(key=lambda p: p.a.first_job)
-    first = rows[0]
     return CompareReport(
         a_label=a_label,
         b_label=b_label,
@@ -221,238 +209,34 @@ def compare(
         threshold=threshold,
         varied=sorted(varied),
         pairs=shown,
-        matched=first.matched,
-        only_a=first.count_a - first.matched,
-        only_b=first.count_b - first.matched,
-        beyond=(first.beyond or 0) - beyond_shown,
+        matched=found.matched,
+        only_a=found.count_a - found.matched,
+        only_b=found.count_b - found.matched,
+        beyond=found.beyond - beyond_shown,
         regressions=[p for p in to_test if p.verdict == SLOWER],
         noise=noise if threshold is None else {},
     )
 
 
-# Per side and matched key: what a Cell needs (aggregated over the side's jobs).
-SIDE_COLUMNS = (
-    "model", "input", "batch", "batching", "backend", "options", "pool", "allocator", "mode",
-    "jobs", "results", "first_job", "ids", "tokens", "tokens_max", "n", "weighted", "mean",
-    "std", "min", "max", "p50", "p90", "p99", "throughput", "valid", "invalid", "reasons",
-    "random", "ambiguous", "est",
-)  # fmt: skip
+def pair_cells(session: Session, campaign_ids: list[int], job_ids: list[int]) -> dict[int, Cell]:
+    """job id → the cell (strict identity, per campaign) it belongs to, for these jobs only."""
+    by_job: dict[int, Cell] = {}
+    ids = sorted(set(job_ids))
+    for campaign in dict.fromkeys(campaign_ids):  # A and B may share cells' identities
+        for i in range(0, len(ids), ID_CHUNK):
+            chunk = ids[i : i + ID_CHUNK]
+            for cell in _aggregate(session, [campaign], None, True, False, job_ids=chunk):
+                for job in cell.job_ids:
+                    by_job[job] = cell
+    return by_job
 
 
-class MatchQuery:
-    """One statement: both sides aggregated per matched key, joined, ranked by effect.
-
-    Returns the `limit` pairs with the largest estimated effect (and, for the regression
-    gate, every pair that may be a regression), each carrying the totals: pairs matched,
-    cells per side, pairs beyond the threshold, ambiguous keys per side.
-    """
-
-    def __init__(
-        self,
-        session: Session,
-        metric: str,
-        threshold: float | None,
-        keep: list[str],
-        filters: Filters,
-    ) -> None:
-        self.session, self.metric, self.threshold = session, metric, threshold
-        self.keep, self.filters = keep, filters
-        self.spec = SpecFields(session)
-        s = self.spec
-        self.identity: dict[str, Any] = {
-            "weights": func.coalesce(
-                Result.model_identity["weights_sha256"].as_string(), Job.model
-            ),
-            "input_text": func.coalesce(s.input_text, Job.input_name),
-            "batch": Job.batch_size,
-            "batching": s.batching_or_default(),
-            "backend": Job.backend,
-            "options": func.coalesce(s.options, ""),
-            "allocator": s.allocator_or_default(),
-            "mode": s.mode(),
-            "pool": Job.pool,
-        }
-
-    def _selector(self, campaign_id: int, selector: dict[str, str]) -> list[Any]:
-        s, where = self.spec, []
-        simple = {
-            "model": Job.model,
-            "input": Job.input_name,
-            "batching": s.batching_or_default(),
-            "backend": Job.backend,
-            "pool": Job.pool,
-            "allocator": s.allocator_or_default(),
-            "mode": s.mode(),
-        }
-        options = {k: v for k, v in selector.items() if k not in simple and k != "batch"}
-        for key, value in selector.items():
-            if key in simple:
-                where.append(simple[key] == value)
-            elif key == "batch":
-                where.append(Job.batch_size == (int(value) if value.isdigit() else -1))
-        if options:  # backend options: which stored option sets have them (few distinct)
-            stmt = s.join(select(s.options).distinct().select_from(Job))
-            stmt = stmt.where(Job.campaign_id == campaign_id)
-            texts = [t for (t,) in self.session.execute(stmt)]
-            wanted = [
-                t for t in texts
-                if all(_option(parse_options(t)[0], k) == v for k, v in options.items())
-            ]  # fmt: skip
-            where.append(s.options.in_(wanted) if wanted else false())
-        return where
-
-    def _side(self, campaign_id: int, selector: dict[str, str], name: str) -> Any:
-        s, ident = self.spec, self.identity
-        results = func.count(Result.id)
-        invalid = Result.verdict == "invalid"
-        kept = [ident[f] for f in self.keep]
-        others = [ident[f] for f in IDENTITY if f not in self.keep]
-        ambiguous = or_(false(), *(func.min(e) != func.max(e) for e in others))
-        if self.metric == "mean":
-            est = func.sum(Result.n * Result.mean_ms) / func.sum(Result.n)
-        else:
-            est = case((results == 1, func.max(getattr(Result, f"{self.metric}_ms"))))
-        columns: list[Any] = [
-            func.min(Job.model), func.min(Job.input_name), func.min(Job.batch_size),
-            func.min(s.batching_or_default()), func.min(Job.backend), func.min(s.options),
-            func.min(Job.pool), func.min(s.allocator_or_default()), func.min(s.mode()),
-            func.count(Job.id), results, func.min(Job.id),
-            case((results > 1, func.aggregate_strings(cast(Job.id, String), ","))),
-            func.min(Result.tokens), func.max(Result.tokens), func.sum(Result.n),
-            func.sum(Result.n * Result.mean_ms), func.max(Result.mean_ms),
-            func.max(Result.std_ms), func.min(Result.min_ms), func.max(Result.max_ms),
-            func.max(Result.p50_ms), func.max(Result.p90_ms), func.max(Result.p99_ms),
-            func.max(Result.throughput),
-            func.count(case((Result.verdict == "valid", 1))), func.count(case((invalid, 1))),
-            func.aggregate_strings(case((invalid, cast(Result.reasons, String))), "\n"),
-            func.count(case((Result.model_identity["weights"].as_string() == "random", 1))),
-            case((ambiguous, 1), else_=0), est,
-        ]  # fmt: skip
-        labelled = [e.label(f"k{i}") for i, e in enumerate(kept)]
-        labelled += [c.label(n) for c, n in zip(columns, SIDE_COLUMNS, strict=True)]
-        stmt = s.join(select(*labelled).select_from(Job))
-        stmt = stmt.join(Result, Result.job_id == Job.id)
-        stmt = stmt.where(*filter_conditions([campaign_id], self.filters))
-        stmt = stmt.where(*self._selector(campaign_id, selector))
-        return stmt.group_by(*kept).cte(name)
-
-    def _threshold(self, a: Any, b: Any) -> Any:
-        """The threshold of a pair: given, else the larger calibrated floor of its pools."""
-        if self.threshold is not None:
-            return literal(self.threshold, Float)
-        floors = {
-            pool: noise[NOISE_OF[self.metric]]
-            for pool, noise in noise_floors(self.session, None).items()
-        }
-        if not floors:
-            return literal(DEFAULT_THRESHOLD, Float)
-
-        def floor(pool: Any) -> Any:
-            return case(*((pool == p, f) for p, f in floors.items()), else_=None)
-
-        x, y = floor(a.c.pool), floor(b.c.pool)
-        return case(
-            (x.is_(None), func.coalesce(y, DEFAULT_THRESHOLD)),
-            (y.is_(None), x),
-            (x > y, x),
-            else_=y,
-        )
-
-    def run(
-        self,
-        a_id: int,
-        sel_a: dict[str, str],
-        b_id: int,
-        sel_b: dict[str, str],
-        limit: int | None,
-        fail_on_regression: bool,
-    ) -> list[Any]:
-        a = self._side(a_id, sel_a, "side_a")
-        b = self._side(b_id, sel_b, "side_b")
-        on = and_(true(), *(a.c[f"k{i}"] == b.c[f"k{i}"] for i in range(len(self.keep))))
-        threshold = self._threshold(a, b)
-        change = case((a.c.est > 0, b.c.est / a.c.est - 1.0))
-        size = func.coalesce(func.abs(change), 1e300)
-        beyond = or_(change.is_(None), func.abs(change) > threshold)
-        pairs = (
-            select(
-                *(a.c[n].label(f"a_{n}") for n in SIDE_COLUMNS),
-                *(b.c[n].label(f"b_{n}") for n in SIDE_COLUMNS),
-                threshold.label("threshold"),
-                change.label("change"),
-                func.row_number().over(order_by=(size.desc(), a.c.first_job)).label("rank"),
-                func.count().over().label("matched"),
-                func.sum(case((beyond, 1), else_=0)).over().label("beyond"),
-                select(func.count()).select_from(a).scalar_subquery().label("count_a"),
-                select(func.count()).select_from(b).scalar_subquery().label("count_b"),
-            )
-            .select_from(a.join(b, on))
-            .subquery("pairs")
-        )
-        stmt = select(
-            pairs,
-            select(func.count()).select_from(a).where(a.c.ambiguous > 0).scalar_subquery()
-            .label("ambiguous_a"),
-            select(func.count()).select_from(b).where(b.c.ambiguous > 0).scalar_subquery()
-            .label("ambiguous_b"),
-        )  # fmt: skip
-        if limit:
-            shown = pairs.c.rank <= limit
-            if fail_on_regression:
-                may_regress = or_(pairs.c.change.is_(None), pairs.c.change > pairs.c.threshold)
-                shown = or_(shown, may_regress)
-            stmt = stmt.where(shown)
-        return list(self.session.connection().execute(stmt).all())
-
-
-def _option(options: dict[str, Any], key: str) -> str | None:
-    if key not in options:
-        return None
-    value = options[key]
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
-def _cell(r: Any, p: str) -> Cell:
-    """A Cell from one side's columns of a MatchQuery row (prefix 'a_' or 'b_')."""
-    g = r._mapping
-    opts, opts_key = parse_options(g[p + "options"])
-    results = g[p + "results"]
-    ids = g[p + "ids"]
-    cell = Cell(
-        model=g[p + "model"],
-        input=g[p + "input"],
-        batch_size=g[p + "batch"],
-        batching=g[p + "batching"],
-        backend=g[p + "backend"],
-        backend_options=opts,
-        options_key=opts_key,
-        pool=g[p + "pool"],
-        allocator=g[p + "allocator"],
-        mode=g[p + "mode"],
-        tokens=g[p + "tokens"],
-        tokens_max=g[p + "tokens_max"],
-        jobs=g[p + "jobs"],
-        results=results,
-        job_ids=[int(x) for x in ids.split(",")] if ids else [g[p + "first_job"]],
-        first_job=g[p + "first_job"],
-        n=int(g[p + "n"]) if g[p + "n"] is not None else None,
-        mean_ms=g[p + "mean"],
-        std_ms=g[p + "std"],
-        min_ms=g[p + "min"],
-        max_ms=g[p + "max"],
-        p50_ms=g[p + "p50"],
-        p90_ms=g[p + "p90"],
-        p99_ms=g[p + "p99"],
-        throughput=g[p + "throughput"],
-        valid=g[p + "valid"],
-        invalid=g[p + "invalid"],
-        reasons=_reasons(g[p + "reasons"]),
-        random_weights=bool(g[p + "random"]),
-    )
-    if results > 1:
-        _unpooled(cell, g[p + "weighted"])
-    elif cell.throughput is None and cell.mean_ms:
-        cell.throughput = cell.batch_size * 1000.0 / cell.mean_ms
+def _side_cell(cells: dict[int, Cell], jobs: list[int]) -> Cell:
+    """One side of a pair: its jobs' cell (jobs a chunk boundary split merged back)."""
+    parts = list({id(cells[j]): cells[j] for j in jobs}.values())
+    cell = parts[0]
+    for other in parts[1:]:
+        _merge(cell, other)
     return cell
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +18,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -65,6 +68,13 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(300))
     input_name: Mapped[str] = mapped_column(String(100))
     batch_size: Mapped[int]
+    # Also from spec, set with it (`_spec_columns`): what reports group on and compare
+    # matches on, read without parsing JSON (that parsing was half a report's SQL time).
+    batching: Mapped[str] = mapped_column(String(16), server_default="sequential")
+    allocator: Mapped[str] = mapped_column(String(16), server_default="default")
+    options: Mapped[str] = mapped_column(Text, server_default="{}")  # canonical JSON
+    mode: Mapped[str] = mapped_column(String(16), server_default="fixed")  # or adaptive
+    input_hash: Mapped[str] = mapped_column(String(32), server_default="")  # md5 of the text
     # The broker queue the job was sent to: who may run it (pool, allocator, ...).
     queue: Mapped[str] = mapped_column(String(200), server_default="")
     attempts: Mapped[int] = mapped_column(default=0)
@@ -82,6 +92,29 @@ class Job(Base):
 
     campaign: Mapped[Campaign] = relationship(back_populates="jobs")
     result: Mapped[Result | None] = relationship(back_populates="job", uselist=False)
+
+    @validates("spec")
+    def _spec_columns(self, _key: str, spec: dict[str, Any]) -> dict[str, Any]:
+        for name, value in spec_columns(spec).items():
+            setattr(self, name, value)
+        return spec
+
+
+def spec_columns(spec: dict[str, Any]) -> dict[str, str]:
+    """The job columns copied from its spec JSON (the same rules as migration 0006)."""
+    protocol = spec.get("protocol") or {}
+    return {
+        "batching": spec.get("batching") or "sequential",
+        "allocator": spec.get("allocator") or "default",
+        "options": canonical_json(spec.get("backend_options") or {}),
+        "mode": "fixed" if protocol.get("target_ci") is None else "adaptive",
+        "input_hash": _md5(str(spec.get("input_text", ""))),
+    }
+
+
+def canonical_json(value: Any) -> str:
+    """One text per value: equal option sets written in another key order group together."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 class Worker(Base):
@@ -138,8 +171,17 @@ class Result(Base):
     peak_rss_mb: Mapped[float | None] = mapped_column(Float)
     # The measured backend's outputs against fp32 eager on the same inputs (untimed).
     output_check: Mapped[dict[str, Any] | None]
+    # From model_identity, set with it: compare matches on the weights, reports flag random ones.
+    weights_sha256: Mapped[str | None] = mapped_column(String(64))
+    random_weights: Mapped[bool] = mapped_column(server_default=false())
 
     job: Mapped[Job] = relationship(back_populates="result")
+
+    @validates("model_identity")
+    def _identity_columns(self, _key: str, identity: dict[str, Any]) -> dict[str, Any]:
+        self.weights_sha256 = identity.get("weights_sha256")
+        self.random_weights = identity.get("weights") == "random"
+        return identity
 
 
 class Calibration(Base):
@@ -160,3 +202,7 @@ class Calibration(Base):
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()

@@ -29,3 +29,55 @@ def test_upgrade_is_idempotent(sqlite_url: str) -> None:
     first = current(sqlite_url)
     upgrade(sqlite_url)
     assert current(sqlite_url) == first
+
+
+@pytest.mark.parametrize("url_fixture", ["pg_url", "sqlite_url"])
+def test_0006_fills_report_columns_of_existing_rows(
+    url_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """Jobs and results written before 0006 get the columns a new write would give them."""
+    import json
+
+    from sqlalchemy import text
+
+    from farm.db.models import spec_columns
+
+    url = request.getfixturevalue(url_fixture)
+    upgrade(url, "0005")
+    spec = {
+        "model": {"name": "m"}, "input_name": "short", "input_text": "a short sentence",
+        "batch_size": 8, "batching": "batched", "backend": "ipex",
+        "backend_options": {"jit": True, "dtype": "bf16"}, "pool": "spr",
+        "allocator": "tcmalloc", "protocol": {"target_ci": 0.02},
+    }  # fmt: skip
+    identity = {"name": "m", "weights": "random", "weights_sha256": "f00d"}
+    with get_engine(url).begin() as conn:
+        conn.execute(text("INSERT INTO campaign (id, name, created_at, matrix) "
+                          "VALUES (1, 'old', CURRENT_TIMESTAMP, '{}')"))  # fmt: skip
+        conn.execute(
+            text(
+                "INSERT INTO job (id, campaign_id, cell_key, state, spec, pool, backend, model, "
+                "input_name, batch_size, queue, attempts, created_at) VALUES (7, 1, 'k', "
+                "'succeeded', :spec, 'spr', 'ipex', 'm', 'short', 8, 'farm.spr', 1, "
+                "CURRENT_TIMESTAMP)"
+            ),
+            {"spec": json.dumps(spec)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO result (job_id, created_at, tokens, n, mean_ms, std_ms, min_ms, "
+                "max_ms, p50_ms, p90_ms, p99_ms, samples, model_identity, environment, setup_s, "
+                "measure_s) VALUES (7, CURRENT_TIMESTAMP, 18, 1, 1, 0, 1, 1, 1, 1, 1, :blob, "
+                ":identity, '{}', 0, 0)"
+            ),
+            {"blob": b"", "identity": json.dumps(identity)},
+        )
+    upgrade(url)
+    with get_engine(url).connect() as conn:
+        job = conn.execute(
+            text("SELECT batching, allocator, options, mode, input_hash FROM job WHERE id = 7")
+        ).one()
+        result = conn.execute(text("SELECT weights_sha256, random_weights FROM result")).one()
+    assert dict(job._mapping) == spec_columns(spec)
+    assert job.options == '{"dtype":"bf16","jit":true}' and job.mode == "adaptive"
+    assert tuple(result) == ("f00d", True)

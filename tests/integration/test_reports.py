@@ -14,7 +14,7 @@ import pytest
 from farm.db.report import REPORT_KEYS, build_report, report_rows
 from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
-from farm.reporting import Filters, ReportError, tidy_rows
+from farm.reporting import Filters, ReportError, column_label, tidy_rows
 from tests import reportdata
 
 pytestmark = pytest.mark.integration
@@ -246,3 +246,117 @@ def test_compare_tests_only_the_cells_it_shows(url: str) -> None:
     assert len(result.regressions) == 1  # the hidden one was not tested
     gated = _compare(url, "a", "b", limit=1, fail_on_regression=True)
     assert len(gated.regressions) == 2  # with the gate, every possible regression is
+
+
+def _add_repeats(url: str, name: str, cells: dict[tuple[str, str, str], list[list[float]]]) -> int:
+    """A campaign whose cells are measured by several jobs (repeats), one sample list each."""
+    from farm.db import repo
+    from farm.db.models import Job, Result
+
+    keys = [(key, r) for key, runs in cells.items() for r in range(len(runs))]
+    specs = [reportdata.spec(*key).model_copy(update={"repeat": r}) for key, r in keys]
+    with transaction(session_factory(url)) as s:
+        campaign = repo.create_campaign(s, name, {"name": name}, specs)
+        for (key, r), job in zip(keys, campaign.jobs, strict=True):
+            s.add(Result(job_id=job.id, **reportdata.result(cells[key][r], 18)))
+            s.get(Job, job.id).state = "succeeded"  # type: ignore[union-attr]
+        return campaign.id
+
+
+def test_compare_pools_multi_job_cells_and_counts_the_unmatched(url: str) -> None:
+    """Repeats on each side are pooled before testing; cells on one side only are counted."""
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    a_runs = [_noisy(10.0, seed=1), _noisy(10.0, seed=2)]
+    b_runs = [_noisy(12.0, seed=3), _noisy(12.0, seed=4), _noisy(12.0, seed=5)]
+    _add_repeats(url, "a", {("short", "pytorch", "icelake"): a_runs,
+                            ("long", "pytorch", "icelake"): [_noisy(50.0, seed=6)]})  # fmt: skip
+    _add_repeats(url, "b", {("short", "pytorch", "icelake"): b_runs,
+                            ("short", "ipex", "spr"): [_noisy(5.0, seed=7)]})  # fmt: skip
+    result = _compare(url, "a", "b", metric="p50")
+    (pair,) = result.pairs
+    assert (pair.a.results, pair.b.results) == (2, 3)
+    assert pair.a.pooled and pair.b.pooled and pair.a.n == 800 and pair.b.n == 1200
+    assert pair.value_a == pytest.approx(np.percentile(np.concatenate(a_runs), 50))
+    assert pair.value_b == pytest.approx(np.percentile(np.concatenate(b_runs), 50))
+    assert pair.verdict == "slower"
+    assert (result.matched, result.only_a, result.only_b) == (1, 1, 1)
+
+
+def test_compare_by_backend_option_and_an_ambiguous_side(url: str) -> None:
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    reportdata.add_campaign(
+        url,
+        "mixed",
+        {("short", "ipex", "spr"): _noisy(10.0, seed=1),  # ipex carries dtype=bf16
+         ("short", "pytorch", "spr"): _noisy(20.0, seed=2)},  # fmt: skip
+    )
+    (pair,) = _compare(url, "mixed", None, {"backend": "pytorch"}, {"dtype": "bf16"}).pairs
+    assert (pair.a.backend, pair.b.backend) == ("pytorch", "ipex")
+    assert pair.verdict == "faster" and pair.ratio == pytest.approx(0.5, rel=0.02)
+    # Varying the pool alone leaves two backends in each side's cell: ambiguous, said so.
+    reportdata.add_campaign(
+        url,
+        "two-pools",
+        {("short", "ipex", "spr"): _noisy(10.0, seed=1),
+         ("short", "pytorch", "spr"): _noisy(20.0, seed=2),
+         ("short", "ipex", "icelake"): _noisy(10.0, seed=3),
+         ("short", "pytorch", "icelake"): _noisy(20.0, seed=4)},  # fmt: skip
+    )
+    result = _compare(url, "two-pools", None, {"pool": "spr"}, {"pool": "icelake"})
+    assert len(result.pairs) == 2  # matched per backend: nothing ambiguous
+    with pytest.raises(ReportError, match="side A has several cells .* differ in backend"):
+        _compare(url, "two-pools", None, {"pool": "spr"}, {"backend": "ipex"})
+
+
+def test_report_and_compare_read_batching_allocator_and_mode(url: str) -> None:
+    """The fields copied out of the spec (migration 0006) split rows, columns and matches."""
+    from farm.db import repo
+    from farm.db.migrate import upgrade
+    from farm.db.models import Job, Result
+    from farm.protocol import Protocol
+
+    upgrade(url)
+    base = reportdata.spec("short", "pytorch", "icelake", batch=8)
+    variants = {
+        "plain": base,
+        "batched": base.model_copy(update={"batching": "batched"}),
+        "tcmalloc": base.model_copy(update={"allocator": "tcmalloc"}),
+    }
+    adaptive = base.model_copy(update={"protocol": Protocol(target_ci=0.02)})
+    for name, specs in (("fixed", list(variants.values())), ("adaptive", [adaptive])):
+        with transaction(session_factory(url)) as s:
+            campaign = repo.create_campaign(s, name, {"name": name}, specs)
+            for job in campaign.jobs:
+                s.add(Result(job_id=job.id, **reportdata.result(_noisy(10.0, n=50), 18)))
+                s.get(Job, job.id).state = "succeeded"  # type: ignore[union-attr]
+    table = _report(url, "fixed").table
+    assert sorted(r[3] for r in table.rows) == ["batched", "sequential"]
+    assert sorted(column_label(c) for c in table.columns) == [
+        "pytorch@icelake", "pytorch@icelake+tcmalloc",
+    ]  # fmt: skip
+    with pytest.raises(ReportError, match="differ in mode"):
+        _compare(url, "fixed", "adaptive")
+    (pair,) = _compare(url, "fixed", "adaptive", {"mode": "fixed"}, {"mode": "adaptive"}).pairs
+    assert (pair.a.batching, pair.a.allocator, pair.b.mode) == ("sequential", "default", "adaptive")
+
+
+def test_option_sets_stored_apart_but_shown_alike_make_one_cell(url: str) -> None:
+    """{"threads": 1} and {"threads": "1"} both print threads=1: one (pooled) cell, not two."""
+    from farm.db import repo
+    from farm.db.migrate import upgrade
+    from farm.db.models import Result
+
+    upgrade(url)
+    base = reportdata.spec("short", "pytorch", "icelake")
+    for name, threads, samples in (("int", 1, [10.0, 20.0]), ("str", "1", [30.0, 40.0])):
+        spec = base.model_copy(update={"backend_options": {"threads": threads}})
+        with transaction(session_factory(url)) as s:
+            (job,) = repo.create_campaign(s, name, {"name": name}, [spec]).jobs
+            s.add(Result(job_id=job.id, **reportdata.result(samples, 18)))
+            job.state = "succeeded"
+    (cell,) = _report(url, "int", "str").table.cells.values()
+    assert (cell.results, cell.pooled, cell.mean_ms) == (2, True, pytest.approx(25.0))

@@ -105,9 +105,20 @@ def test_selectors_parse_and_refuse() -> None:
         "backend": "pytorch",
         "pool": "icelake",
     }
-    for bad in ("pytorch", "backend=", "=x", "", "pool=a,pool=b"):
+    for bad in ("pytorch", "backend=", "=x", "", "pool=a,pool=b", "ipex(dtype)@spr"):
         with pytest.raises(ReportError):
             parse_selector(bad)
+
+
+def test_a_printed_column_label_selects_that_column() -> None:
+    assert parse_selector("ipex(dtype=bf16,jit=true)@spr+tcmalloc") == {
+        "backend": "ipex", "dtype": "bf16", "jit": "true", "pool": "spr", "allocator": "tcmalloc",
+    }  # fmt: skip
+    assert parse_selector("pytorch@icelake") == {
+        "backend": "pytorch", "pool": "icelake", "allocator": "default",
+    }  # fmt: skip
+    for c in BLOG:  # every column label the report prints is a baseline that finds it
+        assert find_baseline(BLOG, parse_selector(c.column_label)) == c.column_key
 
 
 def test_cost_per_million_inferences() -> None:
