@@ -261,7 +261,6 @@ def aggregate_cells(
         results,
         func.min(Job.id),
         func.min(case((has_result, Job.id))),
-        case((results > 1, func.aggregate_strings(case((has_result, cast(Job.id, String))), ","))),
         func.min(Result.tokens),
         func.max(Result.tokens),
         func.sum(Result.n),
@@ -282,32 +281,39 @@ def aggregate_cells(
         # The states of the jobs without a result (NULL, nothing to aggregate, for the rest).
         func.aggregate_strings(case((Result.id.is_(None), Job.state)), ","),
     ]
-    stmt = select(*keys, *aggs).select_from(Job)
-    stmt = stmt.outerjoin(Result, Result.job_id == Job.id)
-    stmt = stmt.where(*filter_conditions(campaign_ids, filters or Filters()))
+    where = filter_conditions(campaign_ids, filters or Filters())
     if identity:
-        stmt = stmt.where(has_result)
+        where.append(has_result)
     if job_ids is not None:
-        stmt = stmt.where(Job.id.in_(job_ids))
+        where.append(Job.id.in_(job_ids))
+    joined = select(*keys, *aggs).select_from(Job).outerjoin(Result, Result.job_id == Job.id)
     # In order of first job, the order reports show (sorting ints here is cheaper than in Python).
-    stmt = stmt.group_by(*keys).order_by(func.min(Job.id))
+    stmt = joined.where(*where).group_by(*keys).order_by(func.min(Job.id))
 
     with no_gc():
-        rows = fetch_all(session, stmt)
-        out = _build_cells(rows, len(keys), identity)
+        cells = _build_cells(fetch_all(session, stmt), len(keys), identity)
+        several = {key: cell for key, cell in cells.items() if cell.results > 1}
+        if several:  # their job ids: rare, so not aggregated for every cell (a fifth of it)
+            ids = select(*keys, Job.id).select_from(Job).join(Result, Result.job_id == Job.id)
+            for row in fetch_all(session, ids.where(*where).order_by(Job.id)):
+                cell = several.get(row[:-1])
+                if cell is not None:
+                    cell.job_ids.append(row[-1])
+        out = _merge_same_options(cells)
     if pool_samples:
         pool_cells(session, [c for c in out if c.results > 1])
     return out
 
 
-def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> list[Cell]:
-    """Cells from aggregated rows (in order of first job), positionally: for 100,000 cells
-    every attribute lookup and temporary counts."""
+def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any, ...], Cell]:
+    """Cells from aggregated rows (in order of first job), keyed by their group; built
+    positionally: for 100,000 cells every attribute lookup and temporary counts. The job
+    ids of a cell several jobs measured are left for the caller to fill."""
     cells: dict[tuple[Any, ...], Cell] = {}
     parse = parse_options
     for r in rows:
         (model, input_name, batch, batching, backend, options, pool, allocator) = r[:8]
-        (jobs, n_results, first, result_job, ids, tok, tok_max, n, weighted, mean, std, lo,
+        (jobs, n_results, first, result_job, tok, tok_max, n, weighted, mean, std, lo,
          hi, p50, p90, p99, thr, n_valid, n_invalid, reasons, random, error, open_states,
          ) = r[nk:]  # fmt: skip
         opts, opts_key = parse(options)
@@ -319,7 +325,7 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> list[Cell]:
             r[8] if identity else "fixed", opts_key,
             r[9] if identity else None, r[10] if identity else None,
             tok, tok_max, jobs, n_results,
-            [int(x) for x in ids.split(",")] if ids else [result_job] if result_job else [],
+            [result_job] if n_results == 1 else [],
             first, int(n) if n is not None else None,
             mean, std, lo, hi, p50, p90, p99, thr, False, n_valid, n_invalid,
             _reasons(reasons) if reasons else [],
@@ -329,16 +335,16 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> list[Cell]:
         if n_results > 1:  # until pooled: the exact pooled mean, no percentiles
             _unpooled(cell, weighted)
         cells[r[:nk]] = cell
-    texts = {key[5] for key in cells}
-    if len({parse(t)[1] for t in texts}) < len(texts):
-        return _merge_same_options(cells.values())
-    return list(cells.values())
+    return cells
 
 
-def _merge_same_options(cells: Iterable[Cell]) -> list[Cell]:
+def _merge_same_options(cells: dict[tuple[Any, ...], Cell]) -> list[Cell]:
     """Option sets stored differently but shown alike ({"x": 1} and {"x": "1"}): one cell."""
+    texts = {key[5] for key in cells}
+    if len({parse_options(t)[1] for t in texts}) == len(texts):
+        return list(cells.values())
     merged: dict[tuple[Any, ...], Cell] = {}
-    for cell in cells:
+    for cell in cells.values():
         key = (*cell.row_key, *cell.column_key, cell.mode, cell.weights_sha256, cell.input_text)
         if key in merged:
             _merge(merged[key], cell)
