@@ -35,6 +35,24 @@ def hardware_class(cpu_model: str, vendor: str, flags: Mapping[str, bool]) -> st
     return f"{vendor or 'unknown vendor'} CPU"
 
 
+# IPEX's bf16 weight prepack (ipex.optimize with dtype=bf16) asserts one of these ISA sets.
+IPEX_BF16_ISAS = ({"avx512bw", "avx512vl", "avx512dq"}, {"avx_ne_convert"})
+
+
+def ipex_bf16_missing(flags: Mapping[str, bool]) -> str | None:
+    """Why IPEX cannot run bf16 on a CPU with these flags (None: it can)."""
+    has = {name for name, on in flags.items() if on}
+    if any(isa <= has for isa in IPEX_BF16_ISAS):
+        return None
+    return "IPEX's bf16 needs AVX-512 (avx512bw, avx512vl, avx512dq) or avx_ne_convert"
+
+
+def native_bf16(flags: Mapping[str, bool]) -> bool:
+    """Whether the CPU computes in bf16 natively (AVX-512 BF16 or AMX): OpenVINO's bf16
+    precision hint is honoured only then, and falls back to f32 elsewhere."""
+    return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
+
+
 def mixed_pools(workers: Iterable[tuple[str, str | None]]) -> dict[str, set[str]]:
     """Pools whose (pool, hardware class) pairs show more than one class."""
     classes: dict[str, set[str]] = {}

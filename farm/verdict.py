@@ -96,3 +96,16 @@ def _warmup_reasons(
             f"is {tail / timed - 1:.0%} above the timed median {timed / 1e6:.2f} ms"
         ]
     return []
+
+
+def precision_reasons(backend: dict[str, Any]) -> list[str]:
+    """A backend that ran another precision than asked (OpenVINO's bf16 hint on a CPU
+    without native bf16 runs f32): its column would claim what it did not measure."""
+    asked = backend.get("inference_precision_hint")
+    ran = (backend.get("compiled_properties") or {}).get("INFERENCE_PRECISION_HINT")
+    if not asked or not ran or asked == ran:
+        return []
+    return [
+        f"{backend.get('name', 'the backend')} ran {ran}, not the {asked} asked "
+        "(this CPU has no native support for it)"
+    ]

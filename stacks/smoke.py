@@ -29,16 +29,22 @@ def main(stack: str) -> int:
     import numpy as np
 
     from farm.backends import validate_options
+    from farm.hardware import ipex_bf16_missing
     from farm.jobs import JobSpec, ModelSpec
     from workers.backends import available_backends, get_backend
+    from workers.probe import cpu_flags
 
     if stack not in STACK_BACKENDS:
         print(f"unknown stack {stack!r}; known: {', '.join(STACK_BACKENDS)}", file=sys.stderr)
         return 2
     available = available_backends()
     failures = 0
+    bf16_missing = ipex_bf16_missing(cpu_flags())
     for backend, options in STACK_BACKENDS[stack].items():
         start = time.perf_counter()
+        if backend == "ipex" and bf16_missing:  # the CPU decides, not the stack
+            print(f"note {stack}/ipex: dtype=fp32, since {bf16_missing} (bf16 is refused here)")
+            options = {"dtype": "fp32"}
         try:
             reason = available[backend]
             if reason is not None:

@@ -22,7 +22,7 @@ from farm.db.session import transaction
 from farm.jobs import JobSpec
 from farm.settings import Settings
 from farm.stats import describe, encode_samples
-from farm.verdict import judge
+from farm.verdict import judge, precision_reasons
 from workers import spool
 from workers.backends import get_backend
 from workers.backends.base import Runner
@@ -128,7 +128,8 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
     stats = describe(m.samples_ns, spec.batch_size)
     verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
     check = output_check(ctx, runner, spec)
-    reasons = verdict.reasons + check_reasons(check)
+    backend = getattr(runner, "identity", {}).get("backend") or {}
+    reasons = verdict.reasons + check_reasons(check) + precision_reasons(backend)
     environment = {
         **run_environment(ctx.threads),
         "host": ctx.fingerprint,

@@ -15,7 +15,8 @@ from farm.hardware import hardware_class
 
 CPU_FLAGS = (
     "amx_tile", "amx_bf16", "amx_int8", "amx_fp16", "avx512_bf16", "avx512_fp16",
-    "avx512_vnni", "avx512ifma", "avx512f", "avx_vnni", "avx2",
+    "avx512_vnni", "avx512ifma", "avx512f", "avx512bw", "avx512vl", "avx512dq",
+    "avx_ne_convert", "avx_vnni", "avx2",
 )  # fmt: skip
 LIBRARIES = (
     "farm", "torch", "intel_extension_for_pytorch", "transformers", "optimum",
@@ -96,6 +97,15 @@ def _turbo() -> str:
     if boost.exists():
         return "on" if _read(boost) == "1" else "off"
     return "unreadable: no intel_pstate/no_turbo or cpufreq/boost"
+
+
+def cpu_flags() -> dict[str, bool]:
+    """This host's CPU flags of interest (CPU_FLAGS), empty when /proc/cpuinfo is unreadable."""
+    try:
+        flags: dict[str, bool] = _cpuinfo(Path("/proc/cpuinfo").read_text())["flags"]
+        return flags
+    except OSError:
+        return {}
 
 
 def host_fingerprint(allocator: str = "default") -> dict[str, Any]:

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from farm.backends import validate_options
+from farm.hardware import ipex_bf16_missing, native_bf16
 from farm.jobs import JobSpec, ModelSpec
+from workers.probe import cpu_flags
 
 STACKS = ("main", "ipex")
 SENTENCE = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
@@ -27,6 +29,9 @@ CALLS = [(1, "sequential"), (8, "sequential"), (8, "batched")]
 # ~0.3, label margin ~0.37 on this sentence): fp32 paths agree to ~1e-6; bf16 ones were
 # measured at 1e-3 .. 3e-3 (ipex, openvino, autocast); 0.05 leaves room for other CPUs.
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
+# What this host's CPU can do decides some expectations (CI and workers run on AVX2 hosts too).
+IPEX_BF16_MISSING = ipex_bf16_missing(cpu_flags())  # None: IPEX can run bf16 here
+NATIVE_BF16 = native_bf16(cpu_flags())  # AVX-512 BF16 or AMX: OpenVINO honours a bf16 hint
 
 
 def current_stack() -> str | None:

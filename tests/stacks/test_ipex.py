@@ -9,7 +9,7 @@ import pytest
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from tests.stacks.conftest import CALLS, check_runner, make_job
+from tests.stacks.conftest import CALLS, IPEX_BF16_MISSING, check_runner, make_job
 
 pytestmark = pytest.mark.ipex
 VARIANTS = [
@@ -17,6 +17,21 @@ VARIANTS = [
     {"dtype": "fp32", "jit": True},
     {"dtype": "bf16", "jit": False},
 ]
+if IPEX_BF16_MISSING:  # bf16 is refused on this CPU (test_bf16_needs_the_isa), fp32 both ways
+    VARIANTS = [{"dtype": "fp32", "jit": True}, {"dtype": "fp32", "jit": False}]
+
+
+def test_bf16_needs_the_isa() -> None:
+    """bf16 loads where the CPU has what IPEX's prepack asserts; elsewhere Farm says why."""
+    from farm.errors import BackendUnavailable
+    from workers.backends import get_backend
+
+    job = make_job("ipex", {"dtype": "bf16", "jit": False})
+    if IPEX_BF16_MISSING is None:
+        assert get_backend("ipex").load(job).identity["backend"]["dtype"] == "bf16"
+        return
+    with pytest.raises(BackendUnavailable, match=r"dtype=bf16 cannot run on this CPU: .*avx512bw"):
+        get_backend("ipex").load(job)
 
 
 @pytest.fixture(scope="module", params=VARIANTS, ids=lambda o: f"{o['dtype']}-jit{o['jit']}")

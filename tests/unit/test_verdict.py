@@ -10,7 +10,7 @@ import pytest
 
 from farm.protocol import Protocol
 from farm.stats import NS_PER_MS, describe
-from farm.verdict import MIN_SAMPLES, judge
+from farm.verdict import MIN_SAMPLES, judge, precision_reasons
 
 MS = NS_PER_MS
 
@@ -205,3 +205,15 @@ def test_an_adaptive_run_that_reached_its_target_supports_its_percentile(
     stats = describe(m.samples_ns)
     verdict = judge(stats, protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
     assert not [r for r in verdict.reasons if "not supported" in r], (m.samples_ns.size, verdict)
+
+
+def test_a_precision_other_than_asked_is_a_reason() -> None:
+    ran_f32 = {"name": "openvino", "inference_precision_hint": "bf16",
+               "compiled_properties": {"INFERENCE_PRECISION_HINT": "f32"}}  # fmt: skip
+    (reason,) = precision_reasons(ran_f32)
+    assert reason.startswith("openvino ran f32, not the bf16 asked")
+    honoured = {**ran_f32, "compiled_properties": {"INFERENCE_PRECISION_HINT": "bf16"}}
+    assert precision_reasons(honoured) == []
+    assert precision_reasons({"name": "pytorch", "dtype": "bf16"}) == []  # nothing to compare
+    unreported = {**ran_f32, "compiled_properties": {"INFERENCE_PRECISION_HINT": None}}
+    assert precision_reasons(unreported) == []

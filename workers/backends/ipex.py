@@ -56,6 +56,19 @@ def require(backend: str, stack: str, *modules: str) -> list[Any]:
         ) from None
 
 
+def require_ipex_bf16() -> None:
+    """Say before loading, in Farm's words, what IPEX would assert deep in ipex.optimize."""
+    from farm.hardware import ipex_bf16_missing
+    from workers.probe import cpu_flags
+
+    missing = ipex_bf16_missing(cpu_flags())
+    if missing:
+        raise BackendUnavailable(
+            f"ipex with dtype=bf16 cannot run on this CPU: {missing}; measure dtype=fp32 on "
+            "this pool, or bf16 on a pool whose CPUs have them"
+        )
+
+
 class _SwappedModel:
     """Stands in for `pipe.model`: calls go to the backend, everything else to the original
     model (its config for post-processing, its `forward` signature for the pipeline)."""
@@ -223,6 +236,8 @@ class IpexRunner(SwappedPipelineRunner):
         (ipex,) = require("ipex", "ipex", "intel_extension_for_pytorch")
         self._bf16 = self.options.get("dtype", "bf16") == "bf16"
         self._jit = bool(self.options.get("jit", True))
+        if self._bf16:
+            require_ipex_bf16()
         dtype = torch.bfloat16 if self._bf16 else torch.float32
         ipex.enable_onednn_fusion(True)
         with torch.no_grad():
