@@ -99,20 +99,21 @@ def _turbo() -> str:
     return "unreadable: no intel_pstate/no_turbo or cpufreq/boost"
 
 
+def _host_cpu() -> dict[str, Any]:
+    try:
+        return _cpuinfo(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return {"cpu_model": platform.processor() or "unknown", "vendor": "", "flags": {}}
+
+
 def cpu_flags() -> dict[str, bool]:
     """This host's CPU flags of interest (CPU_FLAGS), empty when /proc/cpuinfo is unreadable."""
-    try:
-        flags: dict[str, bool] = _cpuinfo(Path("/proc/cpuinfo").read_text())["flags"]
-        return flags
-    except OSError:
-        return {}
+    flags: dict[str, bool] = _host_cpu()["flags"]
+    return flags
 
 
 def host_fingerprint(allocator: str = "default") -> dict[str, Any]:
-    try:
-        cpu = _cpuinfo(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        cpu = {"cpu_model": platform.processor() or "unknown", "vendor": "", "flags": {}}
+    cpu = _host_cpu()
     logical = os.cpu_count()
     cores = cpu.get("physical_cores")
     return {

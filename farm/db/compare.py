@@ -186,7 +186,11 @@ def compare(
         # Say precisely what is wrong (the slow way: only when there is nothing to show).
         _diagnose(session, a_id, b_id, sel_a, sel_b, filters, keep, a_label, b_label)
         raise ReportError(f"no cell of A ({a_label}) matches one of B ({b_label})")
-    cells = pair_cells(session, [a_id, b_id], [j for m in found.pairs for j in m.a_jobs + m.b_jobs])
+    side_jobs: dict[int, set[int]] = {a_id: set(), b_id: set()}
+    for m in found.pairs:
+        side_jobs[a_id].update(m.a_jobs)
+        side_jobs[b_id].update(m.b_jobs)
+    cells = pair_cells(session, side_jobs)
     shown: list[Pair] = []
     to_test: list[Pair] = []
     beyond_shown = 0
@@ -218,11 +222,12 @@ def compare(
     )
 
 
-def pair_cells(session: Session, campaign_ids: list[int], job_ids: list[int]) -> dict[int, Cell]:
-    """job id → the cell (strict identity, per campaign) it belongs to, for these jobs only."""
+def pair_cells(session: Session, side_jobs: dict[int, set[int]]) -> dict[int, Cell]:
+    """job id → the cell (strict identity) it belongs to, for these jobs of each campaign
+    only (per campaign: A and B may share cells' identities)."""
     by_job: dict[int, Cell] = {}
-    ids = sorted(set(job_ids))
-    for campaign in dict.fromkeys(campaign_ids):  # A and B may share cells' identities
+    for campaign, job_ids in side_jobs.items():
+        ids = sorted(job_ids)
         for i in range(0, len(ids), ID_CHUNK):
             chunk = ids[i : i + ID_CHUNK]
             for cell in _aggregate(session, [campaign], None, True, False, job_ids=chunk):

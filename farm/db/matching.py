@@ -129,10 +129,10 @@ def match(
     )
     g = groups.c
     both = and_(g.a_results > 0, g.b_results > 0)
-    limit_threshold = _threshold(session, metric, threshold, g.a_pool, g.b_pool)
+    pair_threshold = _threshold(session, metric, threshold, g.a_pool, g.b_pool)
     change = case((and_(both, g.a_est > 0), g.b_est / g.a_est - 1.0))
     size = func.coalesce(func.abs(change), 1e300)
-    beyond = and_(both, or_(change.is_(None), func.abs(change) > limit_threshold))
+    beyond = and_(both, or_(change.is_(None), func.abs(change) > pair_threshold))
     everything = func.count().over()  # a window over all groups: totals ride on every row
 
     def total(condition: ColumnElement[bool]) -> Any:
@@ -140,7 +140,7 @@ def match(
 
     ranked = select(
         g.a_ids, g.a_first, g.b_ids, g.b_first, g.a_est, g.b_est, both.label("both"),
-        limit_threshold.label("threshold"), change.label("change"),
+        pair_threshold.label("threshold"), change.label("change"),
         func.row_number()
         .over(order_by=(case((both, 0), else_=1), size.desc(), g.a_first))
         .label("rank"),

@@ -30,8 +30,9 @@ CALLS = [(1, "sequential"), (8, "sequential"), (8, "batched")]
 # measured at 1e-3 .. 3e-3 (ipex, openvino, autocast); 0.05 leaves room for other CPUs.
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
 # What this host's CPU can do decides some expectations (CI and workers run on AVX2 hosts too).
-IPEX_BF16_MISSING = ipex_bf16_missing(cpu_flags())  # None: IPEX can run bf16 here
-NATIVE_BF16 = native_bf16(cpu_flags())  # AVX-512 BF16 or AMX: OpenVINO honours a bf16 hint
+FLAGS = cpu_flags()
+IPEX_BF16_MISSING = ipex_bf16_missing(FLAGS)  # None: IPEX can run bf16 here
+NATIVE_BF16 = native_bf16(FLAGS)  # AVX-512 BF16 or AMX: OpenVINO honours a bf16 hint
 
 
 def current_stack() -> str | None:
