@@ -21,6 +21,7 @@ from farm.stats import relative_ci_half_width
 from farm.verdict import min_samples
 
 NS = 1_000_000_000
+Clock = Callable[[], int]
 
 
 @dataclass
@@ -38,8 +39,7 @@ class Measurement:
         return float(first) / 1e6
 
 
-def _warm_up(fn: Callable[[], Any], protocol: Protocol) -> npt.NDArray[np.int64]:
-    clock = time.perf_counter_ns
+def _warm_up(fn: Callable[[], Any], protocol: Protocol, clock: Clock) -> npt.NDArray[np.int64]:
     times: list[int] = []
     deadline = clock() + int(protocol.warmup_s * NS)
     while len(times) < protocol.warmup or (protocol.warmup_s and clock() < deadline):
@@ -51,9 +51,10 @@ def _warm_up(fn: Callable[[], Any], protocol: Protocol) -> npt.NDArray[np.int64]
     return np.asarray(times, dtype=np.int64)
 
 
-def _timed(fn: Callable[[], Any], protocol: Protocol) -> tuple[npt.NDArray[np.int64], str]:
+def _timed(
+    fn: Callable[[], Any], protocol: Protocol, clock: Clock
+) -> tuple[npt.NDArray[np.int64], str]:
     """Timed calls until the protocol says stop; returns the samples and why it stopped."""
-    clock = time.perf_counter_ns
     cap = protocol.call_cap
     min_ns = int(protocol.min_duration_s * NS)
     max_ns = int(protocol.max_duration_s * NS) if protocol.max_duration_s else None
@@ -84,16 +85,22 @@ def _timed(fn: Callable[[], Any], protocol: Protocol) -> tuple[npt.NDArray[np.in
             samples = np.resize(samples, min(cap, 2 * n))
 
 
-def measure(fn: Callable[[], Any], protocol: Protocol) -> Measurement:
-    """Warm up, then time `fn` with perf_counter_ns until the protocol says stop."""
+def measure(
+    fn: Callable[[], Any], protocol: Protocol, clock: Clock = time.perf_counter_ns
+) -> Measurement:
+    """Warm up, then time `fn` with `clock` (perf_counter_ns) until the protocol says stop.
+
+    The stopping rules read only `clock`, so a test can drive them with a scripted one and
+    get the same samples on any host, loaded or idle.
+    """
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
     start = time.perf_counter()
     try:
-        warm = _warm_up(fn, protocol)
+        warm = _warm_up(fn, protocol, clock)
         timed_start = time.perf_counter()
-        samples, reason = _timed(fn, protocol)
+        samples, reason = _timed(fn, protocol, clock)
         end = time.perf_counter()
     finally:
         if was_enabled:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
 from farm.protocol import Protocol
+from farm.stats import relative_ci_half_width
+from farm.verdict import min_samples
 from workers.measure import Measurement, measure
 
 
@@ -94,47 +96,108 @@ def test_return_value_of_fn_is_ignored() -> None:
     assert result.samples_ns.shape == (4,)
 
 
+class Scripted:
+    """A function whose every call takes the next latency of a schedule, on a clock of its own.
+
+    Passed to `measure` as both the timed function and its clock, it makes the samples — and
+    so every stopping rule — the same on any host, idle or loaded.
+    """
+
+    def __init__(self, latency_ns: Callable[[int], int]) -> None:
+        self.latency_ns = latency_ns
+        self.now = 0
+        self.calls = 0
+
+    def clock(self) -> int:
+        return self.now
+
+    def __call__(self) -> None:
+        self.now += self.latency_ns(self.calls)
+        self.calls += 1
+
+
+def every_tenth_slow(i: int) -> int:
+    """90 % of calls take 100 ns, every tenth 5,000 ns: p90 sits on the boundary between."""
+    return 5_000 if i % 10 == 9 else 100
+
+
 def test_minimum_duration_extends_the_run() -> None:
-    import time
-
-    def sleepy() -> None:
-        time.sleep(0.002)
-
-    result = measure(sleepy, Protocol(warmup=0, iterations=3, min_duration_s=0.05))
-    assert result.samples_ns.size > 3
-    assert result.samples_ns.sum() >= 0.05e9 * 0.9
+    fn = Scripted(lambda i: 2_000_000)  # 2 ms a call
+    result = measure(fn, Protocol(warmup=0, iterations=3, min_duration_s=0.05), fn.clock)
+    assert result.samples_ns.size == 25  # the first call at which 50 ms have passed
+    assert (result.samples_ns == 2_000_000).all()
     assert result.stop_reason == "minimum duration met"
 
 
 def test_maximum_duration_cuts_the_run() -> None:
-    import time
-
-    result = measure(
-        lambda: time.sleep(0.01), Protocol(warmup=0, iterations=1_000, max_duration_s=0.1)
-    )
-    assert 2 <= result.samples_ns.size < 1_000
+    fn = Scripted(lambda i: 10_000_000)  # 10 ms a call
+    protocol = Protocol(warmup=0, iterations=1_000, max_duration_s=0.1)
+    result = measure(fn, protocol, fn.clock)
+    assert result.samples_ns.size == 10
     assert result.stop_reason == "max duration reached"
 
 
-def test_adaptive_stops_early_on_a_stable_function_and_caps_a_noisy_one() -> None:
+def test_the_timed_samples_are_the_clock_differences_around_each_call() -> None:
+    fn = Scripted(lambda i: 1_000 + i)
+    result = measure(fn, Protocol(warmup=3, iterations=5), fn.clock)
+    assert result.warmup_ns.tolist() == [1_000, 1_001, 1_002]
+    assert result.samples_ns.tolist() == [1_003, 1_004, 1_005, 1_006, 1_007]
+
+
+def test_adaptive_stops_at_the_first_check_once_a_constant_function_is_supported() -> None:
+    fn = Scripted(lambda i: 1_000)
     protocol = Protocol(
-        warmup=0, iterations=700, target_ci=0.3, target_percentile=90, max_iterations=3_000
+        warmup=0, iterations=10, target_ci=0.3, target_percentile=90, max_iterations=3_000
     )
-    stable = measure(lambda: sum(range(2000)), protocol)
-    assert stable.stop_reason == "target reached"
-    assert stable.samples_ns.size < 3_000
-    rng = np.random.default_rng(0)
+    result = measure(fn, protocol, fn.clock)
+    # never before p90 is supported (64 samples), and at once then: the interval is [1 µs, 1 µs]
+    assert result.samples_ns.size == min_samples(90) == 64
+    assert result.stop_reason == "target reached"
 
-    def noisy() -> None:
-        # Heavy-tailed work: an occasional call 50x longer keeps p90's interval wide.
-        sum(range(100 if rng.random() > 0.12 else 5000))
 
-    wide = Protocol(
+def test_adaptive_schedule_cannot_meet_the_target_at_any_sample_count() -> None:
+    """The premise of the cap test, checked rather than hoped: at every n from the first
+    supported one to the cap, p90's interval spans both the fast and the slow latency."""
+    samples = np.array([every_tenth_slow(i) for i in range(1_500)], dtype=np.int64)
+    for n in range(min_samples(90), samples.size + 1):
+        width = relative_ci_half_width(samples[:n], 90)
+        assert width is not None and width > 0.45, (n, width)
+
+
+def test_adaptive_caps_a_function_whose_percentile_interval_stays_wide() -> None:
+    fn = Scripted(every_tenth_slow)
+    protocol = Protocol(
         warmup=0, iterations=700, target_ci=0.001, target_percentile=90, max_iterations=1_500
     )
-    result = measure(noisy, wide)
+    result = measure(fn, protocol, fn.clock)
     assert result.samples_ns.size == 1_500
     assert result.stop_reason == "call cap reached"
+
+
+def test_adaptive_stops_once_a_noisy_start_is_outweighed() -> None:
+    """Slow calls only among the first 100: p90's interval leaves them behind and the run
+    stops at a check well before the cap, on the same call on every host."""
+    fn = Scripted(lambda i: 5_000 if i < 100 and i % 10 == 9 else 100)
+    protocol = Protocol(
+        warmup=0, iterations=64, target_ci=0.01, target_percentile=90, max_iterations=3_000
+    )
+    first = measure(fn, protocol, fn.clock)
+    # checks at 64, 114, 164, 214 calls: at 164 the interval's upper rank (p90 + 1.96 sd)
+    # still reaches the ten slow calls, at 214 it no longer does
+    assert first.stop_reason == "target reached"
+    assert first.samples_ns.size == 214
+    assert relative_ci_half_width(first.samples_ns, 90) == 0.0
+
+
+def test_adaptive_on_the_real_clock_ends_within_its_bounds() -> None:
+    """The real clock still drives a real run: whatever the host's noise, an adaptive run
+    stops between its first supported check and its cap, for one of those two reasons."""
+    protocol = Protocol(
+        warmup=0, iterations=100, target_ci=0.3, target_percentile=90, max_iterations=2_000
+    )
+    result = measure(lambda: sum(range(2000)), protocol)
+    assert 100 <= result.samples_ns.size <= 2_000
+    assert result.stop_reason in {"target reached", "call cap reached"}
 
 
 def test_first_call_is_the_first_warmup_call() -> None:
