@@ -1,8 +1,9 @@
 """Validity verdicts, in the spirit of MLPerf: a number with the reasons it can't be trusted.
 
 Rules (each failing rule is one reason; any reason makes the result `invalid`):
-- a percentile needs enough samples to be supported: p99 at least 662, p90 at least 64
-  (MLPerf LoadGen's minimum query counts); p99.9 at least 6,623;
+- a percentile needs enough samples to be supported: the fewest calls for which, at 99 %
+  confidence, at most one of them lies above the percentile (p90 64, p99 662 — MLPerf
+  LoadGen's minimum query counts — and p99.9 6,636);
 - the timed calls lasted at least the protocol's `min_duration_s`;
 - the coefficient of variation is at most the protocol's `max_cv` (a noisy host);
 - warm-up converged: the median of the last warm-up window (10 calls, or a fifth of
@@ -22,7 +23,20 @@ import numpy.typing as npt
 
 from farm.protocol import Protocol
 
-MIN_SAMPLES = {"p90": 64, "p99": 662, "p99.9": 6623}
+
+def supporting_samples(percentile: float, confidence: float = 0.99) -> int:
+    """The fewest calls n for which P(at most one of n calls lies above the percentile) is at
+    most 1 - confidence: the tail then shows more than one call, so the percentile is not
+    read off its single largest sample."""
+    above = 1 - percentile / 100
+    below = 1 - above
+    n = 1
+    while below**n + n * above * below ** (n - 1) > 1 - confidence:
+        n += 1
+    return n
+
+
+MIN_SAMPLES = {key: supporting_samples(q) for key, q in (("p90", 90), ("p99", 99), ("p99.9", 99.9))}
 WARMUP_WINDOW = 10
 WARMUP_MARGIN = 0.10
 

@@ -10,7 +10,7 @@ import pytest
 
 from farm.protocol import Protocol
 from farm.stats import NS_PER_MS, describe
-from farm.verdict import MIN_SAMPLES, judge, precision_reasons
+from farm.verdict import MIN_SAMPLES, judge, min_samples, precision_reasons
 
 MS = NS_PER_MS
 
@@ -58,8 +58,30 @@ def test_p90_unsupported_at_63() -> None:
     assert any(r.startswith("p99 not supported: 64 samples") for r in reasons)
 
 
+def binomial_at_most_one_above(n: int, percentile: float) -> float:
+    """P(at most one of n calls lies above the percentile), from scipy, not from Farm."""
+    from scipy.stats import binom
+
+    return float(binom.cdf(1, n, 1 - percentile / 100))
+
+
+@pytest.mark.parametrize(("key", "q"), [("p90", 90), ("p99", 99), ("p99.9", 99.9)])
+def test_min_samples_are_the_fewest_with_at_most_one_call_above_at_99_percent(
+    key: str, q: float
+) -> None:
+    """The rule, not the constants: n supports the percentile when at most one call lies
+    above it with 99 % confidence, and n - 1 does not."""
+    need = MIN_SAMPLES[key]
+    assert binomial_at_most_one_above(need, q) <= 0.01
+    assert binomial_at_most_one_above(need - 1, q) > 0.01
+    assert min_samples(q) == need
+
+
+def test_min_samples_match_mlperf_where_mlperf_gives_them() -> None:
+    assert (MIN_SAMPLES["p90"], MIN_SAMPLES["p99"]) == (64, 662)
+
+
 def test_p999_checked_only_when_it_is_the_target() -> None:
-    assert MIN_SAMPLES["p99.9"] == 6623
     p999 = Protocol(warmup=100, iterations=1000, target_percentile=99.9)
     _, reasons = verdict_of(steady(1000), p999)
     assert any(r.startswith("p99.9 not supported: 1000 samples") for r in reasons)
@@ -184,23 +206,18 @@ def test_a_run_that_met_its_minimum_duration_is_not_judged_below_it() -> None:
     assert not [r for r in verdict.reasons if r.startswith("timed calls lasted")], verdict.reasons
 
 
-def test_an_adaptive_run_that_reached_its_target_supports_its_percentile(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import time
-
+def test_an_adaptive_run_that_reached_its_target_supports_its_percentile() -> None:
     from workers.measure import measure
 
-    # A fake clock: each call lasts 1 ms plus up to 10 µs, deterministically (seeded).
+    # A scripted clock: each call lasts 1 ms plus up to 10 µs, deterministically (seeded).
     now = [0]
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(time, "perf_counter_ns", lambda: now[0])
 
     def call() -> None:
         now[0] += 1_000_000 + int(rng.integers(0, 10_000))
 
     protocol = Protocol(warmup=10, iterations=40, target_ci=0.05)
-    m = measure(call, protocol)
+    m = measure(call, protocol, lambda: now[0])
     assert m.stop_reason == "target reached"
     stats = describe(m.samples_ns)
     verdict = judge(stats, protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
