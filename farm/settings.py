@@ -22,6 +22,9 @@ class Settings:
     visibility_timeout_s: int = 6 * 3600
     # A worker that has not been seen for this long is reported as not live.
     worker_ttl_s: int = 120
+    # How often a worker's supervising process records that it is alive and flushes its
+    # spool; well under worker_ttl_s.
+    worker_heartbeat_s: float = 15.0
     # A running job's lease is stale (its process presumed dead) after this long without
     # a heartbeat; `farm recover` then sends it again.
     lease_ttl_s: int = 60
@@ -53,6 +56,7 @@ class Settings:
 _NUMERIC_ENV: tuple[tuple[str, str, type], ...] = (
     ("visibility_timeout_s", "FARM_VISIBILITY_TIMEOUT", int),
     ("worker_ttl_s", "FARM_WORKER_TTL", int),
+    ("worker_heartbeat_s", "FARM_WORKER_HEARTBEAT", float),
     ("lease_ttl_s", "FARM_LEASE_TTL", int),
     ("max_attempts", "FARM_MAX_ATTEMPTS", int),
     ("result_retry_s", "FARM_RESULT_RETRY", float),

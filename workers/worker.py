@@ -23,7 +23,6 @@ from workers.probe import host_fingerprint
 from workers.tasks import register_tasks
 
 log = logging.getLogger("farm.worker")
-HEARTBEAT_S = 15
 
 
 def pin(cpus: set[int] | None, threads: int | None) -> int:
@@ -101,7 +100,7 @@ def run_worker(
     register_tasks(app, ctx, settings.database_url)
     # Started once the pool child exists, so no thread is running when Celery forks.
     worker_ready.connect(
-        lambda **_: _start_heartbeat(factory, name, settings.spool_dir), weak=False
+        lambda **_: _start_heartbeat(factory, name, settings), weak=False
     )
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     app.worker_main(
@@ -125,7 +124,7 @@ def run_worker(
     )
 
 
-def _start_heartbeat(factory: sessionmaker[Session], name: str, spool_dir: str) -> None:
+def _start_heartbeat(factory: sessionmaker[Session], name: str, settings: Settings) -> None:
     """From the parent: keep `last_seen` fresh and write results spooled during an outage."""
 
     def beat() -> None:
@@ -133,9 +132,9 @@ def _start_heartbeat(factory: sessionmaker[Session], name: str, spool_dir: str) 
             try:
                 with transaction(factory) as session:
                     repo.touch_worker(session, name)
-                spool.flush(factory, spool_dir)
+                spool.flush(factory, settings.spool_dir)
             except Exception as exc:  # the database may blip; keep serving
                 log.warning("heartbeat failed: %s", type(exc).__name__)
-            threading.Event().wait(HEARTBEAT_S)
+            threading.Event().wait(settings.worker_heartbeat_s)
 
     threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()
