@@ -3,27 +3,16 @@ measures its noise floor. Debian's libtcmalloc-minimal4 must be installed (CI in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from farm.errors import FarmError
-from tests.conftest import IN_CI, redis_database
 from tests.helpers import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
+from tests.support.services import IN_CI
 
 pytestmark = pytest.mark.acceptance
-
-# A Redis database of this test's own: the shared one (14) is flushed by every test using
-# the `redis_url` fixture, which loses queued messages when test runs overlap.
-OWN_REDIS_DB = 12
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    yield from redis_database(OWN_REDIS_DB)
-
 
 @pytest.fixture
 def tcmalloc() -> str:
@@ -111,6 +100,13 @@ def test_tcmalloc_worker_runs_only_tcmalloc_jobs_and_calibrates(
                 text("SELECT state, queue, worker FROM job WHERE campaign_id <> :c"),
                 {"c": campaign},
             ).all()
+            runs = conn.execute(
+                text(
+                    "SELECT r.job_id, r.mean_ms, r.p99_ms FROM result r JOIN job j "
+                    "ON j.id = r.job_id WHERE j.campaign_id <> :c ORDER BY r.job_id"
+                ),
+                {"c": campaign},
+            ).all()
     finally:
         engine.dispose()
     preload = env_["env"].get("LD_PRELOAD", "")
@@ -119,7 +115,11 @@ def test_tcmalloc_worker_runs_only_tcmalloc_jobs_and_calibrates(
     assert len(calibrations) == 1
     pool, worker_name, mean_noise, p99_noise, jobs = calibrations[0]
     assert (pool, worker_name) == ("p", "w-tc")
-    assert mean_noise >= 0 and p99_noise >= 0 and len(jobs) == 2
+    # the noise floor is the relative gap between the two runs' own numbers, per statistic
+    (job_a, mean_a, p99_a), (job_b, mean_b, p99_b) = runs
+    assert sorted(jobs) == [job_a, job_b]
+    assert mean_noise == pytest.approx(abs(mean_a - mean_b) / ((mean_a + mean_b) / 2))
+    assert p99_noise == pytest.approx(abs(p99_a - p99_b) / ((p99_a + p99_b) / 2))
     assert sorted(calibration_jobs) == [("succeeded", "farm.worker.w-tc", "w-tc")] * 2
 
 

@@ -13,8 +13,22 @@ from farm.backends import OPTION_SCHEMAS
 REPO = Path(__file__).resolve().parents[2]
 
 
-def probe() -> dict[str, object]:
+# Put first on sys.meta_path, this finder makes the named top-level packages unfindable, as
+# in an environment that lacks them, whatever this one has installed.
+HIDE = """
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in HIDDEN:
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+        return None
+sys.meta_path.insert(0, Hide())
+"""
+
+
+def probe(hidden: tuple[str, ...] = ()) -> dict[str, object]:
     code = (
+        f"HIDDEN = {set(hidden)!r}\n{HIDE}\n"
         "import json, sys; from workers.backends import available_backends; "
         "print(json.dumps({'found': available_backends(), "
         "'heavy': sorted(m for m in ('torch', 'transformers', 'openvino', "
@@ -36,11 +50,29 @@ def test_probe_imports_no_heavy_library_and_covers_every_schema() -> None:
         assert reason is None or isinstance(reason, str) and reason, name
 
 
-def test_unavailable_backends_name_the_stack_that_has_them() -> None:
-    found = probe()["found"]
+def test_unavailable_backends_name_what_is_missing_and_the_stack_that_has_them() -> None:
+    """With OpenVINO and IPEX hidden, as on a host of neither stack, each backend that needs
+    one says which package is missing and which stack to build; the others stay available."""
+    found = probe(hidden=("openvino", "intel_extension_for_pytorch"))["found"]
     assert isinstance(found, dict)
-    stack_of = {"openvino": "main", "ipex": "ipex", "optimum-ipex": "ipex"}
-    for name, stack in stack_of.items():
-        if found[name] is not None:
-            assert isinstance(found[name], str)
-            assert f"stacks/build.sh {stack}" in found[name] or "needs" in found[name]
+    expected = {
+        "openvino": ("openvino", "stacks/build.sh main"),
+        "ipex": ("intel_extension_for_pytorch", "stacks/build.sh ipex"),
+        "optimum-ipex": ("intel_extension_for_pytorch", "stacks/build.sh ipex"),
+    }
+    for name, (missing, build) in expected.items():
+        reason = found[name]
+        assert isinstance(reason, str), (name, reason)
+        assert reason.startswith(f"{missing} not importable here") or missing in reason, reason
+        assert build in reason, reason
+    assert found["selftest"] is None
+
+
+def test_a_missing_torch_makes_every_model_backend_unavailable_with_the_install_hint() -> None:
+    found = probe(hidden=("torch",))["found"]
+    assert isinstance(found, dict)
+    assert found["selftest"] is None
+    for name in set(found) - {"selftest"}:
+        reason = found[name]
+        assert isinstance(reason, str) and "torch" in reason, (name, reason)
+    assert "scripts/install.sh .venv worker" in str(found["pytorch"])
