@@ -1,53 +1,37 @@
-"""Service fixtures: real PostgreSQL and Redis; skipped locally with a reason, failed in CI."""
+"""Service fixtures: a private Redis per run and a fresh PostgreSQL database per test;
+skipped locally with a reason, failed in CI (tests/support/services.py)."""
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-IN_CI = os.environ.get("CI") == "true"
-PG_ADMIN_URL = os.environ.get(
-    "FARM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("FARM_TEST_REDIS", "redis://127.0.0.1:6379/14")
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.services import RedisServer, postgres_database, redis_binary
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def unavailable(service: str, reason: object) -> None:
-    message = f"{service} is not reachable ({reason}); start it to run this test"
-    if IN_CI:
-        pytest.fail(f"{message} -- CI must provide it")
-    pytest.skip(message)
+@pytest.fixture(scope="session", autouse=True)
+def run_spool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A spool folder of this run's own for every worker it starts: a worker flushes every
+    spooled result it finds, and must not find another run's (FARM_SPOOL_DIR)."""
+    before = os.environ.get("FARM_SPOOL_DIR")
+    os.environ["FARM_SPOOL_DIR"] = str(tmp_path_factory.mktemp("spool"))
+    yield
+    if before is None:
+        os.environ.pop("FARM_SPOOL_DIR", None)
+    else:
+        os.environ["FARM_SPOOL_DIR"] = before
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    from farm.db.session import get_engine
-
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        conn = admin.connect()
-    except OperationalError as exc:
-        unavailable("PostgreSQL", str(exc.orig).splitlines()[0])
-    name = f"farm_test_{uuid.uuid4().hex[:12]}"
-    conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    try:
+    with postgres_database() as url:
         yield url
-    finally:
-        get_engine(url).dispose()
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.close()
-        admin.dispose()
 
 
 @pytest.fixture
@@ -63,27 +47,20 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'farm.db'}"
 
 
-def redis_database(index: int | None = None) -> Iterator[str]:
-    """Yield the URL of a Redis database (REDIS_URL's, or `index`), emptied before and after.
-
-    Tests whose queued messages must survive another test run's FLUSHDB use an index of
-    their own.
-    """
-    import redis
-
-    url = REDIS_URL if index is None else f"{REDIS_URL.rsplit('/', 1)[0]}/{index}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+@pytest.fixture(scope="session")
+def run_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """This test run's own redis-server on a free loopback port (never the machine's 6379,
+    which another run may be flushing), started on first use and killed at the end."""
+    server = RedisServer(redis_binary(), tmp_path_factory.mktemp("redis") / "redis.log")
     try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A Redis database of its own (index 14 by default), emptied before and after."""
-    yield from redis_database()
+def redis_url(run_redis: RedisServer) -> Iterator[str]:
+    """The run's Redis, emptied before and after the test."""
+    run_redis.flush()
+    yield run_redis.url
+    run_redis.flush()

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.helpers import count_rows, farm, farm_env, job_states
+from tests.helpers import REPO, count_rows, farm, farm_env, job_states
 
 pytestmark = pytest.mark.acceptance
 

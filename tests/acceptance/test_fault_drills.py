@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,10 +24,10 @@ from sqlalchemy import Engine, create_engine, text
 
 from tests.helpers import FARM, WorkerProcess, farm, farm_env, write_matrix
 from tests.proxy import TcpProxy
+from tests.support.services import RedisServer, redis_binary
 
 pytestmark = pytest.mark.acceptance
 
-IN_CI = os.environ.get("CI") == "true"
 TERMINAL = ("succeeded", "failed", "cancelled")
 PR_SET_CHILD_SUBREAPER = 36
 # Short lease and worker settings so that drills take seconds, not minutes.
@@ -38,74 +37,10 @@ WORKER_ENV = {"FARM_LEASE_TTL": "5", "FARM_WORKER_TTL": "30", "FARM_MAX_ATTEMPTS
 # --- services -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A private, memory-only redis-server on a free loopback port; SIGKILL and restart."""
-
-    def __init__(self, binary: str, log: Path) -> None:
-        self.binary, self.log = binary, log
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
-        with self.log.open("a") as fh:
-            self.proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT)
-        self.starts += 1
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server did not start:\n{self.log.read_text()}"
-                    ) from None
-                time.sleep(0.05)
-            finally:
-                client.close()
-
-    def kill(self) -> None:
-        """SIGKILL: nothing is saved, every message in it is gone."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def client_count(self) -> int:
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        try:
-            return len(client.client_list()) - 1  # not counting this one
-        finally:
-            client.close()
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not installed; the fault drills start a private one"
-        if IN_CI:
-            pytest.fail(f"{message} -- CI must provide it")
-        pytest.skip(message)
-    server = RedisServer(binary, tmp_path / "redis.log")
+    """A redis-server of the drill's own, which it may kill and restart."""
+    server = RedisServer(redis_binary(), tmp_path / "redis.log")
     try:
         yield server
     finally:

@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import REPO
 from tests.helpers import (
+    REPO,
     WorkerProcess,
     count_rows,
     farm,

@@ -52,6 +52,16 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Inside a stack, the code under test must be the driver's checkout, not whichever one
+    the stack's editable install points at."""
+    import farm
+
+    checkout = os.environ.get("FARM_CHECKOUT")
+    if checkout and not Path(farm.__file__).resolve().is_relative_to(Path(checkout).resolve()):
+        pytest.exit(f"farm imported from {farm.__file__}, not the checkout {checkout}", 3)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = current_stack()
     keep, drop = [], []

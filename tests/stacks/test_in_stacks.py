@@ -5,6 +5,11 @@ FARM_STACK_TESTS=1, and always under CI=true, a missing stack is built first
 (`stacks/build.sh STACK`: main ~3 min and 1.6 GB, ipex ~4 min and 7.4 GB); otherwise a
 stack that is not built is skipped with the command that builds it. The backends themselves
 are exercised only inside the stacks.
+
+A stack's venv is shared by every checkout on the host, and its editable Farm points at
+whichever checkout built it. The suite runs this checkout's code all the same: its root is
+put first on PYTHONPATH, and tests/stacks/conftest.py refuses to run when `farm` was
+imported from anywhere else (FARM_CHECKOUT).
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ def stack_venv(stack: str) -> Path:
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_suite(stack: str) -> None:
     venv = stack_venv(stack)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FARM_STACK": stack}
-    env.pop("PYTHONPATH", None)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FARM_STACK": stack,
+           "PYTHONPATH": str(REPO), "FARM_CHECKOUT": str(REPO)}  # fmt: skip
     run = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pytest", "tests/stacks", "-m", stack,
          "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],

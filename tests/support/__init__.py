@@ -1,0 +1,1 @@
+"""Harnesses and builders the tests share (imported by tests, never by conftest's users)."""
