@@ -140,22 +140,26 @@ def test_supervising_process_sleeps_while_the_child_measures(
         parent = worker.proc.pid
         time.sleep(1)  # let start-up work (heartbeat, pool child spawn) settle
         (child,) = children(parent)
-        seen_before = last_seen(migrated_pg, "w-quiet")
+        seen: set[Any] = set()
+
+        def done() -> bool:  # sample last_seen while the job runs: each beat moves it on
+            seen.add(last_seen(migrated_pg, "w-quiet"))
+            return all_succeeded(migrated_pg, campaign)
+
         parent_before, child_before = cpu_seconds(parent), cpu_seconds(child)
         start = time.monotonic()
         campaign = submit(matrix, env)
-        wait_for(lambda: all_succeeded(migrated_pg, campaign), 120, interval=0.2)
+        wait_for(done, 120, interval=0.2)
         wall = time.monotonic() - start
         parent_cpu = cpu_seconds(parent) - parent_before
         child_cpu = cpu_seconds(child) - child_before
-        seen_after = last_seen(migrated_pg, "w-quiet")
     finally:
         worker.stop()
-    beats = (seen_after - seen_before).total_seconds()
     print(f"parent CPU {parent_cpu:.3f} s, child CPU {child_cpu:.2f} s, wall {wall:.2f} s, "
-          f"heartbeats over {beats:.1f} s of it")  # fmt: skip
-    # the heartbeat ran during the window: last_seen moved on by most of it
-    assert beats >= 2.5, f"last_seen moved {beats:.1f} s in a {wall:.1f} s window"
+          f"{len(seen)} distinct last_seen values")  # fmt: skip
+    # The heartbeat ran all through the window: besides the job's own two touches (claim,
+    # completion), last_seen took a new value about every 0.5 s.
+    assert len(seen) >= max(5, wall / 0.5 / 3), f"{len(seen)} heartbeats seen in {wall:.1f} s"
     (row,) = results(migrated_pg, campaign)
     # stats.duration_s, the sum of call latencies, is a little under the timed phase's wall
     # time; the minimum duration is judged on the latter
