@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml scripts/install.sh
 	scripts/install.sh $(VENV) dev 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -c "import farm, cli, workers, torch"
+	$(PY) -c "import farm.cli, farm.workers, farm.migrations, torch"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,12 +17,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy farm workers cli
+	$(VENV)/bin/mypy farm
 	$(VENV)/bin/pytest -ra
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy farm workers cli
+	$(VENV)/bin/mypy farm
 
 clean:
 	rm -rf $(VENV) farm-demo.db

@@ -69,7 +69,7 @@ def serve_plain(cpus: set[int], threads: int, gc_off: bool) -> None:
     from transformers import pipeline
 
     from farm.jobs import ModelSpec
-    from workers.models import load_model
+    from farm.workers.models import load_model
 
     hf_logging.set_verbosity_error()
     torch.set_num_threads(threads)

@@ -247,7 +247,7 @@ def main() -> None:
                 return build_report(s, ["synthetic-a"], baseline=baseline, cost=True)
 
         def report_csv() -> int:
-            from cli.render import render_csv
+            from farm.cli.render import render_csv
 
             rep = report()
             return len(render_csv(tidy_rows(rep.table, cost=True)))

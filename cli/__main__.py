@@ -1,5 +1,5 @@
-"""`python -m cli`: the same as the `farm` command."""
+"""`python -m farm.cli`: the same as the `farm` command."""
 
-from cli.main import main
+from farm.cli.main import main
 
 main()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-from cli.main import cli
-from cli.options import pass_settings
+from farm.cli.main import cli
+from farm.cli.options import pass_settings
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
 
@@ -58,7 +58,7 @@ def retry(settings: Settings, campaign: str) -> None:
     """
     from farm.db.campaigns import retry_campaign, undo_retry
     from farm.db.session import check_database, session_factory, transaction
-    from workers.app import check_broker, create_app, enqueue_jobs
+    from farm.workers.app import check_broker, create_app, enqueue_jobs
 
     check_database(settings.database_url)
     app = create_app(settings)
@@ -101,7 +101,7 @@ def rerun(settings: Settings, campaign: str, pool: str) -> None:
     """Run CAMPAIGN's cells again as a new campaign on POOL; prints the new id last."""
     from farm.db.campaigns import delete_campaign, rerun_campaign
     from farm.db.session import check_database, session_factory, transaction
-    from workers.app import check_broker, create_app, enqueue_jobs
+    from farm.workers.app import check_broker, create_app, enqueue_jobs
 
     check_database(settings.database_url)
     app = create_app(settings)
@@ -157,7 +157,7 @@ def delete(settings: Settings, campaign: str, yes: bool) -> None:
 
 def _also_under_campaigns() -> None:
     """`farm campaigns delete` is the same command (`campaigns` is a group in cli/commands.py)."""
-    from cli import commands
+    from farm.cli import commands
 
     group = getattr(commands, "campaigns", None)
     if isinstance(group, click.Group) and "delete" not in group.commands:

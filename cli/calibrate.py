@@ -8,9 +8,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from cli.main import cli
-from cli.options import pass_settings
-from cli.render import stdout_console
+from farm.cli.main import cli
+from farm.cli.options import pass_settings
+from farm.cli.render import stdout_console
 from farm.errors import FarmError
 from farm.jobs import JobSpec, ModelSpec
 from farm.protocol import Protocol
@@ -45,10 +45,10 @@ def relative_gap(a: float, b: float) -> float:
 @pass_settings
 def calibrate(settings: Settings, pool: str, iterations: int, warmup: int, timeout: int) -> None:
     """Run a fixed A/A cell twice on each live worker of POOL and record its noise floor."""
-    from cli.commands import wait_for_campaign
+    from farm.cli.commands import wait_for_campaign
     from farm.db import repo
     from farm.db.session import check_database, session_factory, transaction
-    from workers.app import check_broker, create_app, enqueue_jobs
+    from farm.workers.app import check_broker, create_app, enqueue_jobs
 
     check_database(settings.database_url)
     app = create_app(settings)

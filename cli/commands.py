@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.main import cli
-from cli.options import matrix_options, parse_cpus_option, pass_settings, pinning_options
-from cli.render import stdout_console
+from farm.cli.main import cli
+from farm.cli.options import matrix_options, parse_cpus_option, pass_settings, pinning_options
+from farm.cli.render import stdout_console
 from farm.errors import FarmError
 from farm.hardware import mixed_pools
 from farm.jobs import JobSpec
@@ -41,7 +41,7 @@ def submit(settings: Settings, spec: Matrix, jobs: list[JobSpec], wait: bool) ->
     """Validate MATRIX, store its campaign and jobs, and enqueue them for the workers."""
     from farm.db import repo
     from farm.db.session import check_database, session_factory, transaction
-    from workers.app import check_broker, create_app, enqueue_jobs
+    from farm.workers.app import check_broker, create_app, enqueue_jobs
 
     check_database(settings.database_url)
     app = create_app(settings)
@@ -112,15 +112,15 @@ def run(
     Every job runs on this host whatever its pool; the database defaults to ./farm.db.
     A matrix that asks for an allocator runs with it preloaded (one allocator per run).
     """
-    from cli.render import print_table
+    from farm.cli.render import print_table
     from farm.db import repo
     from farm.db.migrate import upgrade
     from farm.db.report import report_rows
     from farm.db.session import session_factory, transaction
-    from workers.allocator import ensure_allocator
-    from workers.execute import execute_job
-    from workers.probe import host_fingerprint
-    from workers.worker import pin, register
+    from farm.workers.allocator import ensure_allocator
+    from farm.workers.execute import execute_job
+    from farm.workers.probe import host_fingerprint
+    from farm.workers.worker import pin, register
 
     allocators = sorted({job.allocator for job in jobs})
     if len(allocators) > 1:

@@ -9,9 +9,9 @@ from typing import IO, Any
 
 import click
 
-from cli.main import cli
-from cli.options import pass_settings
-from cli.reports import filter_options, make_filters, write_output
+from farm.cli.main import cli
+from farm.cli.options import pass_settings
+from farm.cli.reports import filter_options, make_filters, write_output
 from farm.settings import Settings
 
 RAW_KEYS = (
@@ -100,7 +100,7 @@ def export(
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
-    from cli.render import render_csv
+    from farm.cli.render import render_csv
 
     return render_csv(rows)
 

@@ -35,6 +35,6 @@ def cli(verbose: bool) -> None:
 
 
 def main() -> None:
-    from cli import admin, calibrate, commands, export, plot, pools, recover, reports, workers  # noqa: F401  (registers them)
+    from farm.cli import admin, calibrate, commands, export, plot, pools, recover, reports, workers  # noqa: F401  (registers them)
 
     cli(prog_name="farm")

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.main import cli
-from cli.options import pass_settings
-from cli.reports import filter_options, make_filters, parse_selector_option
+from farm.cli.main import cli
+from farm.cli.options import pass_settings
+from farm.cli.reports import filter_options, make_filters, parse_selector_option
 from farm.settings import Settings
 
 if TYPE_CHECKING:

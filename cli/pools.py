@@ -7,9 +7,9 @@ import re
 import click
 from rich.table import Table
 
-from cli.main import cli
-from cli.options import pass_settings
-from cli.render import stdout_console
+from farm.cli.main import cli
+from farm.cli.options import pass_settings
+from farm.cli.render import stdout_console
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from cli.main import cli
-from cli.options import pass_settings
+from farm.cli.main import cli
+from farm.cli.options import pass_settings
 from farm.settings import Settings
 
 
@@ -19,8 +19,8 @@ def recover(settings: Settings, campaign: str | None) -> None:
     """
     from farm.db import repo
     from farm.db.session import check_database, session_factory, transaction
-    from workers.app import check_broker, create_app
-    from workers.recover import recover as do_recover
+    from farm.workers.app import check_broker, create_app
+    from farm.workers.recover import recover as do_recover
 
     check_database(settings.database_url)
     app = create_app(settings)

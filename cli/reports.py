@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from cli.main import cli
-from cli.options import pass_settings
-from cli.render import render, stdout_console
+from farm.cli.main import cli
+from farm.cli.options import pass_settings
+from farm.cli.render import render, stdout_console
 from farm.settings import Settings
 
 F = Callable[..., Any]
@@ -156,26 +156,26 @@ def report(
             from rich.console import Console
 
             with open(output, "w", encoding="utf-8") as fh:
-                from cli.render import print_wide
+                from farm.cli.render import print_wide
 
                 print_wide(rep, Console(file=fh, width=250, no_color=True))
             click.echo(f"wrote {output}", err=True)
         else:
-            from cli.render import print_wide
+            from farm.cli.render import print_wide
 
             print_wide(rep, stdout_console())
     elif fmt == "markdown":
-        from cli.render import render_markdown
+        from farm.cli.render import render_markdown
 
         write_output(render_markdown(rep), output)
     elif fmt == "csv":
-        from cli.render import render_csv
+        from farm.cli.render import render_csv
 
         rows = tidy_rows(rep.table, cost=cost)
         write_output(render_csv(rows), output)
     else:
-        from cli.plot import chart_images
-        from cli.render import render_html
+        from farm.cli.plot import chart_images
+        from farm.cli.render import render_html
 
         images = chart_images(rep.table, "p99" if "p99" in rep.table.metrics else None)
         write_output(render_html(rep, images), output)
@@ -319,7 +319,7 @@ def compare(
             limit=limit,
             fail_on_regression=fail_on_regression,
         )
-    from cli.render import compare_rows, print_compare, render_compare_markdown, render_csv
+    from farm.cli.render import compare_rows, print_compare, render_compare_markdown, render_csv
 
     if fmt == "table" and not output:
         print_compare(result, stdout_console())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from cli.main import cli
-from cli.options import parse_cpus_option, pass_settings, pinning_options
-from cli.render import stdout_console
+from farm.cli.main import cli
+from farm.cli.options import parse_cpus_option, pass_settings, pinning_options
+from farm.cli.render import stdout_console
 from farm.hardware import mixed_pools
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
@@ -49,7 +49,7 @@ def worker(
     loglevel: str,
 ) -> None:
     """Serve the pool's queue: one job at a time, pinned to CPUS with THREADS threads."""
-    from workers.worker import run_worker
+    from farm.workers.worker import run_worker
 
     run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator)
 

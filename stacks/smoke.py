@@ -31,8 +31,8 @@ def main(stack: str) -> int:
     from farm.backends import validate_options
     from farm.hardware import ipex_bf16_missing
     from farm.jobs import JobSpec, ModelSpec
-    from workers.backends import available_backends, get_backend
-    from workers.probe import cpu_flags
+    from farm.workers.backends import available_backends, get_backend
+    from farm.workers.probe import cpu_flags
 
     if stack not in STACK_BACKENDS:
         print(f"unknown stack {stack!r}; known: {', '.join(STACK_BACKENDS)}", file=sys.stderr)

@@ -23,13 +23,13 @@ from farm.jobs import JobSpec
 from farm.settings import Settings
 from farm.stats import describe, encode_samples
 from farm.verdict import judge, precision_reasons
-from workers import spool
-from workers.backends import get_backend
-from workers.backends.base import Runner
-from workers.lease import JobTimeout, heartbeat, lease_alive, my_lease, time_limit
-from workers.measure import measure
-from workers.models import count_tokens
-from workers.probe import peak_rss_mb, run_environment
+from farm.workers import spool
+from farm.workers.backends import get_backend
+from farm.workers.backends.base import Runner
+from farm.workers.lease import JobTimeout, heartbeat, lease_alive, my_lease, time_limit
+from farm.workers.measure import measure
+from farm.workers.models import count_tokens
+from farm.workers.probe import peak_rss_mb, run_environment
 
 log = logging.getLogger("farm.worker")
 

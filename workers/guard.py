@@ -9,7 +9,7 @@ write to the broker could take a pool down that way.
 This strategy checks the layout Farm sends (protocol 2: `[args, kwargs, embed]`) before
 handing the message to Celery's default strategy, and turns any error of building the
 request into InvalidTaskError, which Celery logs and acknowledges: the message is dropped,
-the worker goes on (wired in workers/tasks.py: `Strategy="workers.guard:strategy"`).
+the worker goes on (wired in workers/tasks.py: `Strategy="farm.workers.guard:strategy"`).
 Pickle and other non-JSON bodies never get here: `accept_content=["json"]` refuses them.
 """
 

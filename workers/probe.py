@@ -149,7 +149,7 @@ def current_stack() -> str:
 
 def runnable_backends() -> dict[str, str | None]:
     """Backend → None when it can run here, else why not (registered with the worker)."""
-    from workers.backends import available_backends
+    from farm.workers.backends import available_backends
 
     return available_backends()
 

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from farm.db import repo
 from farm.db.session import transaction
 from farm.settings import Settings
-from workers import spool
-from workers.app import enqueue_jobs
-from workers.lease import lease_alive
+from farm.workers import spool
+from farm.workers.app import enqueue_jobs
+from farm.workers.lease import lease_alive
 
 log = logging.getLogger("farm.recover")
 

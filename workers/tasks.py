@@ -10,8 +10,8 @@ from celery.signals import worker_process_init
 
 from farm import MESSAGE_SCHEMA
 from farm.db.session import get_engine, session_factory
-from workers.app import TASK_NAME
-from workers.execute import WorkerContext, execute_job
+from farm.workers.app import TASK_NAME
+from farm.workers.execute import WorkerContext, execute_job
 
 log = logging.getLogger("farm.worker")
 
@@ -24,7 +24,7 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
         bind=True,
         acks_late=True,
         reject_on_worker_lost=True,
-        Strategy="workers.guard:strategy",  # malformed messages are dropped, not fatal
+        Strategy="farm.workers.guard:strategy",  # malformed messages are dropped, not fatal
     )
     def run_job(self: Task, job_id: Any, schema: Any = None, **_: Any) -> str:
         if schema != MESSAGE_SCHEMA:

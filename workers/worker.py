@@ -15,12 +15,12 @@ from farm.db import repo
 from farm.db.session import check_database, session_factory, transaction
 from farm.jobs import direct_queue, queue_for
 from farm.settings import Settings
-from workers import spool
-from workers.allocator import ensure_allocator
-from workers.app import check_broker, create_app
-from workers.execute import WorkerContext
-from workers.probe import host_fingerprint
-from workers.tasks import register_tasks
+from farm.workers import spool
+from farm.workers.allocator import ensure_allocator
+from farm.workers.app import check_broker, create_app
+from farm.workers.execute import WorkerContext
+from farm.workers.probe import host_fingerprint
+from farm.workers.tasks import register_tasks
 
 log = logging.getLogger("farm.worker")
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
 
-import migrations
 from farm.db.session import check_database
 
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    # By name, not by import: the db layer does not depend on the migrations package.
+    cfg.set_main_option("script_location", str(files("farm.migrations")))
     # Passed as an attribute, not an ini option: configparser would choke on '%' in URLs.
     cfg.attributes["url"] = url
     return cfg

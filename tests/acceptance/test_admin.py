@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from farm.db import repo
 from farm.db.session import session_factory, transaction
 from farm.jobs import JobSpec, ModelSpec
-from tests.helpers import (
+from tests.support.harness import (
     FARM,
     WorkerProcess,
     count_rows,

@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from farm.errors import FarmError
-from tests.helpers import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
+from tests.support.harness import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
 from tests.support.services import IN_CI
 
 pytestmark = pytest.mark.acceptance
 
 @pytest.fixture
 def tcmalloc() -> str:
-    from workers.allocator import library_path
+    from farm.workers.allocator import library_path
 
     try:
         return library_path("tcmalloc")
@@ -137,7 +137,7 @@ def job_queues(url: str, campaign: int) -> dict[int, str]:
 
 def test_missing_allocator_library_is_a_clear_error(tmp_path: Path) -> None:
     """The worker refuses to start (before touching services) when the library is absent."""
-    from workers import allocator
+    from farm.workers import allocator
 
     saved = allocator.LIB_DIRS
     allocator.LIB_DIRS = (str(tmp_path),)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, count_rows, farm, farm_env, job_states
+from tests.support.harness import REPO, count_rows, farm, farm_env, job_states
 
 pytestmark = pytest.mark.acceptance
 
@@ -40,7 +40,7 @@ def test_farm_run_quick_example_on_sqlite(tmp_path: Path) -> None:
 
 
 def test_every_result_carries_an_output_check(tmp_path: Path) -> None:
-    from tests.helpers import write_matrix
+    from tests.support.harness import write_matrix
 
     url = f"sqlite:///{tmp_path / 'farm.db'}"
     env = farm_env(url)
@@ -59,7 +59,7 @@ def test_every_result_carries_an_output_check(tmp_path: Path) -> None:
 
 
 def test_an_input_longer_than_the_model_reads_fails_with_a_clear_reason(tmp_path: Path) -> None:
-    from tests.helpers import write_matrix
+    from tests.support.harness import write_matrix
 
     url = f"sqlite:///{tmp_path / 'farm.db'}"
     env = farm_env(url)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import count_rows, farm, farm_env, write_matrix
+from tests.support.harness import count_rows, farm, farm_env, write_matrix
 
 pytestmark = pytest.mark.acceptance
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from tests.helpers import FARM, WorkerProcess, farm, farm_env, write_matrix
-from tests.proxy import TcpProxy
+from tests.support.harness import FARM, WorkerProcess, farm, farm_env, write_matrix
+from tests.support.proxy import TcpProxy
 from tests.support.services import RedisServer, redis_binary
 
 pytestmark = pytest.mark.acceptance
@@ -430,7 +430,7 @@ def waiting_on_locks(drill: Drill) -> int:
 
 def test_drill_6_second_delivery_while_the_first_run_goes_on(drill: Drill) -> None:
     from farm.settings import Settings
-    from workers.app import create_app, enqueue_jobs
+    from farm.workers.app import create_app, enqueue_jobs
 
     drill.worker("d6-a", cpus="0")
     drill.worker("d6-b", cpus="1")

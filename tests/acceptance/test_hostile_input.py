@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from farm.matrix import MAX_INPUT_CHARS
-from tests.helpers import SHORT, count_rows, farm, farm_env
+from tests.support.harness import SHORT, count_rows, farm, farm_env
 
 pytestmark = pytest.mark.acceptance
 

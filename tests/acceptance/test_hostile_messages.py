@@ -23,7 +23,15 @@ from farm import MESSAGE_SCHEMA
 from farm.db import repo
 from farm.db.session import session_factory, transaction
 from farm.jobs import JobSpec, ModelSpec
-from tests.helpers import SHORT, WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
+from tests.support.harness import (
+    SHORT,
+    WorkerProcess,
+    farm,
+    farm_env,
+    job_states,
+    wait_for,
+    write_matrix,
+)
 
 pytestmark = pytest.mark.acceptance
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import reportdata
-from tests.helpers import farm, farm_env
+from tests.support import reportdata
+from tests.support.harness import farm, farm_env
 
 pytestmark = pytest.mark.acceptance
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import (
+from tests.support.harness import (
     REPO,
     WorkerProcess,
     count_rows,

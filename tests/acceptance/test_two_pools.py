@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
+from tests.support.harness import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
 
 pytestmark = pytest.mark.acceptance
 

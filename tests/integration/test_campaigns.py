@@ -11,7 +11,7 @@ from farm.db.models import Campaign, Job, Result
 from farm.db.session import session_factory, transaction
 from farm.errors import NotFound
 from farm.jobs import JobSpec
-from tests.helpers import job_spec, result_fields
+from tests.support.harness import job_spec, result_fields
 
 pytestmark = pytest.mark.integration
 

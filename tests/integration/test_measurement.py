@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from farm.stats import decode_samples, describe
-from tests.helpers import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
+from tests.support.harness import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from farm.db import repo
 from farm.db.models import Job, Result
 from farm.db.session import session_factory, transaction
 from farm.errors import NotFound
-from tests.helpers import job_spec, result_fields
+from tests.support.harness import job_spec, result_fields
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Report and compare layers on PostgreSQL and SQLite, against hand-computed values.
 
-The fixtures (tests/reportdata.py) write jobs and results with known raw samples; every
+The fixtures (tests/support/reportdata.py) write jobs and results with known raw samples; every
 expected number below is worked out from those samples by hand.
 """
 
@@ -15,7 +15,7 @@ from farm.db.report import REPORT_KEYS, build_report, report_rows
 from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
 from farm.reporting import Filters, ReportError, column_label, tidy_rows
-from tests import reportdata
+from tests.support import reportdata
 
 pytestmark = pytest.mark.integration
 

@@ -9,40 +9,14 @@ In any other environment (the dev venv) every in-stack test is deselected and
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from farm.backends import validate_options
-from farm.hardware import ipex_bf16_missing, native_bf16
-from farm.jobs import JobSpec, ModelSpec
-from workers.probe import cpu_flags
-
-STACKS = ("main", "ipex")
-SENTENCE = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
-# (batch_size, batching): the three call shapes every runner must handle.
-CALLS = [(1, "sequential"), (8, "sequential"), (8, "batched")]
-# Largest |logit - fp32 eager logit| allowed on the 2-layer replica (random weights, logits
-# ~0.3, label margin ~0.37 on this sentence): fp32 paths agree to ~1e-6; bf16 ones were
-# measured at 1e-3 .. 3e-3 (ipex, openvino, autocast); 0.05 leaves room for other CPUs.
-TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
-# What this host's CPU can do decides some expectations (CI and workers run on AVX2 hosts too).
-FLAGS = cpu_flags()
-IPEX_BF16_MISSING = ipex_bf16_missing(FLAGS)  # None: IPEX can run bf16 here
-NATIVE_BF16 = native_bf16(FLAGS)  # AVX-512 BF16 or AMX: OpenVINO honours a bf16 hint
-
-
-def current_stack() -> str | None:
-    """The stack this interpreter's venv was built as (its marker), or FARM_STACK, or None."""
-    marker = Path(sys.prefix) / ".farm-stack-ok"
-    if marker.is_file():
-        for line in marker.read_text().splitlines():
-            if line.startswith("stack="):
-                return line.split("=", 1)[1]
-    return os.environ.get("FARM_STACK") or None
+from farm.jobs import JobSpec
+from tests.support.stacks import STACKS, current_stack
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,20 +51,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-def make_job(backend: str, options: dict[str, Any], batch: int = 1,
-             batching: str = "sequential", layers: int = 2) -> JobSpec:  # fmt: skip
-    return JobSpec(
-        model=ModelSpec(name="distilbert-base-uncased", layers=layers),
-        input_name="short",
-        input_text=SENTENCE,
-        batch_size=batch,
-        batching=batching,
-        backend=backend,
-        backend_options=validate_options(backend, options),
-        pool="test",
-    )
-
-
 @pytest.fixture(scope="session")
 def eager_logits() -> Callable[[JobSpec], Any]:
     """fp32 eager logits computed independently of any runner: one row per text."""
@@ -100,7 +60,7 @@ def eager_logits() -> Callable[[JobSpec], Any]:
         import numpy as np
         import torch
 
-        from workers.models import load_model
+        from farm.workers.models import load_model
 
         key = spec.model.model_dump_json()
         if key not in cache:
@@ -114,24 +74,3 @@ def eager_logits() -> Callable[[JobSpec], Any]:
     return compute
 
 
-def check_runner(runner: Any, spec: JobSpec, eager: Callable[[JobSpec], Any], dtype: str) -> None:
-    """The shared checks: one call of each shape runs, its model inputs have the job's shape,
-    and its logits agree with fp32 eager (labels, and within the dtype's tolerance)."""
-    import numpy as np
-
-    out = runner.bind(spec)()
-    assert isinstance(out, list) and len(out) == spec.batch_size
-    assert all(set(r) == {"label", "score"} for r in out), out
-    inputs = runner.model_inputs(spec)
-    if spec.batching == "batched" and spec.batch_size > 1:
-        assert [kw["input_ids"].shape[0] for kw in inputs] == [spec.batch_size]
-    else:
-        assert [kw["input_ids"].shape[0] for kw in inputs] == [1] * spec.batch_size
-    got, ref, independent = runner.logits(spec), runner.reference_logits(spec), eager(spec)
-    assert got.shape == ref.shape == independent.shape == (spec.batch_size, 2)
-    assert np.abs(ref - independent).max() < 1e-5  # the runner's own reference is fp32 eager
-    diff = float(np.abs(got - independent).max())
-    assert (got.argmax(1) == independent.argmax(1)).all(), (got, independent)
-    assert diff < TOLERANCE[dtype], f"max |logit diff| {diff} vs fp32 eager ({dtype})"
-    labels = {r["label"] for r in out}
-    assert labels == {runner.original.config.id2label[int(independent[0].argmax())]}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stacks.conftest import STACKS
+from tests.support.stacks import STACKS
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "stacks" / "build.sh"

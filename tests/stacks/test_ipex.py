@@ -9,7 +9,7 @@ import pytest
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from tests.stacks.conftest import CALLS, IPEX_BF16_MISSING, check_runner, make_job
+from tests.support.stacks import CALLS, IPEX_BF16_MISSING, check_runner, make_job
 
 pytestmark = pytest.mark.ipex
 VARIANTS = [
@@ -24,7 +24,7 @@ if IPEX_BF16_MISSING:  # bf16 is refused on this CPU (test_bf16_needs_the_isa), 
 def test_bf16_needs_the_isa() -> None:
     """bf16 loads where the CPU has what IPEX's prepack asserts; elsewhere Farm says why."""
     from farm.errors import BackendUnavailable
-    from workers.backends import get_backend
+    from farm.workers.backends import get_backend
 
     job = make_job("ipex", {"dtype": "bf16", "jit": False})
     if IPEX_BF16_MISSING is None:
@@ -36,13 +36,13 @@ def test_bf16_needs_the_isa() -> None:
 
 @pytest.fixture(scope="module", params=VARIANTS, ids=lambda o: f"{o['dtype']}-jit{o['jit']}")
 def runner(request: pytest.FixtureRequest) -> Any:
-    from workers.backends import get_backend
+    from farm.workers.backends import get_backend
 
     return get_backend("ipex").load(make_job("ipex", request.param))
 
 
 def test_available_here() -> None:
-    from workers.backends import available_backends
+    from farm.workers.backends import available_backends
 
     assert available_backends()["ipex"] is None
 

@@ -9,7 +9,7 @@ import pytest
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from tests.stacks.conftest import CALLS, NATIVE_BF16, check_runner, make_job
+from tests.support.stacks import CALLS, NATIVE_BF16, check_runner, make_job
 
 pytestmark = pytest.mark.main
 HINTS = {"f32": "fp32", "bf16": "bf16"}
@@ -17,14 +17,14 @@ HINTS = {"f32": "fp32", "bf16": "bf16"}
 
 @pytest.fixture(scope="module", params=sorted(HINTS))
 def runner(request: pytest.FixtureRequest) -> Any:
-    from workers.backends import get_backend
+    from farm.workers.backends import get_backend
 
     spec = make_job("openvino", {"inference_precision_hint": request.param})
     return get_backend("openvino").load(spec)
 
 
 def test_available_here() -> None:
-    from workers.backends import available_backends
+    from farm.workers.backends import available_backends
 
     assert available_backends()["openvino"] is None
 

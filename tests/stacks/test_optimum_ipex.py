@@ -9,20 +9,20 @@ import pytest
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from tests.stacks.conftest import CALLS, check_runner, make_job
+from tests.support.stacks import CALLS, check_runner, make_job
 
 pytestmark = pytest.mark.ipex
 
 
 @pytest.fixture(scope="module", params=["bf16", "fp32"])
 def runner(request: pytest.FixtureRequest) -> Any:
-    from workers.backends import get_backend
+    from farm.workers.backends import get_backend
 
     return get_backend("optimum-ipex").load(make_job("optimum-ipex", {"dtype": request.param}))
 
 
 def test_available_here() -> None:
-    from workers.backends import available_backends
+    from farm.workers.backends import available_backends
 
     assert available_backends()["optimum-ipex"] is None
 

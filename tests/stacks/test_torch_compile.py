@@ -10,7 +10,7 @@ import pytest
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from tests.stacks.conftest import CALLS, check_runner, make_job
+from tests.support.stacks import CALLS, check_runner, make_job
 
 pytestmark = pytest.mark.main
 VARIANTS = [{"dtype": "fp32"}, {"dtype": "bf16", "mode": "max-autotune-no-cudagraphs"}]
@@ -18,13 +18,13 @@ VARIANTS = [{"dtype": "fp32"}, {"dtype": "bf16", "mode": "max-autotune-no-cudagr
 
 @pytest.fixture(scope="module", params=VARIANTS, ids=lambda o: "-".join(o.values()))
 def runner(request: pytest.FixtureRequest) -> Any:
-    from workers.backends import get_backend
+    from farm.workers.backends import get_backend
 
     return get_backend("torch-compile").load(make_job("torch-compile", request.param))
 
 
 def test_available_here() -> None:
-    from workers.backends import available_backends
+    from farm.workers.backends import available_backends
 
     assert available_backends()["torch-compile"] is None
 

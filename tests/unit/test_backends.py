@@ -10,7 +10,7 @@ import pytest
 from farm.backends import known_backends, validate_options
 from farm.errors import MatrixError
 from farm.jobs import JobSpec, ModelSpec, Protocol, queue_for
-from workers.backends.base import call_inputs
+from farm.workers.backends.base import call_inputs
 
 SHORT = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
 

@@ -6,7 +6,7 @@ import re
 import tomllib
 from importlib import metadata
 
-from tests.helpers import REPO
+from tests.support.harness import REPO
 
 RERUN_PLUGINS = ("rerunfailures", "flaky", "retry")
 RERUN_FLAGS = re.compile(r"--(reruns|lf|last-failed|sw|stepwise|flake-finder|count)\b")

@@ -1,4 +1,4 @@
-"""workers.guard: malformed task messages become InvalidTaskError (dropped), never a crash."""
+"""farm.workers.guard: malformed task messages become InvalidTaskError (dropped), never a crash."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from celery.exceptions import InvalidTaskError
 
-from workers import guard
+from farm.workers import guard
 
 HEADERS = {"task": "farm.run_job", "id": "abc", "timelimit": [None, None]}
 GOOD = [[1], {"schema": 1}, {"callbacks": None}]

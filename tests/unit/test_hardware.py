@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from farm.hardware import hardware_class, mixed_pools
-from workers.probe import CPU_FLAGS, _cpuinfo, host_fingerprint
+from farm.workers.probe import CPU_FLAGS, _cpuinfo, host_fingerprint
 
 BASE = (
     "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr "

@@ -10,7 +10,7 @@ import pytest
 from farm.errors import MatrixError
 from farm.jobs import JobSpec
 from farm.matrix import Matrix, load_matrix, parse_matrix
-from tests.helpers import LONG, SHORT
+from tests.support.harness import LONG, SHORT
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "seed.yaml"

@@ -11,7 +11,7 @@ import pytest
 from farm.protocol import Protocol
 from farm.stats import relative_ci_half_width
 from farm.verdict import min_samples
-from workers.measure import Measurement, measure
+from farm.workers.measure import Measurement, measure
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,8 @@ transformers = pytest.importorskip("transformers")
 
 from farm.errors import ModelResolutionError  # noqa: E402
 from farm.jobs import ModelSpec  # noqa: E402
-from tests.helpers import LONG, SHORT  # noqa: E402
-from workers.models import LoadedModel, count_tokens, load_model  # noqa: E402
+from farm.workers.models import LoadedModel, count_tokens, load_model  # noqa: E402
+from tests.support.harness import LONG, SHORT  # noqa: E402
 
 REPLICAS = ["distilbert-base-uncased", "bert-base-uncased", "roberta-base"]
 KEYS = {

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.unit.test_reporting import BLOG
+from tests.support.cells import BLOG
 
 pytest.importorskip("matplotlib")
 
@@ -14,7 +14,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_figure_groups_bars_and_heights() -> None:
-    from cli.plot import build_figure
+    from farm.cli.plot import build_figure
     from farm.reporting import wide_table
 
     table = wide_table(BLOG, ("p99",))
@@ -33,7 +33,7 @@ def test_figure_groups_bars_and_heights() -> None:
 
 
 def test_speedup_labels_against_the_baseline() -> None:
-    from cli.plot import build_figure
+    from farm.cli.plot import build_figure
     from farm.reporting import wide_table
 
     table = wide_table(BLOG, ("mean",), {"backend": "pytorch"})
@@ -44,7 +44,7 @@ def test_speedup_labels_against_the_baseline() -> None:
 
 
 def test_missing_cell_is_an_empty_bar_and_png_is_valid() -> None:
-    from cli.plot import build_figure, figure_png
+    from farm.cli.plot import build_figure, figure_png
     from farm.reporting import wide_table
 
     table = wide_table(BLOG[:3], ("p99",))

@@ -189,7 +189,7 @@ def test_a_run_that_met_its_minimum_duration_is_not_judged_below_it() -> None:
     that stopped with 'minimum duration met' was judged below the minimum)."""
     import time
 
-    from workers.measure import measure
+    from farm.workers.measure import measure
 
     def call() -> None:  # a 20 µs call, busy-waited so its length does not depend on the host
         end = time.perf_counter_ns() + 20_000
@@ -207,7 +207,7 @@ def test_a_run_that_met_its_minimum_duration_is_not_judged_below_it() -> None:
 
 
 def test_an_adaptive_run_that_reached_its_target_supports_its_percentile() -> None:
-    from workers.measure import measure
+    from farm.workers.measure import measure
 
     # A scripted clock: each call lasts 1 ms plus up to 10 µs, deterministically (seeded).
     now = [0]

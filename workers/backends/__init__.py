@@ -7,15 +7,15 @@ import importlib.util
 from importlib import metadata
 
 from farm.errors import BackendUnavailable
-from workers.backends.base import Backend
+from farm.workers.backends.base import Backend
 
 _IMPLEMENTATIONS = {
-    "pytorch": "workers.backends.pytorch:PytorchBackend",
-    "ipex": "workers.backends.ipex:IpexBackend",
-    "openvino": "workers.backends.openvino:OpenvinoBackend",
-    "torch-compile": "workers.backends.torch_compile:TorchCompileBackend",
-    "optimum-ipex": "workers.backends.optimum_ipex:OptimumIpexBackend",
-    "selftest": "workers.backends.selftest:SelftestBackend",
+    "pytorch": "farm.workers.backends.pytorch:PytorchBackend",
+    "ipex": "farm.workers.backends.ipex:IpexBackend",
+    "openvino": "farm.workers.backends.openvino:OpenvinoBackend",
+    "torch-compile": "farm.workers.backends.torch_compile:TorchCompileBackend",
+    "optimum-ipex": "farm.workers.backends.optimum_ipex:OptimumIpexBackend",
+    "selftest": "farm.workers.backends.selftest:SelftestBackend",
 }
 
 

@@ -24,8 +24,8 @@ from typing import Any, cast
 
 from farm.errors import BackendUnavailable
 from farm.jobs import JobSpec
-from workers.backends.base import Backend, Runner, call_inputs
-from workers.models import LoadedModel, load_model
+from farm.workers.backends.base import Backend, Runner, call_inputs
+from farm.workers.models import LoadedModel, load_model
 
 Kwargs = dict[str, Any]
 ShapeKey = tuple[tuple[str, tuple[int, ...]], ...]
@@ -59,7 +59,7 @@ def require(backend: str, stack: str, *modules: str) -> list[Any]:
 def require_ipex_bf16() -> None:
     """Say before loading, in Farm's words, what IPEX would assert deep in ipex.optimize."""
     from farm.hardware import ipex_bf16_missing
-    from workers.probe import cpu_flags
+    from farm.workers.probe import cpu_flags
 
     missing = ipex_bf16_missing(cpu_flags())
     if missing:

@@ -18,9 +18,9 @@ import tempfile
 from typing import Any
 
 from farm.jobs import JobSpec
-from workers.backends.base import Backend, Runner
-from workers.backends.ipex import Kwargs, SwappedPipelineRunner, require, version
-from workers.models import LoadedModel
+from farm.workers.backends.base import Backend, Runner
+from farm.workers.backends.ipex import Kwargs, SwappedPipelineRunner, require, version
+from farm.workers.models import LoadedModel
 
 
 class OptimumIpexRunner(SwappedPipelineRunner):

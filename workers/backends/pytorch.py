@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from farm.jobs import JobSpec
-from workers.backends.base import Backend, Runner, call_inputs
-from workers.models import load_model
+from farm.workers.backends.base import Backend, Runner, call_inputs
+from farm.workers.models import load_model
 
 
 class PipelineRunner(Runner):

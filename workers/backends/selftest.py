@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from farm.jobs import JobSpec
-from workers.backends.base import Backend, Runner
+from farm.workers.backends.base import Backend, Runner
 
 
 class WhitespaceTokenizer:

@@ -14,9 +14,9 @@ import shutil
 from typing import Any
 
 from farm.jobs import JobSpec
-from workers.backends.base import Backend, Runner
-from workers.backends.ipex import Kwargs, SwappedPipelineRunner, version
-from workers.models import LoadedModel
+from farm.workers.backends.base import Backend, Runner
+from farm.workers.backends.ipex import Kwargs, SwappedPipelineRunner, version
+from farm.workers.models import LoadedModel
 
 
 class TorchCompileRunner(SwappedPipelineRunner):

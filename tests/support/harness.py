@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 FARM = str(Path(sys.executable).with_name("farm"))
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # The blog's two sentences, verbatim.
 SHORT = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
 LONG = (
