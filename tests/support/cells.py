@@ -1,10 +1,10 @@
-"""Report cells built by hand: the blog's four cells with round numbers (farm.reporting)."""
+"""Report cells built by hand: the blog's four cells with round numbers (farm.reports.cells)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from farm.reporting import Cell
+from farm.reports.cells import Cell
 
 
 def cell(input_name: str, backend: str, pool: str, mean: float, p99: float, **kw: Any) -> Cell:

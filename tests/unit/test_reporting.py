@@ -1,21 +1,14 @@
-"""farm.reporting: the blog's layout, baselines and speed-ups, cost, selectors, BMF."""
+"""farm.reports: the blog's layout, baselines and speed-ups, cost, selectors, BMF."""
 
 from __future__ import annotations
 
 import pytest
 
-from farm.reporting import (
-    CELL_FIELDS,
-    Cell,
-    ReportError,
-    bencher_metric_format,
-    cost_per_million,
-    find_baseline,
-    mean_interval,
-    parse_selector,
-    tidy_rows,
-    wide_table,
-)
+from farm.reports.cells import CELL_FIELDS, Cell, ReportError, cost_per_million
+from farm.reports.exports import bencher_metric_format, tidy_rows
+from farm.reports.layout import find_baseline, wide_table
+from farm.reports.selectors import parse_selector
+from farm.stats import mean_interval
 from tests.support.cells import BLOG, blog, cell
 
 
