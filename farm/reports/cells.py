@@ -138,10 +138,6 @@ class Cell:
     def column_label(self) -> str:
         return column_label(self.column_key)
 
-    @property
-    def row_label(self) -> str:
-        return row_label(self.row_key, self.tokens, self.tokens_max)
-
     def value(self, metric: str) -> float | None:
         if metric not in METRICS:
             raise ReportError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")

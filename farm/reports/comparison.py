@@ -101,10 +101,6 @@ class Pair:
         return None if r is None or r <= 0 else 1.0 / r
 
     @property
-    def tested(self) -> bool:
-        return self.p is not None
-
-    @property
     def flags(self) -> str:
         marks = []
         if self.a.invalid:
