@@ -10,11 +10,12 @@ measures the same cells, most within ±1 % of A, 2 % of them 10 % slower, 2 % 10
 Latency samples are lognormal; each result's stored summary is computed from its samples.
 
 Timed in-process (interpreter start-up and imports excluded), best of --repeat runs:
-the bare GROUP BY, the report layer (`build_report`: SQL aggregation, prices, the blog's
-table with a baseline), its CSV rendering, and the compare layer (`compare`: A against B,
-and two pools of A) with the default --limit of 50 shown (and tested) cells. Each time is
-also given as a multiple of the bare GROUP BY of the same run: this shared machine's
-speed varies from run to run, ratios within one run much less.
+the bare GROUP BY, the report layer (`farm.app.reports.report`: SQL aggregation, prices,
+the blog's table with a baseline), its CSV rendering, and the compare layer
+(`farm.app.reports.compare`: A against B, and two pools of A) with the default --limit
+of 50 shown (and tested) cells. Each time is also given as a multiple of the bare GROUP BY
+of the same run: this shared machine's speed varies from run to run, ratios within one run
+much less.
 """
 
 from __future__ import annotations
@@ -198,11 +199,13 @@ def main() -> None:
     from sqlalchemy import create_engine, func, select
     from sqlalchemy import text as sql
 
-    from farm.db.compare import compare
+    from farm.app.reports import compare, report
     from farm.db.models import Campaign, Job, Result
-    from farm.db.report import build_report, fetch_all, report_rows
+    from farm.db.reports import SqlReports
+    from farm.db.reports.jobs import report_rows
+    from farm.db.reports.tuning import fetch_all
     from farm.db.session import get_engine, session_factory, transaction
-    from farm.reporting import tidy_rows
+    from farm.reports.exports import render_csv, tidy_rows
 
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{args.database}"
@@ -241,34 +244,32 @@ def main() -> None:
             with transaction(factory) as s:
                 return len(report_rows(s, [a_id]))
 
-        def report() -> Any:
-            with transaction(factory) as s:
+        def report_layer() -> Any:
+            with SqlReports(factory) as q:
                 baseline = {"backend": "backend-0", "pool": "pool-0"}
-                return build_report(s, ["synthetic-a"], baseline=baseline, cost=True)
+                return report(q, ["synthetic-a"], baseline=baseline, cost=True)
 
         def report_csv() -> int:
-            from farm.cli.render import render_csv
-
-            rep = report()
+            rep = report_layer()
             return len(render_csv(tidy_rows(rep.table, cost=True)))
 
         def compare_ab() -> Any:
-            with transaction(factory) as s:
-                return compare(s, "synthetic-a", "synthetic-b")
+            with SqlReports(factory) as q:
+                return compare(q, "synthetic-a", "synthetic-b")
 
         def compare_pools() -> Any:
-            with transaction(factory) as s:
-                return compare(s, "synthetic-a", None, {"pool": "pool-0"}, {"pool": "pool-1"})
+            with SqlReports(factory) as q:
+                return compare(q, "synthetic-a", None, {"pool": "pool-0"}, {"pool": "pool-1"})
 
         def compare_gate() -> Any:
-            with transaction(factory) as s:
-                return compare(s, "synthetic-a", "synthetic-b", fail_on_regression=True)
+            with SqlReports(factory) as q:
+                return compare(q, "synthetic-a", "synthetic-b", fail_on_regression=True)
 
         print(f"  {'':<48} {'wall':>8}      {'client CPU':>10}   {'x bare':>6}")
         bare_s = 0.0
         for label, fn in (
             ("bare GROUP BY (5 columns, 2 aggregates)", bare),
-            ("report layer: build_report, baseline + cost", report),
+            ("report layer: report, baseline + cost", report_layer),
             ("report + per-cell CSV rendering", report_csv),
             ("per-job rows (--format json), 100k jobs", per_job),
             ("compare layer: A vs B (100k vs 100k cells)", compare_ab),

@@ -1,38 +1,30 @@
-"""Rendering for the terminal (rich), for people (Markdown, HTML) and machines (CSV, JSON).
+"""Rendering for the terminal (rich) and the figures (matplotlib, imported when drawn).
 
-`print_table(rows)` and `render(rows, fmt)` take the per-job rows of
-`farm.db.report.report_rows`; the `*_wide` functions take a `farm.db.report.Report`
-(the blog's layout: rows model × input × batch, columns backend@pool).
+`print_table(rows)` takes the per-job rows (`farm.app.reports.job_rows`); `print_wide` a
+`farm.reports.layout.Report` (the blog's layout: rows model × input × batch, columns
+backend@pool); `print_compare` a `farm.reports.comparison.CompareReport`. Their text is
+`farm.reports.text`'s, shared with Markdown and HTML.
 """
 
 from __future__ import annotations
 
-import csv
-import html
+import base64
 import io
-import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import click
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from farm.db.report import Report
+if TYPE_CHECKING:  # the report modules load numpy: imported when a command renders
+    from matplotlib.figure import Figure
 
-CSV_KEYS = (
-    "campaign", "job", "state", "model", "input", "tokens", "batch_size", "batching", "backend",
-    "pool", "host", "worker", "n", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms",
-    "max_ms", "weights", "error",
-)  # fmt: skip
-# Added later, after the original columns (a reader by name or by position keeps working).
-CSV_EXTRA_KEYS = (
-    "campaign_name", "allocator", "throughput", "verdict", "reasons", "weights_sha256",
-    "price_per_hour", "currency", "cost_per_million",
-)  # fmt: skip
+    from farm.reports.comparison import CompareReport
+    from farm.reports.layout import Report, WideTable
 
+MAX_MODELS_PER_FIGURE = 12
 
 def stdout_console() -> Console:
     """Piped output keeps whole rows rather than rich's 80-column default."""
@@ -44,6 +36,8 @@ def _ms(value: float | None) -> str:
 
 
 def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> None:
+    from farm.reports.text import RANDOM_WEIGHTS_NOTE
+
     table = Table(title="latency per pipeline call, ms")
     for col, justify in (
         ("model", "left"),
@@ -86,156 +80,9 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
         console.print(RANDOM_WEIGHTS_NOTE)
 
 
-RANDOM_WEIGHTS_NOTE = (
-    "note: replica models have random weights: latencies are real, predictions are meaningless"
-)
-
-
-def render(rows: list[dict[str, Any]], fmt: str) -> str:
-    """Per-job rows as JSON (one object per job) or CSV (one line per job)."""
-    if fmt == "json":
-        return json.dumps(rows, indent=2, default=str)
-    keys = CSV_KEYS + tuple(k for k in CSV_EXTRA_KEYS if any(k in r for r in rows[:1]))
-    return render_csv(rows, keys)
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, list):
-        return "; ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
-    return value
-
-
-def render_csv(rows: Sequence[dict[str, Any]], keys: Iterable[str] | None = None) -> str:
-    """CSV that pandas reads as it is: a header, one line per row, empty for missing."""
-    fieldnames = list(keys) if keys is not None else list(rows[0]) if rows else []
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(fieldnames)
-    # Plain rows, not DictWriter: a third of the time for a 100,000-cell export.
-    writer.writerows(
-        [v if type(v) not in (list, dict) else _csv_value(v) for v in map(row.get, fieldnames)]
-        for row in rows
-    )
-    return buf.getvalue()
-
-
-# --- the blog's layout -------------------------------------------------------------------
-
-
-def _number(value: float | None, metric: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if metric == "throughput":
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def _money(value: float | None, currency: str | None) -> str:
-    if value is None:
-        return "-"
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency or "", "")
-    text = f"{value:.3f}" if value < 100 else f"{value:,.0f}"
-    return f"{symbol}{text}" if symbol else f"{text} {currency}"
-
-
-def wide_grid(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
-    """Header, rows of text and notes: what the table, Markdown and HTML views show."""
-    from farm.reporting import NO_SPEEDUP, column_label, metric_unit
-
-    table = report.table
-    metrics = table.metrics
-    units = {metric_unit(m) for m in metrics}
-    if len(units) == 1:
-        what = " / ".join(metrics) + f" ({units.pop()})"
-    else:
-        what = " / ".join(f"{m} ({metric_unit(m)})" for m in metrics)
-    speed_metrics = [m for m in metrics if m not in NO_SPEEDUP]
-    header = ["model", "input (tokens)", "batch"]
-    for column in table.columns:
-        label = column_label(column)
-        header.append(f"{label} {what}")
-        if table.baseline is not None and column != table.baseline and speed_metrics:
-            header.append(f"{label} speed-up")
-        if report.cost:
-            header.append(f"{label} cost / M inferences")
-    body: list[list[str]] = []
-    pooled = False
-    for row in table.rows:
-        model, _, batch, batching = row
-        batch_text = f"{batch}" + (" batched" if batching == "batched" else "")
-        line = [model, table.input_label(row), batch_text]
-        for column in table.columns:
-            cell = table.cell(row, column)
-            if cell is None:
-                text = "-"
-            elif not cell.results:
-                text = cell.state
-            else:
-                text = " / ".join(_number(cell.value(m), m) for m in metrics)
-                if cell.pooled:
-                    text += " *"
-                    pooled = True
-                if cell.invalid:
-                    text += " !"
-                if cell.states:
-                    text += f" ({cell.state})"
-            line.append(text)
-            if table.baseline is not None and column != table.baseline and speed_metrics:
-                ups = [table.speedup(row, column, m) for m in speed_metrics]
-                line.append(
-                    "-" if all(u is None for u in ups)
-                    else " / ".join("-" if u is None else f"{u:.2f}×" for u in ups)
-                )
-            if report.cost:
-                line.append(_money(cell.cost_per_million, cell.currency) if cell else "-")
-        body.append(line)
-    notes = _notes(report, speed_metrics, pooled)
-    return header, body, notes
-
-
-def _notes(report: Report, speed_metrics: list[str], pooled: bool) -> list[str]:
-    from farm.reporting import column_label
-
-    table = report.table
-    notes = []
-    if table.baseline is not None and speed_metrics:
-        notes.append(
-            f"speed-up: against {column_label(table.baseline)} in the same row "
-            f"({' / '.join(speed_metrics)}); above 1 is faster than the baseline"
-        )
-    if pooled:
-        notes.append("*: several jobs measured this cell; statistics of their pooled raw samples")
-    for cell in table.invalid_cells():
-        notes.append(
-            f"!: {cell.model} · {cell.input} · batch {cell.batch_size} · {cell.column_label} "
-            f"is invalid ({cell.invalid} of {cell.results} results): {'; '.join(cell.reasons)}"
-        )
-    failed = table.failed_cells()
-    for cell in failed[:10]:
-        notes.append(
-            f"failed: {cell.model} · {cell.input} · batch {cell.batch_size} · "
-            f"{cell.column_label}: {cell.error}"
-        )
-    if len(failed) > 10:
-        notes.append(f"... and {len(failed) - 10} more failed cells (`farm status` lists them)")
-    if report.cost:
-        notes.append(
-            "cost / M inferences: the pool's price per hour × mean latency ÷ batch, for a "
-            "million sequences (`farm pools` lists the prices)"
-        )
-        if report.unpriced:
-            notes.append(
-                f"no price for pool(s) {', '.join(report.unpriced)}: "
-                "`farm pools price POOL PRICE_PER_HOUR`"
-            )
-    if table.random_weights:
-        notes.append(RANDOM_WEIGHTS_NOTE.removeprefix("note: "))
-    return notes
-
-
 def print_wide(report: Report, console: Console | None = None) -> None:
+    from farm.reports.text import wide_grid
+
     header, body, notes = wide_grid(report)
     table = Table(title=report.title)
     for i, col in enumerate(header):
@@ -248,173 +95,10 @@ def print_wide(report: Report, console: Console | None = None) -> None:
         console.print(f"note: {note}", markup=False)
 
 
-def markdown_table(header: list[str], body: list[list[str]]) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |"]
-    lines.append("| " + " | ".join("---" if i < 2 else "---:" for i in range(len(header))) + " |")
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
-
-
-def render_markdown(report: Report) -> str:
-    header, body, notes = wide_grid(report)
-    out = f"### {report.title}\n\n" + markdown_table(header, body)
-    if notes:
-        out += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    return out
-
-
-HTML_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f4f4f4}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}
-img{max-width:100%;margin:1em 0}li{margin:.2em 0}
-"""
-
-
-def html_table(header: list[str], body: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in line) + "</tr>\n" for line in body
-    )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n"
-
-
-def render_html(report: Report, charts: Sequence[tuple[str, str]] = ()) -> str:
-    """A self-contained page: the table, its notes and charts (PNG as base64 data URIs)."""
-    header, body, notes = wide_grid(report)
-    title = html.escape(f"Farm report: {report.title}")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{title}</title><style>{HTML_STYLE}</style></head><body>",
-        f"<h1>{title}</h1>",
-        html_table(header, body),
-    ]
-    if notes:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
-    for caption, png_base64 in charts:
-        parts.append(
-            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png_base64}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
-
-
-# --- comparisons -------------------------------------------------------------------------
-
-if TYPE_CHECKING:
-    from farm.db.compare import CompareReport, Pair
-
-
-def _side_cell_label(pair: Pair) -> tuple[str, str]:
-    """What tells the two cells apart (or what they share), for the comparison table."""
-    a, b = pair.a.column_label, pair.b.column_label
-    return (a, "") if a == b else (a, b)
-
-
-def compare_rows(result: CompareReport) -> list[dict[str, Any]]:
-    """One record per compared cell, for CSV and JSON."""
-    out = []
-    for p in result.pairs:
-        out.append(
-            {
-                "model": p.a.model,
-                "input": p.a.input,
-                "tokens": p.a.tokens,
-                "batch_size": p.a.batch_size,
-                "batching": p.a.batching,
-                "a_cell": p.a.column_label,
-                "b_cell": p.b.column_label,
-                "a_jobs": p.a.results,
-                "b_jobs": p.b.results,
-                "a_n": p.a.n,
-                "b_n": p.b.n,
-                "metric": result.metric,
-                "a_ms": p.value_a,
-                "b_ms": p.value_b,
-                "ratio": p.ratio,
-                "change": p.change,
-                "speedup": p.speedup,
-                "p_value": p.p,
-                "threshold": p.threshold,
-                "verdict": p.verdict,
-                "a_verdict": p.a.verdict,
-                "b_verdict": p.b.verdict,
-            }
-        )
-    return out
-
-
-def _compare_grid(result: CompareReport) -> tuple[list[str], list[list[str]], list[str]]:
-    m = result.metric
-    differ = any(p.a.column_label != p.b.column_label for p in result.pairs)
-    header = ["model", "input (tokens)", "batch"]
-    header += ["A", "B"] if differ else ["cell"]
-    header += [f"A {m} ms", f"B {m} ms", "B/A", "change", "p", "verdict"]
-    body = []
-    for p in result.pairs:
-        tokens = f" ({p.a.tokens})" if p.a.tokens else ""
-        batch = f"{p.a.batch_size}" + (" batched" if p.a.batching == "batched" else "")
-        line = [p.a.model, p.a.input + tokens, batch]
-        line += [p.a.column_label, p.b.column_label] if differ else [p.a.column_label]
-        ratio, change = p.ratio, p.change
-        line += [
-            _number(p.value_a, m),
-            _number(p.value_b, m),
-            "-" if ratio is None else f"{ratio:.3f}",
-            "-" if change is None else f"{change:+.1%}",
-            "-" if p.p is None else (f"{p.p:.1e}" if p.p < 0.001 else f"{p.p:.3f}"),
-            (p.verdict or "not tested") + (f" ({p.flags})" if p.flags else ""),
-        ]
-        body.append(line)
-    return header, body, _compare_notes(result)
-
-
-def _compare_notes(result: CompareReport) -> list[str]:
-    from farm.compare import FASTER, SAME, SLOWER
-
-    counts = result.counts()
-    thresholds = sorted({p.threshold for p in result.pairs})
-    if result.threshold is not None:
-        why = "given"
-    elif result.noise:
-        why = "calibrated noise floor of " + ", ".join(
-            f"{pool} {floors[0]:.1%}/{floors[1]:.1%} (mean/p99)"
-            for pool, floors in sorted(result.noise.items())
-        ) + "; 3% where none"
-    else:
-        why = "default: no calibration for these pools"
-    notes = [
-        f"A: {result.a_label}; B: {result.b_label}",
-        f"verdict: p < {result.alpha:g} (Mann-Whitney U on the raw samples) and |B/A - 1| "
-        f"above the threshold ({', '.join(f'{t:.1%}' for t in thresholds)}, {why})",
-        f"{result.matched} cells matched"
-        + (f" on all but {', '.join(result.varied)}" if result.varied else "")
-        + f": {counts[FASTER]} faster, {counts[SLOWER]} slower, {counts[SAME]} no significant "
-        f"difference" + (" among those shown" if result.hidden else ""),
-    ]
-    if result.hidden:
-        notes.append(
-            f"{result.hidden} more cells not shown, {result.beyond} of them differing by more "
-            "than the threshold (not tested; --limit 0 shows and tests all)"
-        )
-    extra = [p for p in result.regressions if p not in result.pairs]
-    if extra:
-        notes.append(f"{len(extra)} significant regression(s) among the cells not shown")
-    if result.only_a or result.only_b:
-        notes.append(
-            f"unmatched: {result.only_a} cell(s) only in A, {result.only_b} only in B"
-        )
-    return notes
-
-
 def print_compare(result: CompareReport, console: Console | None = None) -> None:
-    header, body, notes = _compare_grid(result)
+    from farm.reports.text import compare_grid
+
+    header, body, notes = compare_grid(result)
     table = Table(title=f"B against A: {result.metric}")
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i < 2 or col in ("A", "B", "cell") else "right")
@@ -428,12 +112,86 @@ def print_compare(result: CompareReport, console: Console | None = None) -> None
         console.print(f"note: {note}", markup=False)
 
 
-def render_compare_markdown(result: CompareReport) -> str:
-    header, body, notes = _compare_grid(result)
-    return (
-        f"### B against A: {result.metric}\n\n"
-        + markdown_table(header, body)
-        + "\n"
-        + "\n".join(f"- {n}" for n in notes)
-        + "\n"
+# --- figures -----------------------------------------------------------------------------
+
+
+def build_figure(table: WideTable, metric: str = "p99", title: str | None = None) -> Figure:
+    """One panel per model; groups = input × batch; bars = backend@pool, height = metric.
+
+    With a baseline, each other bar is labelled with its speed-up against the baseline
+    bar of its group ("3.1×"); without, with its value.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from farm.reports.cells import column_label, metric_unit
+
+    models = list(dict.fromkeys(row[0] for row in table.rows))
+    if len(models) > MAX_MODELS_PER_FIGURE:
+        raise click.UsageError(
+            f"{len(models)} models would make an unreadable figure; choose some with --model"
+        )
+    ncols = max(1, len(table.columns))
+    width = max(6.0, min(24.0, 1.2 + 0.45 * ncols * max(len(_rows_of(table, m)) for m in models)))
+    fig = Figure(figsize=(width, 3.6 * len(models) + 0.6), layout="constrained")
+    axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
+    bar_width = 0.8 / ncols
+    colours = [f"C{i % 10}" for i in range(ncols)]
+    for ax, model in zip(axes, models, strict=True):
+        rows = _rows_of(table, model)
+        groups = [
+            f"{table.input_label(r)}\nbatch {r[2]}" + (" batched" if r[3] == "batched" else "")
+            for r in rows
+        ]
+        for i, column in enumerate(table.columns):
+            heights = []
+            for row in rows:
+                cell = table.cell(row, column)
+                value = cell.value(metric) if cell is not None else None
+                heights.append(math.nan if value is None else value)
+            xs = [g + (i - (ncols - 1) / 2) * bar_width for g in range(len(rows))]
+            bars = ax.bar(
+                xs, heights, bar_width, label=column_label(column), color=colours[i], gid=column
+            )
+            labels = []
+            for row, height in zip(rows, heights, strict=True):
+                if math.isnan(height):
+                    labels.append("")
+                elif table.baseline is not None and column != table.baseline:
+                    up = table.speedup(row, column, metric)
+                    labels.append("" if up is None else f"{up:.2f}×")
+                else:
+                    labels.append(f"{height:.3g}")
+            ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+        ax.set_xticks(range(len(rows)), groups, fontsize=8)
+        ax.set_ylabel(f"{metric} ({metric_unit(metric)})")
+        ax.set_title(model, fontsize=10)
+        ax.margins(y=0.15)
+        ax.legend(fontsize=8, loc="upper left")
+    suptitle = title or f"{metric} per pipeline call" + (
+        f" — speed-up against {column_label(table.baseline)}" if table.baseline else ""
     )
+    fig.suptitle(suptitle, fontsize=11)
+    return fig
+
+
+def _rows_of(table: WideTable, model: str) -> list[Any]:
+    return [r for r in table.rows if r[0] == model]
+
+
+def figure_png(fig: Figure, dpi: int = 120) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def chart_images(table: WideTable, metric: str | None = None) -> list[tuple[str, str]]:
+    """(caption, base64 PNG) for the HTML report: the chosen metric, p99 by default."""
+    metric = metric or table.metrics[0]
+    if not table.rows or not table.columns:
+        return []
+    fig = build_figure(table, metric)
+    caption = f"{metric} by input and batch, one bar per backend@pool"
+    return [(caption, base64.b64encode(figure_png(fig)).decode("ascii"))]

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from farm.cli.main import cli
 from farm.cli.options import pass_settings
-from farm.cli.render import render, stdout_console
+from farm.cli.render import stdout_console
 from farm.settings import Settings
+
+if TYPE_CHECKING:  # numpy and SQLAlchemy load when a command runs, not for `farm --help`
+    from farm.db.reports import SqlReports
+    from farm.reports.selectors import Filters
 
 F = Callable[..., Any]
 REGRESSION_EXIT = 3  # `farm compare --fail-on-regression` found a significant slowdown
@@ -33,8 +37,8 @@ def filter_options(fn: F) -> F:
     return fn
 
 
-def make_filters(kwargs: dict[str, Any]) -> Any:
-    from farm.reporting import Filters
+def make_filters(kwargs: dict[str, Any]) -> Filters:
+    from farm.reports.selectors import Filters
 
     return Filters(
         models=tuple(kwargs.pop("model")),
@@ -60,8 +64,18 @@ def write_output(text: str | bytes, output: str | None) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
+def open_reports(settings: Settings) -> SqlReports:
+    """The report queries on the settings' database (checked first), for one `with` block."""
+    from farm.db.reports import SqlReports
+    from farm.db.session import check_database, session_factory
+
+    check_database(settings.database_url)
+    return SqlReports(session_factory(settings.database_url))
+
+
 def parse_selector_option(value: str | None, flag: str) -> dict[str, str] | None:
-    from farm.reporting import ReportError, parse_selector
+    from farm.reports.cells import ReportError
+    from farm.reports.selectors import parse_selector
 
     if value is None:
         return None
@@ -125,9 +139,9 @@ def report(
     Several campaigns are reported together: a cell measured by several jobs shows the
     statistics of their pooled raw samples.
     """
-    from farm.db.report import build_report, report_rows, resolve_campaigns
-    from farm.db.session import check_database, session_factory, transaction
-    from farm.reporting import DEFAULT_METRICS, tidy_rows
+    from farm.app.reports import job_rows
+    from farm.app.reports import report as make_report
+    from farm.reports.cells import DEFAULT_METRICS
 
     filters = make_filters(filter_kwargs)
     base = parse_selector_option(baseline, "--baseline")
@@ -139,61 +153,41 @@ def report(
             )
     elif per_job:
         raise click.UsageError("--per-job goes with --format csv (json is always per job)")
-    check_database(settings.database_url)
-    with transaction(session_factory(settings.database_url)) as session:
+    with open_reports(settings) as queries:
         if fmt == "json" or per_job:
-            found = resolve_campaigns(session, campaigns)
-            rows = report_rows(session, [cid for cid, _ in found], filters)
-            if cost:
-                _job_costs(session, rows)
-            write_output(render(rows, fmt), output)
+            from farm.reports.exports import render_jobs
+
+            rows = job_rows(queries, campaigns, filters, cost)
+            write_output(render_jobs(rows, fmt), output)
             return
-        rep = build_report(session, campaigns, filters, metrics or DEFAULT_METRICS, base, cost)
-    if not any(c.results for c in rep.table.cells.values()):
+        rep = make_report(queries, campaigns, filters, metrics or DEFAULT_METRICS, base, cost)
+    if not rep.has_results:
         click.echo(f"{rep.title} has no results yet; `farm status` tells more", err=True)
     if fmt == "table":
+        from farm.cli.render import print_wide
+
         if output:
             from rich.console import Console
 
             with open(output, "w", encoding="utf-8") as fh:
-                from farm.cli.render import print_wide
-
                 print_wide(rep, Console(file=fh, width=250, no_color=True))
             click.echo(f"wrote {output}", err=True)
         else:
-            from farm.cli.render import print_wide
-
             print_wide(rep, stdout_console())
     elif fmt == "markdown":
-        from farm.cli.render import render_markdown
+        from farm.reports.text import render_markdown
 
         write_output(render_markdown(rep), output)
     elif fmt == "csv":
-        from farm.cli.render import render_csv
+        from farm.reports.exports import render_csv, tidy_rows
 
-        rows = tidy_rows(rep.table, cost=cost)
-        write_output(render_csv(rows), output)
+        write_output(render_csv(tidy_rows(rep.table, cost=cost)), output)
     else:
-        from farm.cli.plot import chart_images
-        from farm.cli.render import render_html
+        from farm.cli.render import chart_images
+        from farm.reports.text import render_html
 
         images = chart_images(rep.table, "p99" if "p99" in rep.table.metrics else None)
         write_output(render_html(rep, images), output)
-
-
-def _job_costs(session: Any, rows: list[dict[str, Any]]) -> None:
-    from farm.db.pools import prices
-    from farm.reporting import cost_per_million
-
-    priced = prices(session, {r["pool"] for r in rows})
-    for row in rows:
-        price, currency = priced.get(row["pool"], (None, None))
-        row["price_per_hour"], row["currency"] = price, currency
-        row["cost_per_million"] = (
-            cost_per_million(price, row["mean_ms"], row["batch_size"])
-            if price is not None and row["mean_ms"] is not None
-            else None
-        )
 
 
 def _pair_option(value: str | None, flag: str, key: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -292,8 +286,10 @@ def compare(
     selectors vary. A verdict needs p < ALPHA and an effect above the threshold:
     faster, slower, or no significant difference.
     """
-    from farm.db.compare import compare as do_compare
-    from farm.db.session import check_database, session_factory, transaction
+    from farm.app.reports import compare as do_compare
+    from farm.cli.render import print_compare
+    from farm.reports.exports import compare_rows, render_csv
+    from farm.reports.text import render_compare_markdown
 
     filters = make_filters(filter_kwargs)
     sel_a = parse_selector_option(a_sel, "--a") or {}
@@ -304,10 +300,9 @@ def compare(
             raise click.UsageError(f"{flag} and --a/--b both name {key}")
         sel_a.update(extra_a)
         sel_b.update(extra_b)
-    check_database(settings.database_url)
-    with transaction(session_factory(settings.database_url)) as session:
+    with open_reports(settings) as queries:
         result = do_compare(
-            session,
+            queries,
             a,
             b,
             sel_a,
@@ -319,8 +314,6 @@ def compare(
             limit=limit,
             fail_on_regression=fail_on_regression,
         )
-    from farm.cli.render import compare_rows, print_compare, render_compare_markdown, render_csv
-
     if fmt == "table" and not output:
         print_compare(result, stdout_console())
     elif fmt == "table":

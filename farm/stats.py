@@ -6,6 +6,7 @@ across jobs pools raw samples rather than averaging percentiles.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -71,16 +72,11 @@ def decode_samples(blob: bytes) -> npt.NDArray[np.int64]:
         raise ValueError(f"corrupt samples blob: {exc}") from None
 
 
-def pooled(blobs: Sequence[bytes]) -> Summary:
-    """Summary of several jobs' samples pooled together (never averaged percentiles)."""
-    return Summary.from_ns(np.concatenate([decode_samples(b) for b in blobs]))
-
-
 # --- confidence -------------------------------------------------------------------------
 
 Z95 = 1.959963984540054
 # Student t quantiles (0.975) for 1..29 degrees of freedom; the normal one beyond.
-_T975 = (
+T975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
     2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
     2.052, 2.048, 2.045,
@@ -92,15 +88,25 @@ def percentile_key(q: float) -> str:
     return f"p{q:g}"
 
 
+def t975(n: int) -> float:
+    """Two-sided 95 % Student t quantile for n samples (normal from 31 on)."""
+    return T975[n - 2] if 2 <= n <= 30 else Z95
+
+
+def mean_interval(mean: float, std: float, n: int) -> tuple[float, float]:
+    """95 % interval of a mean from its summary (a single sample: the mean itself)."""
+    if n < 2:
+        return mean, mean
+    half = t975(n) * std / math.sqrt(n)
+    return mean - half, mean + half
+
+
 def mean_ci(values_ms: npt.NDArray[np.float64]) -> tuple[float, float] | None:
-    """95 % interval of the mean (Student t below 30 samples, normal above)."""
+    """95 % interval of the mean of raw samples (None below two samples)."""
     n = values_ms.size
     if n < 2:
         return None
-    t = _T975[n - 2] if n - 1 < 30 else Z95
-    half = t * float(values_ms.std(ddof=1)) / np.sqrt(n)
-    mean = float(values_ms.mean())
-    return mean - half, mean + half
+    return mean_interval(float(values_ms.mean()), float(values_ms.std(ddof=1)), n)
 
 
 def percentile_ci(sorted_ms: npt.NDArray[np.float64], q: float) -> tuple[float, float] | None:

@@ -11,10 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from farm.db.report import REPORT_KEYS, build_report, report_rows
+from farm.app.reports import compare, report
+from farm.db.reports import SqlReports
+from farm.db.reports.jobs import REPORT_KEYS, report_rows
 from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
-from farm.reporting import Filters, ReportError, column_label, tidy_rows
+from farm.reports.cells import ReportError, column_label
+from farm.reports.exports import tidy_rows
+from farm.reports.selectors import Filters
 from tests.support import reportdata
 
 pytestmark = pytest.mark.integration
@@ -32,8 +36,8 @@ def blog(url: str) -> tuple[str, int, int]:
 
 
 def _report(url: str, *refs: str, **kw: Any) -> Any:
-    with transaction(session_factory(url)) as s:
-        return build_report(s, list(refs), **kw)
+    with SqlReports(session_factory(url)) as queries:
+        return report(queries, list(refs), **kw)
 
 
 def _by(rep: Any) -> dict[tuple[str, str], Any]:
@@ -153,10 +157,8 @@ def _noisy(mean: float, n: int = 400, seed: int = 0) -> list[float]:
 
 
 def _compare(url: str, *args: Any, **kw: Any) -> Any:
-    from farm.db.compare import compare
-
-    with transaction(session_factory(url)) as s:
-        return compare(s, *args, **kw)
+    with SqlReports(session_factory(url)) as queries:
+        return compare(queries, *args, **kw)
 
 
 def test_compare_two_campaigns_with_verdicts(url: str) -> None:

@@ -1,4 +1,4 @@
-"""farm.compare: Mann-Whitney U (against scipy when it is installed) and the verdict rule."""
+"""farm.significance: Mann-Whitney U (against scipy when it is installed) and the verdict rule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from farm.compare import (
+from farm.significance import (
     FASTER,
     SAME,
     SLOWER,

@@ -14,8 +14,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_figure_groups_bars_and_heights() -> None:
-    from farm.cli.plot import build_figure
-    from farm.reporting import wide_table
+    from farm.cli.render import build_figure
+    from farm.reports.layout import wide_table
 
     table = wide_table(BLOG, ("p99",))
     fig = build_figure(table, "p99")
@@ -33,8 +33,8 @@ def test_figure_groups_bars_and_heights() -> None:
 
 
 def test_speedup_labels_against_the_baseline() -> None:
-    from farm.cli.plot import build_figure
-    from farm.reporting import wide_table
+    from farm.cli.render import build_figure
+    from farm.reports.layout import wide_table
 
     table = wide_table(BLOG, ("mean",), {"backend": "pytorch"})
     fig = build_figure(table, "mean")
@@ -44,8 +44,8 @@ def test_speedup_labels_against_the_baseline() -> None:
 
 
 def test_missing_cell_is_an_empty_bar_and_png_is_valid() -> None:
-    from farm.cli.plot import build_figure, figure_png
-    from farm.reporting import wide_table
+    from farm.cli.render import build_figure, figure_png
+    from farm.reports.layout import wide_table
 
     table = wide_table(BLOG[:3], ("p99",))
     fig = build_figure(table, "p99")

@@ -1,22 +1,17 @@
-"""farm.reporting: the blog's layout, baselines and speed-ups, cost, selectors, BMF."""
+"""farm.reports: the blog's layout, baselines and speed-ups, cost, selectors, BMF."""
 
 from __future__ import annotations
 
 import pytest
 
-from farm.reporting import (
-    CELL_FIELDS,
-    Cell,
-    ReportError,
-    bencher_metric_format,
-    cost_per_million,
-    find_baseline,
-    mean_interval,
-    parse_selector,
-    tidy_rows,
-    wide_table,
-)
-from tests.support.cells import BLOG, blog, cell
+from farm.app.reports import compare, job_rows, plot_data, report
+from farm.errors import NotFound
+from farm.reports.cells import CELL_FIELDS, Cell, ReportError, cost_per_million
+from farm.reports.exports import bencher_metric_format, tidy_rows
+from farm.reports.layout import find_baseline, wide_table
+from farm.reports.selectors import Filters, parse_selector
+from farm.stats import mean_interval
+from tests.support.cells import BLOG, MemoryReports, blog, cell
 
 
 def test_cell_positional_order_is_its_field_order() -> None:
@@ -125,3 +120,50 @@ def test_bencher_metric_format() -> None:
     throughput = bmf["m/short/batch 2/pytorch@icelake"]["throughput"]
     assert throughput["value"] == pytest.approx(200.0)  # 2 sequences per 10 ms
     assert throughput["lower_value"] < 200.0 < throughput["upper_value"]
+
+
+# --- the use cases (farm.app.reports) over an in-memory port ------------------------------
+
+
+def test_report_prices_cells_and_names_the_unpriced_pools() -> None:
+    queries = MemoryReports(blog(), prices={"spr": (4.46, "USD")})
+    rep = report(queries, ["blog"], cost=True)
+    assert rep.title == "campaign 1 (blog)" and rep.unpriced == ["icelake"]
+    costs = {(c.input, c.pool): c.cost_per_million for c in rep.table.cells.values()}
+    assert costs[("short", "spr")] == pytest.approx(18.583333)
+    assert costs[("short", "icelake")] is None
+
+
+def test_report_says_why_nothing_is_there() -> None:
+    with pytest.raises(NotFound, match="campaign 1 \\(blog\\) has no jobs: nothing to report"):
+        report(MemoryReports([], jobs=0), ["blog"])
+    with pytest.raises(ReportError, match="no job of campaign 1 \\(blog\\) matches --pool zen4"):
+        report(MemoryReports(blog()), ["blog"], Filters(pools=("zen4",)))
+
+
+def test_job_rows_are_priced_with_the_cells_rule() -> None:
+    rows = [
+        {"pool": "spr", "mean_ms": 15.0, "batch_size": 1},
+        {"pool": "spr", "mean_ms": None, "batch_size": 1},
+        {"pool": "icelake", "mean_ms": 30.0, "batch_size": 1},
+    ]
+    priced = job_rows(MemoryReports([], rows, {"spr": (4.46, "USD")}), ["blog"], Filters(), True)
+    assert [(r["price_per_hour"], r["currency"]) for r in priced] == [
+        (4.46, "USD"),
+        (4.46, "USD"),
+        (None, None),
+    ]
+    c = cell("short", "ipex", "spr", 15.0, 24.8)
+    c.with_cost(4.46, "USD")
+    assert [r["cost_per_million"] for r in priced] == [c.cost_per_million, None, None]
+
+
+def test_plot_needs_results() -> None:
+    waiting = [cell("short", "pytorch", "icelake", 0.0, 0.0, results=0, mean_ms=None)]
+    with pytest.raises(ReportError, match="has no results yet: nothing to plot"):
+        plot_data(MemoryReports(waiting), ["blog"], Filters(), "p99", None)
+
+
+def test_compare_refuses_a_campaign_against_itself() -> None:
+    with pytest.raises(ReportError, match="compared with itself"):
+        compare(MemoryReports(blog()), "blog", "blog")

@@ -1,4 +1,5 @@
-"""farm.stats: summaries from raw nanosecond samples, the compact encoding, pooling."""
+"""farm.stats: summaries from raw nanosecond samples, the compact encoding; pooling as
+reports pool (farm.reports.cells.pool_samples)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,30 @@ import zlib
 import numpy as np
 import pytest
 
-from farm.stats import NS_PER_MS, Summary, decode_samples, encode_samples, pooled
+from farm.reports.cells import Cell, pool_samples
+from farm.stats import NS_PER_MS, Summary, decode_samples, encode_samples
+
+
+def pooled(blobs: list[bytes]) -> Cell:
+    """A cell several jobs measured, its statistics pooled as reports pool them."""
+    cell = Cell("m", "short", 1, "sequential", "pytorch", {}, "icelake", results=len(blobs))
+    cell.job_ids = list(range(len(blobs)))
+    samples = {i: decode_samples(b).astype(np.float64) / NS_PER_MS for i, b in enumerate(blobs)}
+    pool_samples([cell], samples)
+    return cell
+
+
+def summary_of(cell: Cell) -> Summary:
+    return Summary(
+        n=cell.n or 0,
+        mean_ms=cell.mean_ms or 0.0,
+        std_ms=cell.std_ms or 0.0,
+        min_ms=cell.min_ms or 0.0,
+        max_ms=cell.max_ms or 0.0,
+        p50_ms=cell.p50_ms or 0.0,
+        p90_ms=cell.p90_ms or 0.0,
+        p99_ms=cell.p99_ms or 0.0,
+    )
 
 ONE_TO_HUNDRED_MS_NS = [ms * NS_PER_MS for ms in range(1, 101)]
 
@@ -123,13 +147,14 @@ def test_pooled_equals_summary_of_the_concatenation() -> None:
     rng = np.random.default_rng(7)
     a = rng.normal(20 * NS_PER_MS, 2 * NS_PER_MS, size=500).astype(np.int64)
     b = rng.normal(35 * NS_PER_MS, 5 * NS_PER_MS, size=300).astype(np.int64)
-    result = pooled([encode_samples(a), encode_samples(b)])
-    assert result == Summary.from_ns(np.concatenate([a, b]))
-    assert result.n == 800
+    cell = pooled([encode_samples(a), encode_samples(b)])
+    assert cell.pooled and summary_of(cell) == Summary.from_ns(np.concatenate([a, b]))
+    assert cell.n == 800
 
 
 def test_pooled_single_blob_equals_its_summary() -> None:
-    assert pooled([encode_samples(ONE_TO_HUNDRED_MS_NS)]) == Summary.from_ns(ONE_TO_HUNDRED_MS_NS)
+    cell = pooled([encode_samples(ONE_TO_HUNDRED_MS_NS)])
+    assert summary_of(cell) == Summary.from_ns(ONE_TO_HUNDRED_MS_NS)
 
 
 def test_pooled_is_not_the_average_of_percentiles() -> None:
@@ -147,8 +172,7 @@ def test_pooled_is_not_the_average_of_percentiles() -> None:
     assert result.n == 200
 
 
-def test_pooled_of_nothing_raises() -> None:
-    with pytest.raises(ValueError):
-        pooled([])
-    with pytest.raises(ValueError):
-        pooled([encode_samples([])])
+def test_pooled_of_nothing_leaves_the_cell_unpooled() -> None:
+    for blobs in ([], [encode_samples([])]):
+        cell = pooled(blobs)
+        assert not cell.pooled and cell.n is None and cell.p99_ms is None

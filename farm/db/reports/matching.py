@@ -6,7 +6,7 @@ estimated metric, the first job and the job ids. Groups with both sides are pair
 ranked by estimated effect; only the `limit` largest come back (plus, for the regression
 gate, every pair that may be a regression), with the totals: pairs, cells per side,
 pairs beyond the threshold, ambiguous groups. The cells of the pairs returned are then
-built from their job ids alone (`farm.db.report.aggregate_cells`).
+built from their job ids alone (`farm.db.reports.cells.aggregate_cells`).
 
 The estimate is the stored summary of a one-job side, the exact pooled mean of a
 multi-job one; a multi-job percentile is unknown until pooled, and ranks first.
@@ -14,7 +14,6 @@ multi-job one; a multi-job percentile is unknown until pooled, and ranks first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -32,15 +31,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from farm.compare import DEFAULT_THRESHOLD
 from farm.db.models import Job, Result
 from farm.db.pools import noise_floors
-from farm.db.report import bytewise, filter_conditions, parse_options, tune_for_aggregation
-from farm.reporting import Filters
+from farm.db.reports.cells import filter_conditions, identity_columns, parse_options
+from farm.db.reports.tuning import bytewise, tune_for_aggregation
+from farm.reports.cells import IDENTITY
+from farm.reports.comparison import Match, Matches, Side
+from farm.reports.selectors import Filters, option_value
+from farm.significance import DEFAULT_THRESHOLD
 
-# Identity fields that make "the same cell" (less those the selectors vary).
-IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", "allocator",
-            "mode", "pool")  # fmt: skip
 # Which calibrated noise bounds an effect on each metric (mean noise, p99 noise).
 NOISE_OF = {"mean": 0, "p50": 0, "p90": 1, "p99": 1}
 SIMPLE_SELECTORS = {
@@ -52,50 +51,6 @@ SIMPLE_SELECTORS = {
     "allocator": Job.allocator,
     "mode": Job.mode,
 }
-
-
-def identity_columns() -> dict[str, Any]:
-    return {
-        "weights": func.coalesce(Result.weights_sha256, Job.model),
-        "input_text": Job.input_hash,
-        "batch": Job.batch_size,
-        "batching": Job.batching,
-        "backend": Job.backend,
-        "options": Job.options,
-        "allocator": Job.allocator,
-        "mode": Job.mode,
-        "pool": Job.pool,
-    }
-
-
-@dataclass(frozen=True)
-class Side:
-    campaign_id: int
-    selector: dict[str, str]
-
-
-@dataclass
-class Match:
-    """One matched pair as ranked in SQL: each side's estimate and job ids."""
-
-    rank: int
-    a_jobs: list[int]
-    b_jobs: list[int]
-    a_est: float | None
-    b_est: float | None
-    threshold: float
-    change: float | None
-
-
-@dataclass
-class Matches:
-    pairs: list[Match]
-    matched: int
-    count_a: int
-    count_b: int
-    beyond: int  # pairs whose estimated change is past the threshold (or unknown)
-    ambiguous_a: int  # groups of a side whose jobs differ in a field the selectors vary
-    ambiguous_b: int
 
 
 def match(
@@ -225,14 +180,6 @@ def _selector(session: Session, side: Side) -> list[ColumnElement[bool]]:
         ]  # fmt: skip
         where.append(Job.options.in_(wanted) if wanted else false())
     return where
-
-
-def option_value(options: dict[str, Any], key: str) -> str | None:
-    """A backend option as a selector writes it (`jit=true`), None when absent."""
-    if key not in options:
-        return None
-    value = options[key]
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _threshold(

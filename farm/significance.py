@@ -42,11 +42,6 @@ class MannWhitney:
     n1: int
     n2: int
 
-    @property
-    def prob_superiority(self) -> float:
-        """P(a value of the first sample > one of the second) + ½ P(tie): U / (n1·n2)."""
-        return self.u / (self.n1 * self.n2)
-
 
 def rank_with_ties(values: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], float]:
     """Average ranks (1-based) and the tie term Σ(t³ − t) over groups of equal values."""

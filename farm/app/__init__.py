@@ -1,0 +1,1 @@
+"""The application layer: the use cases, over the ports their adapters implement."""

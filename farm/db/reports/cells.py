@@ -1,0 +1,267 @@
+"""The cell query: the campaigns' cells aggregated in SQL, raw samples for pooling.
+
+One GROUP BY over the jobs and their results selects only the columns it needs (never
+the samples). A cell measured by one job shows that job's stored summary; a cell several
+jobs measured (repeats, several campaigns) gets its percentiles from their pooled raw
+samples (`farm.reports.cells.pool_samples`), loaded for those cells only — never
+averaged percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import ColumnElement, String, case, cast, func, select
+from sqlalchemy.orm import Session
+
+from farm.db.models import Job, Result
+from farm.db.reports.tuning import bytewise, fetch_all, tune_for_aggregation
+from farm.reports.cells import (
+    IDENTITY,
+    Cell,
+    cell_key,
+    merge,
+    no_gc,
+    options_text,
+    pool_samples,
+    throughput,
+    unpooled,
+)
+from farm.reports.selectors import Filters
+from farm.stats import NS_PER_MS, decode_samples
+
+SAMPLES_CHUNK = 500
+
+_OPTIONS: dict[str | None, tuple[dict[str, Any], str]] = {}
+_REASONS: dict[str | None, tuple[str, ...]] = {}
+
+
+def identity_columns() -> dict[str, Any]:
+    """The SQL of each identity field (`farm.reports.cells.IDENTITY`), in its order."""
+    columns = {
+        "weights": func.coalesce(Result.weights_sha256, Job.model),
+        "input_text": Job.input_hash,
+        "batch": Job.batch_size,
+        "batching": Job.batching,
+        "backend": Job.backend,
+        "options": Job.options,
+        "allocator": Job.allocator,
+        "mode": Job.mode,
+        "pool": Job.pool,
+    }
+    assert tuple(columns) == IDENTITY
+    return columns
+
+
+def parse_options(text: str | None) -> tuple[dict[str, Any], str]:
+    """Backend options as stored → (dict, canonical k=v text), memoised (few distinct values)."""
+    found = _OPTIONS.get(text)
+    if found is None:
+        options = json.loads(text) if text else {}
+        found = _OPTIONS[text] = (options, options_text(options))
+    return found
+
+
+def parse_reasons(text: str | None) -> tuple[str, ...]:
+    """A result's stored reasons (JSON text) → its reasons, memoised: most are alike."""
+    found = _REASONS.get(text)
+    if found is None:
+        if len(_REASONS) > 10_000:  # reasons may carry numbers: keep the memo bounded
+            _REASONS.clear()
+        found = _REASONS[text] = tuple(str(r) for r in json.loads(text) or ()) if text else ()
+    return found
+
+
+def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Job.campaign_id.in_(list(campaign_ids))]
+    if filters.models:
+        where.append(Job.model.in_(filters.models))
+    if filters.inputs:
+        where.append(Job.input_name.in_(filters.inputs))
+    if filters.batches:
+        where.append(Job.batch_size.in_(filters.batches))
+    if filters.backends:
+        where.append(Job.backend.in_(filters.backends))
+    if filters.pools:
+        where.append(Job.pool.in_(filters.pools))
+    return where
+
+
+def campaign_job_count(session: Session, campaign_ids: list[int]) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Job).where(Job.campaign_id.in_(campaign_ids))
+        )
+        or 0
+    )
+
+
+def aggregate_cells(
+    session: Session,
+    campaign_ids: list[int],
+    filters: Filters | None = None,
+    identity: bool = False,
+    pool: bool = True,
+    job_ids: Sequence[int] | None = None,
+) -> list[Cell]:
+    """The campaigns' cells, aggregated in SQL; pooled samples only where several jobs meet.
+
+    identity=True groups by `farm compare`'s strict identity (weights hash, input text and
+    measure mode on top of the report's fields) and keeps only jobs with a result.
+    pool=False leaves the percentiles of multi-job cells unset (the caller pools the
+    samples itself, for the cells it shows). job_ids: only these jobs.
+    """
+    keys: list[Any] = [
+        Job.model,
+        Job.input_name,
+        Job.batch_size,
+        Job.batching,
+        Job.backend,
+        Job.options,
+        Job.pool,
+        Job.allocator,
+    ]
+    if identity:
+        ident = identity_columns()
+        keys += [ident["mode"], Result.weights_sha256, ident["input_text"]]
+    keys = bytewise(keys, tune_for_aggregation(session))
+    has_result = Result.id.is_not(None)
+    invalid = Result.verdict == "invalid"
+    results = func.count(Result.id)
+    aggs: list[Any] = [
+        func.count(Job.id),
+        results,
+        func.min(Job.id),
+        func.min(case((has_result, Job.id))),
+        func.min(Result.tokens),
+        func.max(Result.tokens),
+        func.sum(Result.n),
+        func.sum(Result.n * Result.mean_ms),
+        func.max(Result.mean_ms),
+        func.max(Result.std_ms),
+        func.min(Result.min_ms),
+        func.max(Result.max_ms),
+        func.max(Result.p50_ms),
+        func.max(Result.p90_ms),
+        func.max(Result.p99_ms),
+        func.max(Result.throughput),
+        func.count(case((Result.verdict == "valid", 1))),
+        func.count(case((invalid, 1))),
+        func.aggregate_strings(case((invalid, cast(Result.reasons, String))), "\n"),
+        func.count(case((Result.random_weights, 1))),
+        func.min(case((Job.state == "failed", Job.error))),
+        # The states of the jobs without a result (NULL, nothing to aggregate, for the rest).
+        func.aggregate_strings(case((Result.id.is_(None), Job.state)), ","),
+    ]
+    where = filter_conditions(campaign_ids, filters or Filters())
+    if identity:
+        where.append(has_result)
+    if job_ids is not None:
+        where.append(Job.id.in_(job_ids))
+    joined = select(*keys, *aggs).select_from(Job).outerjoin(Result, Result.job_id == Job.id)
+    # In order of first job, the order reports show (sorting ints here is cheaper than in Python).
+    stmt = joined.where(*where).group_by(*keys).order_by(func.min(Job.id))
+
+    with no_gc():
+        cells = _build_cells(fetch_all(session, stmt), len(keys), identity)
+        several = {key: cell for key, cell in cells.items() if cell.results > 1}
+        if several:  # their job ids: rare, so not aggregated for every cell (a fifth of it)
+            ids = select(*keys, Job.id).select_from(Job).join(Result, Result.job_id == Job.id)
+            for row in fetch_all(session, ids.where(*where).order_by(Job.id)):
+                cell = several.get(row[:-1])
+                if cell is not None:
+                    cell.job_ids.append(row[-1])
+        out = _merge_same_options(cells)
+    if pool:
+        multi = [c for c in out if c.results > 1]
+        if multi:
+            pool_samples(multi, samples_ms(session, (j for c in multi for j in c.job_ids)))
+    return out
+
+
+def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any, ...], Cell]:
+    """Cells from aggregated rows (in order of first job), keyed by their group; built
+    positionally: for 100,000 cells every attribute lookup and temporary counts. The job
+    ids of a cell several jobs measured are left for the caller to fill."""
+    cells: dict[tuple[Any, ...], Cell] = {}
+    parse = parse_options
+    for r in rows:
+        (model, input_name, batch, batching, backend, options, pool, allocator) = r[:8]
+        (jobs, n_results, first, result_job, tok, tok_max, n, weighted, mean, std, lo,
+         hi, p50, p90, p99, thr, n_valid, n_invalid, reasons, random, error, open_states,
+         ) = r[nk:]  # fmt: skip
+        opts, opts_key = parse(options)
+        # Positional: ten times cheaper than keywords for 100,000 cells (order of Cell's fields).
+        cell = Cell(
+            model, input_name, batch, batching, backend, opts, pool, allocator,
+            r[8] if identity else "fixed", opts_key,
+            r[9] if identity else None, r[10] if identity else None,
+            tok, tok_max, jobs, n_results,
+            [result_job] if n_results == 1 else [],
+            first, int(n) if n is not None else None,
+            mean, std, lo, hi, p50, p90, p99, throughput(thr, mean, batch), False, n_valid,
+            n_invalid, _reasons(reasons) if reasons else [],
+            _states(open_states) if open_states else {},
+            error, bool(random),
+        )  # fmt: skip
+        if n_results > 1:  # until pooled: the exact pooled mean, no percentiles
+            unpooled(cell, weighted)
+        cells[r[:nk]] = cell
+    return cells
+
+
+def _merge_same_options(cells: dict[tuple[Any, ...], Cell]) -> list[Cell]:
+    """Option sets stored differently but shown alike ({"x": 1} and {"x": "1"}): one cell."""
+    texts = {key[5] for key in cells}
+    if len({parse_options(t)[1] for t in texts}) == len(texts):
+        return list(cells.values())
+    merged: dict[tuple[Any, ...], Cell] = {}
+    for cell in cells.values():
+        key = cell_key(cell)
+        if key in merged:
+            merge(merged[key], cell)
+        else:
+            merged[key] = cell
+    return list(merged.values())
+
+
+def _states(text: str) -> dict[str, int]:
+    states: dict[str, int] = {}
+    for state in text.split(","):
+        states[state] = states.get(state, 0) + 1
+    return states
+
+
+def _reasons(text: str | None) -> list[str]:
+    """The reasons of several results (one JSON list a line), each once, in order."""
+    seen: dict[str, None] = {}
+    for line in (text or "").split("\n"):
+        if line.strip():
+            seen.update(dict.fromkeys(parse_reasons(line)))
+    return list(seen)
+
+
+def load_samples(session: Session, job_ids: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """(job id, samples blob) for these jobs in id order, fetched in chunks."""
+    ids = sorted(set(job_ids))
+    for i in range(0, len(ids), SAMPLES_CHUNK):
+        chunk = ids[i : i + SAMPLES_CHUNK]
+        stmt = (
+            select(Result.job_id, Result.samples)
+            .where(Result.job_id.in_(chunk))
+            .order_by(Result.job_id)
+        )
+        for row in session.execute(stmt):
+            yield row[0], row[1]
+
+
+def samples_ms(session: Session, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
+    """job id → its raw samples in ms."""
+    return {
+        job: decode_samples(blob).astype(np.float64) / NS_PER_MS
+        for job, blob in load_samples(session, job_ids)
+    }

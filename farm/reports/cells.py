@@ -1,0 +1,310 @@
+"""The report's cell: one model × input × batch × backend (with options) × pool × allocator.
+
+A cell is aggregated over the jobs that measured it (one job, or repeats and several
+campaigns pooled). `farm.db.reports` fills cells from SQL; everything here is pure data:
+the cell, its labels and identity, merging two cells, pooling raw samples into one, cost.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from farm.errors import FarmError
+from farm.stats import Summary
+
+# --metric name → Cell attribute. Latencies are in ms; throughput in sequences per second.
+METRICS: dict[str, str] = {
+    "mean": "mean_ms",
+    "p50": "p50_ms",
+    "p90": "p90_ms",
+    "p99": "p99_ms",
+    "min": "min_ms",
+    "max": "max_ms",
+    "std": "std_ms",
+    "throughput": "throughput",
+}
+HIGHER_IS_BETTER = frozenset({"throughput"})
+NO_SPEEDUP = frozenset({"std"})  # a ratio of spreads is no speed-up
+DEFAULT_METRICS = ("mean", "p99")
+
+RowKey = tuple[str, str, int, str]
+ColumnKey = tuple[str, str, str, str]
+
+# The identity fields that make "the same cell" for `farm compare` (less those the
+# selectors vary). `identity_values` gives a cell's, `farm.db.reports.cells` their SQL.
+IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", "allocator",
+            "mode", "pool")  # fmt: skip
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Building 100,000 cells creates objects without cycles: collecting only slows it.
+
+    On the way out they are frozen (`gc.freeze`): otherwise the next collections walk all
+    of them, a tenth of a large report's time, to find nothing. Reference counting still
+    frees them; only cyclic garbage made before is left to the end of a short CLI process.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.freeze()
+            gc.enable()
+
+
+class ReportError(FarmError):
+    """A report that cannot be made as asked: nothing matches, an ambiguous baseline, ..."""
+
+
+def metric_unit(metric: str) -> str:
+    return "seq/s" if metric in HIGHER_IS_BETTER else "ms"
+
+
+def plain(value: Any) -> str:
+    """An option value as reports and selectors write it (`jit=true`, `dtype=bf16`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def options_text(options: dict[str, Any]) -> str:
+    return ",".join(f"{k}={plain(v)}" for k, v in sorted(options.items()))
+
+
+@dataclass(slots=True)
+class Cell:
+    """One cell of the report, aggregated over the jobs that measured it."""
+
+    model: str
+    input: str
+    batch_size: int
+    batching: str
+    backend: str
+    backend_options: dict[str, Any]
+    pool: str
+    allocator: str = "default"
+    mode: str = "fixed"  # the measure mode: a fixed count of calls, or adaptive
+    options_key: str | None = None  # options_text(backend_options), precomputed in bulk
+    # The strict identity `farm compare` matches on (filled for compare queries).
+    weights_sha256: str | None = None
+    input_text: str | None = None  # the md5 of the input text, to match on
+    tokens: int | None = None
+    tokens_max: int | None = None
+    jobs: int = 0  # jobs of the cell, with or without a result
+    results: int = 0  # jobs with a result
+    job_ids: list[int] = field(default_factory=list)  # jobs with a result
+    first_job: int = 0
+    n: int | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    throughput: float | None = None
+    pooled: bool = False  # statistics from the pooled raw samples of several jobs
+    valid: int = 0  # results whose verdict is 'valid'
+    invalid: int = 0  # results whose verdict is 'invalid'
+    reasons: list[str] = field(default_factory=list)
+    states: dict[str, int] = field(default_factory=dict)  # jobs without a result, by state
+    error: str | None = None  # one failure reason, when a job failed
+    random_weights: bool = False
+    price_per_hour: float | None = None
+    currency: str | None = None
+    cost_per_million: float | None = None
+
+    @property
+    def row_key(self) -> RowKey:
+        return (self.model, self.input, self.batch_size, self.batching)
+
+    @property
+    def column_key(self) -> ColumnKey:
+        options = self.options_key
+        if options is None:
+            options = options_text(self.backend_options)
+        return (self.backend, options, self.pool, self.allocator)
+
+    @property
+    def column_label(self) -> str:
+        return column_label(self.column_key)
+
+    def value(self, metric: str) -> float | None:
+        if metric not in METRICS:
+            raise ReportError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        value: float | None = getattr(self, METRICS[metric])
+        return value
+
+    @property
+    def verdict(self) -> str | None:
+        """'invalid' when any result is, 'valid' when every result is, else unknown (None)."""
+        if self.invalid:
+            return "invalid"
+        if self.results and self.valid == self.results:
+            return "valid"
+        return None
+
+    @property
+    def state(self) -> str:
+        """'succeeded' when every job has a result, else the states of those without."""
+        if not self.states:
+            return "succeeded" if self.results else "-"
+        parts = [f"{state} {count}" for state, count in sorted(self.states.items())]
+        return ", ".join(parts)
+
+    def with_cost(self, price_per_hour: float | None, currency: str | None) -> None:
+        price = None if price_per_hour is None else (price_per_hour, currency or "")
+        cost = priced(price, self.mean_ms, self.batch_size)[2]
+        self.price_per_hour, self.currency = price_per_hour, currency
+        if cost is not None:
+            self.cost_per_million = cost
+
+
+# farm.db.reports builds cells positionally (ten times cheaper for 100,000 of them): this
+# order is part of Cell's interface.
+CELL_FIELDS = (
+    "model", "input", "batch_size", "batching", "backend", "backend_options", "pool",
+    "allocator", "mode", "options_key", "weights_sha256", "input_text", "tokens", "tokens_max",
+    "jobs", "results", "job_ids", "first_job", "n", "mean_ms", "std_ms", "min_ms", "max_ms",
+    "p50_ms", "p90_ms", "p99_ms", "throughput", "pooled", "valid", "invalid", "reasons",
+    "states", "error", "random_weights",
+)  # fmt: skip
+assert tuple(f.name for f in fields(Cell))[: len(CELL_FIELDS)] == CELL_FIELDS
+
+
+def column_label(key: ColumnKey) -> str:
+    backend, options, pool, allocator = key
+    label = f"{backend}({options})" if options else backend
+    label += f"@{pool}"
+    return label if allocator == "default" else f"{label}+{allocator}"
+
+
+def row_label(key: RowKey, tokens: int | None = None, tokens_max: int | None = None) -> str:
+    model, input_name, batch, batching = key
+    tok = ""
+    if tokens is not None:
+        tok = f" ({tokens})" if tokens_max in (None, tokens) else f" ({tokens}-{tokens_max})"
+    batched = " batched" if batching == "batched" else ""
+    return f"{model} · {input_name}{tok} · batch {batch}{batched}"
+
+
+def cost_per_million(price_per_hour: float, mean_ms: float, batch_size: int) -> float:
+    """What a million inferences (sequences) cost on a worker priced per hour.
+
+    One pipeline call handles `batch_size` sequences in `mean_ms`: price/3600 × seconds per
+    call / batch × 10⁶.
+    """
+    return price_per_hour / 3600.0 * (mean_ms / 1000.0) / batch_size * 1e6
+
+
+def priced(
+    price: tuple[float, str] | None, mean_ms: float | None, batch_size: int
+) -> tuple[float | None, str | None, float | None]:
+    """(price per hour, currency, cost per million inferences) of a cell or a job measured
+    on a pool with this price (None: the pool has none)."""
+    if price is None:
+        return None, None, None
+    per_hour, currency = price
+    cost = cost_per_million(per_hour, mean_ms, batch_size) if mean_ms is not None else None
+    return per_hour, currency, cost
+
+
+def throughput(stored: float | None, mean_ms: float | None, batch_size: int) -> float | None:
+    """Sequences per second: the stored value, else batch / mean latency."""
+    if stored is not None:
+        return stored
+    return batch_size * 1000.0 / mean_ms if mean_ms else None
+
+
+# --- identity ----------------------------------------------------------------------------
+
+
+def identity_values(cell: Cell) -> tuple[Any, ...]:
+    """The cell's identity, in the order of IDENTITY (labels where no hash is known)."""
+    return (
+        cell.weights_sha256 or cell.model,
+        cell.input_text if cell.input_text is not None else cell.input,
+        cell.batch_size,
+        cell.batching,
+        cell.backend,
+        cell.options_key if cell.options_key is not None else options_text(cell.backend_options),
+        cell.allocator,
+        cell.mode,
+        cell.pool,
+    )
+
+
+def identity(cell: Cell) -> dict[str, Any]:
+    return dict(zip(IDENTITY, identity_values(cell), strict=True))
+
+
+def cell_key(cell: Cell) -> tuple[Any, ...]:
+    """What makes two cells one: the labels a report shows and the identity compare matches."""
+    return (cell.model, cell.input, *identity_values(cell))
+
+
+# --- merging and pooling -----------------------------------------------------------------
+
+
+def merge(into: Cell, other: Cell) -> None:
+    """Fold `other` into `into`: counts add up; a mean over both, percentiles left to pool."""
+    into.jobs += other.jobs
+    into.results += other.results
+    into.job_ids += other.job_ids
+    into.first_job = min(into.first_job, other.first_job)
+    into.valid += other.valid
+    into.invalid += other.invalid
+    into.reasons = list(dict.fromkeys(into.reasons + other.reasons))
+    into.random_weights |= other.random_weights
+    into.error = into.error or other.error
+    for state, count in other.states.items():
+        into.states[state] = into.states.get(state, 0) + count
+    if other.tokens is not None:
+        into.tokens = min(into.tokens or other.tokens, other.tokens)
+        into.tokens_max = max(into.tokens_max or 0, other.tokens_max or 0)
+    if into.results == other.results:  # `into` had none: take the other's summary
+        for attr in ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms"):
+            setattr(into, attr, getattr(other, attr))
+        into.throughput = other.throughput
+    elif other.results:
+        total = (into.mean_ms or 0.0) * (into.n or 0) + (other.mean_ms or 0.0) * (other.n or 0)
+        into.n = (into.n or 0) + (other.n or 0)
+        into.min_ms = min(x for x in (into.min_ms, other.min_ms) if x is not None)
+        into.max_ms = max(x for x in (into.max_ms, other.max_ms) if x is not None)
+        unpooled(into, total)
+
+
+def unpooled(cell: Cell, weighted_sum: float | None) -> None:
+    """A multi-job cell before its samples are pooled: the exact mean, nothing else."""
+    cell.mean_ms = weighted_sum / cell.n if weighted_sum is not None and cell.n else None
+    cell.std_ms = cell.p50_ms = cell.p90_ms = cell.p99_ms = None  # min and max stay exact
+    cell.throughput = cell.batch_size * 1000.0 / cell.mean_ms if cell.mean_ms else None
+
+
+def set_pooled(cell: Cell, values_ms: npt.NDArray[np.float64]) -> None:
+    """The cell's statistics from samples pooled over its jobs (never averaged percentiles)."""
+    if values_ms.size == 0:
+        return
+    summary = Summary.from_ms(values_ms)
+    for key, value in summary.as_dict().items():
+        setattr(cell, key, value)
+    mean = summary.mean_ms
+    cell.throughput = cell.batch_size * 1000.0 / mean if mean > 0 else None
+    cell.pooled = True
+
+
+def pool_samples(cells: list[Cell], samples: dict[int, npt.NDArray[np.float64]]) -> None:
+    """Fill the statistics of multi-job cells from their jobs' raw samples (ms, by job id)."""
+    for cell in cells:
+        parts = [samples[j] for j in cell.job_ids if j in samples]
+        if parts:
+            set_pooled(cell, np.concatenate(parts))

@@ -1,0 +1,181 @@
+"""Reports for other tools: per-cell and per-job rows, CSV, JSON, Bencher Metric Format.
+
+Key orders are contracts: readers by name or by position keep working, so keys are only
+ever added at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from farm.reports.cells import NO_SPEEDUP, Cell, column_label
+from farm.reports.comparison import CompareReport
+from farm.reports.layout import WideTable
+from farm.stats import mean_interval
+
+CSV_KEYS = (
+    "campaign", "job", "state", "model", "input", "tokens", "batch_size", "batching", "backend",
+    "pool", "host", "worker", "n", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms",
+    "max_ms", "weights", "error",
+)  # fmt: skip
+# Added later, after the original columns (a reader by name or by position keeps working).
+CSV_EXTRA_KEYS = (
+    "campaign_name", "allocator", "throughput", "verdict", "reasons", "weights_sha256",
+    "price_per_hour", "currency", "cost_per_million",
+)  # fmt: skip
+# `farm export --raw`: one row per timed call.
+RAW_KEYS = (
+    "campaign", "job", "model", "input", "tokens", "batch_size", "batching", "backend",
+    "backend_options", "allocator", "pool", "host", "worker", "sample", "latency_ms",
+)  # fmt: skip
+
+
+def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
+    """One row per cell (long format, what pandas wants), with speed-ups and cost if asked."""
+    out = []
+    speed_metrics = [m for m in table.metrics if m not in NO_SPEEDUP] if table.baseline else []
+    labels = {column: column_label(column) for column in table.columns}
+    options_json: dict[str, str] = {}  # per option set, not per cell (100,000 cells)
+    for row in table.rows:
+        for column in table.columns:
+            cell = table.cell(row, column)
+            if cell is None:
+                continue
+            options = options_json.get(column[1])
+            if options is None:
+                options = options_json[column[1]] = json.dumps(cell.backend_options, sort_keys=True)
+            record: dict[str, Any] = {
+                "model": cell.model,
+                "input": cell.input,
+                "tokens": cell.tokens,
+                "batch_size": cell.batch_size,
+                "batching": cell.batching,
+                "backend": cell.backend,
+                "backend_options": options,
+                "allocator": cell.allocator,
+                "pool": cell.pool,
+                "column": labels[column],
+                "jobs": cell.jobs,
+                "results": cell.results,
+                "state": cell.state,
+                "n": cell.n,
+                "mean_ms": cell.mean_ms,
+                "p50_ms": cell.p50_ms,
+                "p90_ms": cell.p90_ms,
+                "p99_ms": cell.p99_ms,
+                "std_ms": cell.std_ms,
+                "min_ms": cell.min_ms,
+                "max_ms": cell.max_ms,
+                "throughput": cell.throughput,
+                "pooled": cell.pooled,
+                "verdict": cell.verdict,
+                "reasons": "; ".join(cell.reasons),
+                # Output checks are per job (`--format json`); the per-cell column stays
+                # empty, kept so that readers by position keep working.
+                "output_check": None,
+            }
+            if table.baseline is not None:
+                record["baseline"] = column_label(table.baseline)
+                for metric in speed_metrics:
+                    record[f"speedup_{metric}"] = table.speedup(row, column, metric)
+            if cost:
+                record["price_per_hour"] = cell.price_per_hour
+                record["currency"] = cell.currency
+                record["cost_per_million"] = cell.cost_per_million
+            out.append(record)
+    return out
+
+
+def benchmark_name(cell: Cell) -> str:
+    batched = " batched" if cell.batching == "batched" else ""
+    return f"{cell.model}/{cell.input}/batch {cell.batch_size}{batched}/{cell.column_label}"
+
+
+def bencher_metric_format(cells: Iterable[Cell]) -> dict[str, dict[str, dict[str, float]]]:
+    """Bencher Metric Format: latency in ns (mean, 95 % interval), throughput in seq/s."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for cell in cells:
+        if cell.mean_ms is None or cell.n is None:
+            continue
+        lo, hi = mean_interval(cell.mean_ms, cell.std_ms or 0.0, cell.n)
+        per_s = 1000.0 * cell.batch_size
+        out[benchmark_name(cell)] = {
+            "latency": {
+                "value": cell.mean_ms * 1e6,
+                "lower_value": lo * 1e6,
+                "upper_value": hi * 1e6,
+            },
+            "throughput": {
+                "value": per_s / cell.mean_ms,
+                "lower_value": per_s / hi if hi > 0 else 0.0,
+                "upper_value": per_s / lo if lo > 0 else per_s / cell.mean_ms,
+            },
+        }
+    return out
+
+
+def compare_rows(result: CompareReport) -> list[dict[str, Any]]:
+    """One record per compared cell, for CSV and JSON."""
+    out = []
+    for p in result.pairs:
+        out.append(
+            {
+                "model": p.a.model,
+                "input": p.a.input,
+                "tokens": p.a.tokens,
+                "batch_size": p.a.batch_size,
+                "batching": p.a.batching,
+                "a_cell": p.a.column_label,
+                "b_cell": p.b.column_label,
+                "a_jobs": p.a.results,
+                "b_jobs": p.b.results,
+                "a_n": p.a.n,
+                "b_n": p.b.n,
+                "metric": result.metric,
+                "a_ms": p.value_a,
+                "b_ms": p.value_b,
+                "ratio": p.ratio,
+                "change": p.change,
+                "speedup": p.speedup,
+                "p_value": p.p,
+                "threshold": p.threshold,
+                "verdict": p.verdict,
+                "a_verdict": p.a.verdict,
+                "b_verdict": p.b.verdict,
+            }
+        )
+    return out
+
+
+def render_jobs(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Per-job rows as JSON (one object per job) or CSV (one line per job)."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str)
+    keys = CSV_KEYS + tuple(k for k in CSV_EXTRA_KEYS if any(k in r for r in rows[:1]))
+    return render_csv(rows, keys)
+
+
+def csv_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def render_csv(rows: Sequence[dict[str, Any]], keys: Iterable[str] | None = None) -> str:
+    """CSV that pandas reads as it is: a header, one line per row, empty for missing."""
+    fieldnames = list(keys) if keys is not None else list(rows[0]) if rows else []
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fieldnames)
+    # Plain rows, not DictWriter: a third of the time for a 100,000-cell export.
+    writer.writerows(
+        [v if type(v) not in (list, dict) else csv_value(v) for v in map(row.get, fieldnames)]
+        for row in rows
+    )
+    return buf.getvalue()

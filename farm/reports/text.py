@@ -1,0 +1,267 @@
+"""The report as text for people: the blog's table and a comparison as grids, Markdown, HTML.
+
+A grid is (header, rows of text, notes): the terminal view (`farm.cli.render`, rich), the
+Markdown and the HTML pages all show the same one.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+from farm.reports.cells import NO_SPEEDUP, column_label, metric_unit
+from farm.reports.comparison import CompareReport
+from farm.reports.layout import Report
+from farm.significance import FASTER, SAME, SLOWER
+
+Grid = tuple[list[str], list[list[str]], list[str]]
+
+RANDOM_WEIGHTS_NOTE = (
+    "note: replica models have random weights: latencies are real, predictions are meaningless"
+)
+
+
+# --- the blog's layout -------------------------------------------------------------------
+
+
+def number(value: float | None, metric: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if metric == "throughput":
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def money(value: float | None, currency: str | None) -> str:
+    if value is None:
+        return "-"
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency or "", "")
+    text = f"{value:.3f}" if value < 100 else f"{value:,.0f}"
+    return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+def wide_grid(report: Report) -> Grid:
+    """Header, rows of text and notes: what the table, Markdown and HTML views show."""
+    table = report.table
+    metrics = table.metrics
+    units = {metric_unit(m) for m in metrics}
+    if len(units) == 1:
+        what = " / ".join(metrics) + f" ({units.pop()})"
+    else:
+        what = " / ".join(f"{m} ({metric_unit(m)})" for m in metrics)
+    speed_metrics = [m for m in metrics if m not in NO_SPEEDUP]
+    header = ["model", "input (tokens)", "batch"]
+    for column in table.columns:
+        label = column_label(column)
+        header.append(f"{label} {what}")
+        if table.baseline is not None and column != table.baseline and speed_metrics:
+            header.append(f"{label} speed-up")
+        if report.cost:
+            header.append(f"{label} cost / M inferences")
+    body: list[list[str]] = []
+    pooled = False
+    for row in table.rows:
+        model, _, batch, batching = row
+        batch_text = f"{batch}" + (" batched" if batching == "batched" else "")
+        line = [model, table.input_label(row), batch_text]
+        for column in table.columns:
+            cell = table.cell(row, column)
+            if cell is None:
+                text = "-"
+            elif not cell.results:
+                text = cell.state
+            else:
+                text = " / ".join(number(cell.value(m), m) for m in metrics)
+                if cell.pooled:
+                    text += " *"
+                    pooled = True
+                if cell.invalid:
+                    text += " !"
+                if cell.states:
+                    text += f" ({cell.state})"
+            line.append(text)
+            if table.baseline is not None and column != table.baseline and speed_metrics:
+                ups = [table.speedup(row, column, m) for m in speed_metrics]
+                line.append(
+                    "-"
+                    if all(u is None for u in ups)
+                    else " / ".join("-" if u is None else f"{u:.2f}×" for u in ups)
+                )
+            if report.cost:
+                line.append(money(cell.cost_per_million, cell.currency) if cell else "-")
+        body.append(line)
+    notes = wide_notes(report, speed_metrics, pooled)
+    return header, body, notes
+
+
+def wide_notes(report: Report, speed_metrics: list[str], pooled: bool) -> list[str]:
+    table = report.table
+    notes = []
+    if table.baseline is not None and speed_metrics:
+        notes.append(
+            f"speed-up: against {column_label(table.baseline)} in the same row "
+            f"({' / '.join(speed_metrics)}); above 1 is faster than the baseline"
+        )
+    if pooled:
+        notes.append("*: several jobs measured this cell; statistics of their pooled raw samples")
+    for cell in table.invalid_cells():
+        notes.append(
+            f"!: {cell.model} · {cell.input} · batch {cell.batch_size} · {cell.column_label} "
+            f"is invalid ({cell.invalid} of {cell.results} results): {'; '.join(cell.reasons)}"
+        )
+    failed = table.failed_cells()
+    for cell in failed[:10]:
+        notes.append(
+            f"failed: {cell.model} · {cell.input} · batch {cell.batch_size} · "
+            f"{cell.column_label}: {cell.error}"
+        )
+    if len(failed) > 10:
+        notes.append(f"... and {len(failed) - 10} more failed cells (`farm status` lists them)")
+    if report.cost:
+        notes.append(
+            "cost / M inferences: the pool's price per hour × mean latency ÷ batch, for a "
+            "million sequences (`farm pools` lists the prices)"
+        )
+        if report.unpriced:
+            notes.append(
+                f"no price for pool(s) {', '.join(report.unpriced)}: "
+                "`farm pools price POOL PRICE_PER_HOUR`"
+            )
+    if table.random_weights:
+        notes.append(RANDOM_WEIGHTS_NOTE.removeprefix("note: "))
+    return notes
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |"]
+    lines.append("| " + " | ".join("---" if i < 2 else "---:" for i in range(len(header))) + " |")
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: Report) -> str:
+    header, body, notes = wide_grid(report)
+    out = f"### {report.title}\n\n" + markdown_table(header, body)
+    if notes:
+        out += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return out
+
+
+HTML_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f4f4f4}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}
+img{max-width:100%;margin:1em 0}li{margin:.2em 0}
+"""
+
+
+def html_table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in line) + "</tr>\n" for line in body
+    )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n"
+
+
+def render_html(report: Report, charts: Sequence[tuple[str, str]] = ()) -> str:
+    """A self-contained page: the table, its notes and charts (PNG as base64 data URIs)."""
+    header, body, notes = wide_grid(report)
+    title = html.escape(f"Farm report: {report.title}")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{title}</title><style>{HTML_STYLE}</style></head><body>",
+        f"<h1>{title}</h1>",
+        html_table(header, body),
+    ]
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    for caption, png_base64 in charts:
+        parts.append(
+            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png_base64}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+# --- comparisons -------------------------------------------------------------------------
+
+
+def compare_grid(result: CompareReport) -> Grid:
+    m = result.metric
+    differ = any(p.a.column_label != p.b.column_label for p in result.pairs)
+    header = ["model", "input (tokens)", "batch"]
+    header += ["A", "B"] if differ else ["cell"]
+    header += [f"A {m} ms", f"B {m} ms", "B/A", "change", "p", "verdict"]
+    body = []
+    for p in result.pairs:
+        tokens = f" ({p.a.tokens})" if p.a.tokens else ""
+        batch = f"{p.a.batch_size}" + (" batched" if p.a.batching == "batched" else "")
+        line = [p.a.model, p.a.input + tokens, batch]
+        line += [p.a.column_label, p.b.column_label] if differ else [p.a.column_label]
+        ratio, change = p.ratio, p.change
+        line += [
+            number(p.value_a, m),
+            number(p.value_b, m),
+            "-" if ratio is None else f"{ratio:.3f}",
+            "-" if change is None else f"{change:+.1%}",
+            "-" if p.p is None else (f"{p.p:.1e}" if p.p < 0.001 else f"{p.p:.3f}"),
+            (p.verdict or "not tested") + (f" ({p.flags})" if p.flags else ""),
+        ]
+        body.append(line)
+    return header, body, compare_notes(result)
+
+
+def compare_notes(result: CompareReport) -> list[str]:
+    counts = result.counts()
+    thresholds = sorted({p.threshold for p in result.pairs})
+    if result.threshold is not None:
+        why = "given"
+    elif result.noise:
+        why = (
+            "calibrated noise floor of "
+            + ", ".join(
+                f"{pool} {floors[0]:.1%}/{floors[1]:.1%} (mean/p99)"
+                for pool, floors in sorted(result.noise.items())
+            )
+            + "; 3% where none"
+        )
+    else:
+        why = "default: no calibration for these pools"
+    notes = [
+        f"A: {result.a_label}; B: {result.b_label}",
+        f"verdict: p < {result.alpha:g} (Mann-Whitney U on the raw samples) and |B/A - 1| "
+        f"above the threshold ({', '.join(f'{t:.1%}' for t in thresholds)}, {why})",
+        f"{result.matched} cells matched"
+        + (f" on all but {', '.join(result.varied)}" if result.varied else "")
+        + f": {counts[FASTER]} faster, {counts[SLOWER]} slower, {counts[SAME]} no significant "
+        f"difference" + (" among those shown" if result.hidden else ""),
+    ]
+    if result.hidden:
+        notes.append(
+            f"{result.hidden} more cells not shown, {result.beyond} of them differing by more "
+            "than the threshold (not tested; --limit 0 shows and tests all)"
+        )
+    extra = [p for p in result.regressions if p not in result.pairs]
+    if extra:
+        notes.append(f"{len(extra)} significant regression(s) among the cells not shown")
+    if result.only_a or result.only_b:
+        notes.append(f"unmatched: {result.only_a} cell(s) only in A, {result.only_b} only in B")
+    return notes
+
+
+def render_compare_markdown(result: CompareReport) -> str:
+    header, body, notes = compare_grid(result)
+    return (
+        f"### B against A: {result.metric}\n\n"
+        + markdown_table(header, body)
+        + "\n"
+        + "\n".join(f"- {n}" for n in notes)
+        + "\n"
+    )
