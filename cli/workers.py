@@ -11,6 +11,7 @@ from farm.cli.render import stdout_console
 from farm.hardware import mixed_pools
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
+from farm.stacks import ALLOCATORS
 
 
 def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -32,7 +33,7 @@ def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @pinning_options
 @click.option(
     "--allocator",
-    type=click.Choice(["default", "tcmalloc", "jemalloc"]),
+    type=click.Choice(ALLOCATORS),
     default="default",
     show_default=True,
     help="Preload this allocator (the worker re-executes itself with LD_PRELOAD).",
