@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.app.ports import Calibration, CampaignStore, OnProgress, ResultRow
+from farm.app.ports import CampaignStore, NoiseFloor, OnProgress, ResultRow
 from farm.app.publish import publish
 from farm.app.status import wait_for_campaign
 from farm.broker import Broker
@@ -77,7 +77,7 @@ def calibrate(
     wait_for_campaign(store, stored.campaign_id, total, on_progress, timeout=timeout)
     jobs = store.campaign_jobs(stored.campaign_id)
     hosts: list[HostNoise] = []
-    records: list[Calibration] = []
+    records: list[NoiseFloor] = []
     for worker in workers:
         runs = [j for j in jobs if j.worker == worker.name]
         results = [j.result for j in runs if j.result is not None]
@@ -87,7 +87,7 @@ def calibrate(
         a, b = results
         mean_noise, p99_noise = relative_gap(a.mean_ms, b.mean_ms), relative_gap(a.p99_ms, b.p99_ms)
         records.append(
-            Calibration(
+            NoiseFloor(
                 pool, worker.name, worker.hostname, mean_noise, p99_noise, [j.id for j in runs]
             )  # fmt: skip
         )

@@ -120,7 +120,7 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Calibration:
+class NoiseFloor:
     pool: str
     worker: str
     host: str
@@ -166,7 +166,7 @@ class CampaignStore(Protocol):
 
     def describe(self, ref: str) -> Summary: ...
 
-    def record_calibrations(self, calibrations: Sequence[Calibration]) -> None: ...
+    def record_calibrations(self, calibrations: Sequence[NoiseFloor]) -> None: ...
 
 
 class LocalRunner(Protocol):

@@ -20,10 +20,10 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from farm.app.ports import (
-    Calibration,
     CampaignRow,
     Cancelled,
     JobRow,
+    NoiseFloor,
     Retried,
     Snapshot,
     Stored,
@@ -236,7 +236,7 @@ class SqlCampaignStore:
         with transaction(self.factory) as session:
             return describe(session, ref)
 
-    def record_calibrations(self, calibrations: Sequence[Calibration]) -> None:
+    def record_calibrations(self, calibrations: Sequence[NoiseFloor]) -> None:
         with transaction(self.factory) as session:
             for c in calibrations:
                 repo.record_calibration(

@@ -13,7 +13,7 @@ import pytest
 from farm.app.calibrate import calibrate, relative_gap
 from farm.app.campaigns import delete, rerun, retry, submit
 from farm.app.embedded import run_embedded
-from farm.app.ports import Calibration, Cancelled, Retried, Snapshot, Stored, Summary
+from farm.app.ports import Cancelled, NoiseFloor, Retried, Snapshot, Stored, Summary
 from farm.app.publish import publish
 from farm.app.recover import recover
 from farm.app.status import status, wait_for_campaign
@@ -37,7 +37,7 @@ class MemoryStore:
     jobs: dict[int, SimpleNamespace] = field(default_factory=dict)
     campaigns: dict[int, SimpleNamespace] = field(default_factory=dict)
     workers: list[SimpleNamespace] = field(default_factory=list)
-    calibrations: list[Calibration] = field(default_factory=list)
+    calibrations: list[NoiseFloor] = field(default_factory=list)
 
     def create_campaign(self, name: str, matrix: dict[str, Any], jobs: list[JobSpec]) -> Stored:
         cid = len(self.campaigns) + 1
@@ -114,7 +114,7 @@ class MemoryStore:
         found = self.find_campaign(ref)
         return Summary(found.id, found.name, len(self.of(found.id)), 0, 0)
 
-    def record_calibrations(self, calibrations: Sequence[Calibration]) -> None:
+    def record_calibrations(self, calibrations: Sequence[NoiseFloor]) -> None:
         self.calibrations += calibrations
 
 
