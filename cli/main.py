@@ -1,4 +1,8 @@
-"""The `farm` Click group: shared options declared once, with their environment variables."""
+"""The `farm` Click group and the one place every command is added to it.
+
+Command modules define plain Click commands and import only the shared options
+(farm.cli.options), never this module, so the CLI has no import cycle.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +38,25 @@ def cli(verbose: bool) -> None:
     )
 
 
-def main() -> None:
-    from farm.cli import admin, calibrate, commands, export, plot, pools, recover, reports, workers  # noqa: F401  (registers them)
+def commands() -> list[click.Command]:
+    """Every top-level command, imported when the CLI runs (so `--help` stays fast to
+    import and a command module never needs the group)."""
+    from farm.cli.admin import cancel, delete, rerun, retry
+    from farm.cli.calibrate import calibrate
+    from farm.cli.commands import campaigns, db, run, status, submit
+    from farm.cli.export import export
+    from farm.cli.plot import plot
+    from farm.cli.pools import pools
+    from farm.cli.recover import recover
+    from farm.cli.reports import compare, report
+    from farm.cli.workers import hosts, worker
 
+    campaigns.add_command(delete, name="delete")  # `farm campaigns delete` = `farm delete`
+    return [submit, run, status, campaigns, db, cancel, retry, rerun, delete, calibrate,
+            recover, pools, worker, hosts, report, compare, export, plot]  # fmt: skip
+
+
+def main() -> None:
+    for command in commands():
+        cli.add_command(command)
     cli(prog_name="farm")

@@ -1,17 +1,30 @@
-"""Options shared by several commands, declared once."""
+"""What several commands share, declared once: options, the wiring, the progress bar."""
 
 from __future__ import annotations
 
 import functools
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
+from farm.app.service import Farm
 from farm.matrix import DEFAULT_MAX_JOBS, load_matrix
 from farm.protocol import PROFILES
 from farm.settings import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, Settings, parse_cpu_list
+
+if TYPE_CHECKING:
+    from farm.db.campaigns import SqlCampaignStore
 
 F = Callable[..., Any]
 
@@ -114,3 +127,51 @@ def parse_cpus_option(text: str | None) -> set[int] | None:
             param_hint="--cpus",
         )
     return cpus
+
+
+def wire(settings: Settings) -> Farm:
+    """The application object for one command: the database checked once, the SQL store
+    and the Celery broker adapter (which connects only when a use case sends)."""
+    from farm.workers.broker import CeleryBroker
+
+    return Farm(settings, wire_store(settings), CeleryBroker(settings))
+
+
+def wire_store(settings: Settings) -> SqlCampaignStore:
+    """The SQL job store, after checking that the database is up and migrated."""
+    from farm.db.campaigns import SqlCampaignStore
+    from farm.db.session import check_database
+
+    check_database(settings.database_url)
+    return SqlCampaignStore(settings.database_url)
+
+
+class ProgressBar:
+    """A progress bar on stderr, started on the first report (farm.app.ports.OnProgress)."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __call__(self, campaign_id: int, done: int, failed: int | None, total: int) -> None:
+        """Failed jobs are counted in the description unless `failed` is None."""
+        if self.progress is None or self.task is None:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(f"campaign {campaign_id}", total=total)
+        self.progress.update(self.task, completed=done)
+        if failed is not None:
+            self.progress.update(self.task, description=f"campaign {campaign_id} ({failed} failed)")
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()

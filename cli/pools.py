@@ -7,8 +7,7 @@ import re
 import click
 from rich.table import Table
 
-from farm.cli.main import cli
-from farm.cli.options import pass_settings
+from farm.cli.options import pass_settings, wire_store
 from farm.cli.render import stdout_console
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
@@ -26,7 +25,7 @@ def _currency(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value.upper()
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.pass_context
 @pass_settings
 def pools(settings: Settings, ctx: click.Context) -> None:
@@ -34,10 +33,8 @@ def pools(settings: Settings, ctx: click.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from farm.db.pools import list_pools
-    from farm.db.session import check_database, session_factory, transaction
 
-    check_database(settings.database_url)
-    with transaction(session_factory(settings.database_url)) as session:
+    with wire_store(settings).transaction() as session:
         rows = list_pools(session)
     table = Table()
     for col in ("pool", "price / hour", "currency", "workers", "priced (UTC)"):
@@ -66,10 +63,8 @@ def pools(settings: Settings, ctx: click.Context) -> None:
 def price(settings: Settings, pool: str, price_per_hour: float, currency: str) -> None:
     """Set POOL's price per hour for what one of its workers occupies (e.g. one VM)."""
     from farm.db.pools import set_price
-    from farm.db.session import check_database, session_factory, transaction
 
-    check_database(settings.database_url)
-    with transaction(session_factory(settings.database_url)) as session:
+    with wire_store(settings).transaction() as session:
         set_price(session, pool, price_per_hour, currency)
     click.echo(f"{pool}: {price_per_hour:g} {currency} per hour")
 
@@ -80,10 +75,8 @@ def price(settings: Settings, pool: str, price_per_hour: float, currency: str) -
 def unprice(settings: Settings, pool: str) -> None:
     """Forget POOL's price."""
     from farm.db.pools import clear_price
-    from farm.db.session import check_database, session_factory, transaction
 
-    check_database(settings.database_url)
-    with transaction(session_factory(settings.database_url)) as session:
+    with wire_store(settings).transaction() as session:
         found = clear_price(session, pool)
     if not found:
         raise click.ClickException(f"pool {pool!r} has no price")

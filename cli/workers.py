@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from farm.cli.main import cli
-from farm.cli.options import parse_cpus_option, pass_settings, pinning_options
+from farm.cli.options import parse_cpus_option, pass_settings, pinning_options, wire_store
 from farm.cli.render import stdout_console
 from farm.hardware import mixed_pools
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
+from farm.stacks import ALLOCATORS
 
 
 def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -21,7 +21,7 @@ def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
     return value
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--pool",
     required=True,
@@ -32,7 +32,7 @@ def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @pinning_options
 @click.option(
     "--allocator",
-    type=click.Choice(["default", "tcmalloc", "jemalloc"]),
+    type=click.Choice(ALLOCATORS),
     default="default",
     show_default=True,
     help="Preload this allocator (the worker re-executes itself with LD_PRELOAD).",
@@ -59,16 +59,14 @@ COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "stack"
 SHOWN_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512_fp16")
 
 
-@cli.command()
+@click.command()
 @pass_settings
 def hosts(settings: Settings) -> None:
     """Registered workers: pool, host, CPU, pinning and when each was last seen."""
     from farm.db import repo
     from farm.db.models import as_utc, utcnow
-    from farm.db.session import check_database, session_factory, transaction
 
-    check_database(settings.database_url)
-    with transaction(session_factory(settings.database_url)) as session:
+    with wire_store(settings).transaction() as session:
         workers = repo.list_workers(session)
     table = Table()
     for col in COLUMNS:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -33,7 +34,7 @@ from farm.errors import MatrixError
 from farm.jobs import JobSpec, ModelSpec
 from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
-from farm.stacks import resolve_stack
+from farm.stacks import ALLOCATORS, resolve_stack
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 MAX_MATRIX_BYTES = 1 << 20
@@ -46,11 +47,16 @@ MAX_EXCLUDES = 1000
 # The axes in expansion order and the CellMatch field each one is matched by.
 _AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator")
 
-Allocator = Literal["default", "tcmalloc", "jemalloc"]
+
+def _allocator(value: Any) -> Any:
+    """One of farm.stacks.ALLOCATORS, refused with pydantic's own Literal message."""
+    if value not in ALLOCATORS:
+        *head, last = (repr(a) for a in ALLOCATORS)
+        raise ValueError(f"Input should be {', '.join(head)} or {last}")
+    return value
 
 
-def _default_allocators() -> list[Allocator]:
-    return ["default"]
+Allocator = Annotated[str, BeforeValidator(_allocator)]
 
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -147,7 +153,7 @@ class Matrix(BaseModel):
     backends: list[BackendEntry] = Field(min_length=1, max_length=32)
     pools: list[Name] = Field(min_length=1, max_length=100)
     # The allocator a worker preloads (the blog used tcmalloc); a dimension like any other.
-    allocators: list[Allocator] = Field(default_factory=_default_allocators, min_length=1)
+    allocators: list[Allocator] = Field(default_factory=lambda: ["default"], min_length=1)
     protocol: Protocol = Field(default_factory=Protocol)
     protocol_overrides: list[ProtocolOverride] = Field(default_factory=list, max_length=100)
     exclude: list[Exclude] = Field(default_factory=list, max_length=MAX_EXCLUDES)
@@ -169,22 +175,13 @@ class Matrix(BaseModel):
     def _protocol_with(self, override: ProtocolOverride) -> Protocol:
         return Protocol.model_validate({**self.protocol.model_dump(), **override.protocol})
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "backends", mode="before")
     @classmethod
-    def _models(cls, value: Any) -> Any:
+    def _named(cls, value: Any) -> Any:
+        """A bare string is short for {name: ...}."""
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
-
-    @field_validator("backends", mode="before")
-    @classmethod
-    def _backends(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
-
-    def product_size(self) -> int:
-        return math.prod(len(axis) for axis in self._axes())
 
     def _axes(self) -> list[list[Any]]:
         """Each dimension in expansion order, repeats dropped: duplicate cells collapse."""
@@ -329,8 +326,6 @@ def _format_error(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "string_pattern_mismatch":
             msg = "only letters, digits, '.', '_' and '-' are allowed (1 to 100 characters)"
-        elif err["type"] == "literal_error":
-            msg = f"{msg}"
         lines.append(f"{path}: {msg}")
     more = len(exc.errors()) - 5
     if more > 0:

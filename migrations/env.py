@@ -5,13 +5,12 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import farm.db.pools  # noqa: F401  (the pool table and the report indexes)
-from farm.db.models import Base
+from farm.db.pools import METADATA
 from farm.settings import Settings
 
 config = context.config
 url = config.attributes.get("url") or Settings.from_env().database_url
-target_metadata = Base.metadata
+target_metadata = METADATA  # every table, the pool table and report indexes included
 
 
 def run_migrations_offline() -> None:

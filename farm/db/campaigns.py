@@ -3,53 +3,41 @@
 Each function runs inside the caller's transaction and changes rows only; sending
 messages is the caller's business, after commit, so a worker never receives a message
 for a row it cannot see yet. A retry that cannot be sent is undone with `undo_retry`.
+`SqlCampaignStore` is the application's campaign store port over them, one transaction
+per call.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
+from functools import cached_property
 from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import CursorResult, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from farm.app.ports import (
+    CampaignRow,
+    Cancelled,
+    JobRow,
+    NoiseFloor,
+    Retried,
+    Snapshot,
+    Stored,
+    Summary,
+    WorkerRow,
+)
+from farm.broker import Message
 from farm.db import repo
-from farm.db.models import Campaign, Job, Result, utcnow
+from farm.db.models import TERMINAL_STATES, Campaign, Job, Result, utcnow
+from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
 from farm.jobs import JobSpec, queue_for
 
 PREVIOUS = "previous attempt: "
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    campaign_id: int
-    name: str
-    cancelled: int
-    running: int
-
-
-@dataclass(frozen=True)
-class Retried:
-    """Jobs put back to `queued`, the (job id, queue) messages to send, and what to restore."""
-
-    campaign_id: int
-    name: str
-    messages: list[tuple[int, str]]
-    previous: dict[int, tuple[str | None, datetime | None]] = field(repr=False)
-    # Jobs that already used `max_attempts`: a worker's claim gives up on them at once.
-    exhausted: int = 0
-
-
-@dataclass(frozen=True)
-class Summary:
-    campaign_id: int
-    name: str
-    jobs: int
-    running: int
-    results: int
 
 
 def _queue(job: Job) -> str:
@@ -156,3 +144,102 @@ def delete_campaign(session: Session, campaign_id: int) -> None:
         delete(Campaign).where(Campaign.id == campaign_id),
     ):
         session.execute(stmt.execution_options(synchronize_session=False))
+
+
+def _stored(campaign: Campaign) -> Stored:
+    return Stored(campaign.id, campaign.name, [(job.id, job.queue) for job in campaign.jobs])
+
+
+class SqlCampaignStore:
+    """farm.app.ports.CampaignStore on SQLAlchemy; the engine is made on first use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @cached_property
+    def factory(self) -> sessionmaker[Session]:
+        return session_factory(self.url)
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """For the CLI's own reads and writes outside the use cases (pools, hosts)."""
+        return transaction(self.factory)
+
+    def create_campaign(self, name: str, matrix: dict[str, Any], jobs: list[JobSpec]) -> Stored:
+        with transaction(self.factory) as session:
+            return _stored(repo.create_campaign(session, name, matrix, jobs))
+
+    def delete_campaign(self, campaign_id: int) -> None:
+        with transaction(self.factory) as session:
+            delete_campaign(session, campaign_id)
+
+    def find_campaign(self, ref: str | None) -> CampaignRow:
+        with transaction(self.factory) as session:
+            return repo.find_campaign(session, ref)
+
+    def progress(self, campaign_id: int) -> tuple[int, int]:
+        with transaction(self.factory) as session:
+            counts = repo.state_counts(session, campaign_id)
+        done = sum(n for (_, state), n in counts.items() if state in TERMINAL_STATES)
+        return done, sum(n for (_, state), n in counts.items() if state == "failed")
+
+    def snapshot(self, ref: str | None, worker_ttl_s: int) -> Snapshot:
+        with transaction(self.factory) as session:
+            found = repo.find_campaign(session, ref)
+            return Snapshot(
+                campaign=found,
+                counts=repo.state_counts(session, found.id),
+                live_workers=list(repo.live_workers(session, worker_ttl_s)),
+                waiting=repo.waiting_by_queue(session, found.id),
+                failed=[j for j in repo.campaign_jobs(session, found.id) if j.state == "failed"],
+            )
+
+    def campaign_jobs(self, campaign_id: int) -> list[JobRow]:
+        stmt = (
+            select(Job)
+            .where(Job.campaign_id == campaign_id)
+            .order_by(Job.id)
+            .options(selectinload(Job.result))
+        )
+        with transaction(self.factory) as session:
+            return list(session.scalars(stmt))
+
+    def queued_messages(self, campaign_id: int | None) -> list[Message]:
+        with transaction(self.factory) as session:
+            return [(job.id, job.queue) for job in repo.queued_jobs(session, campaign_id)]
+
+    def list_campaigns(self, limit: int) -> list[tuple[CampaignRow, dict[str, int]]]:
+        with transaction(self.factory) as session:
+            return list(repo.list_campaigns(session, limit))
+
+    def live_workers(self, ttl_s: int) -> list[WorkerRow]:
+        with transaction(self.factory) as session:
+            return list(repo.live_workers(session, ttl_s))
+
+    def cancel(self, ref: str) -> Cancelled:
+        with transaction(self.factory) as session:
+            return cancel_campaign(session, ref)
+
+    def retry(self, ref: str, max_attempts: int) -> Retried:
+        with transaction(self.factory) as session:
+            return retry_campaign(session, ref, max_attempts)
+
+    def undo_retry(self, retried: Retried) -> int:
+        with transaction(self.factory) as session:
+            return undo_retry(session, retried)
+
+    def rerun(self, ref: str, pool: str) -> tuple[Stored, int]:
+        with transaction(self.factory) as session:
+            new, old_id = rerun_campaign(session, ref, pool)
+            return _stored(new), old_id
+
+    def describe(self, ref: str) -> Summary:
+        with transaction(self.factory) as session:
+            return describe(session, ref)
+
+    def record_calibrations(self, calibrations: Sequence[NoiseFloor]) -> None:
+        with transaction(self.factory) as session:
+            for c in calibrations:
+                repo.record_calibration(
+                    session, pool=c.pool, worker=c.worker, host=c.host,
+                    mean_noise=c.mean_noise, p99_noise=c.p99_noise, jobs=c.jobs,
+                )  # fmt: skip

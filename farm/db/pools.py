@@ -3,8 +3,8 @@
 The `pool` table is optional data: a pool exists as soon as a job or a worker names it;
 a row here only gives it a price, so reports can show the cost per million inferences.
 
-Also declared here (on the models' metadata, so Alembic sees them) the indexes the
-report queries need.
+Also declared here (on the models' metadata) the indexes the report queries need.
+`METADATA` is therefore every table and index: what Alembic compares the schema with.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ class Pool(Base):
     price_per_hour: Mapped[float] = mapped_column(Float)
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The models' metadata, complete once this module has declared the pool table and indexes.
+METADATA = Base.metadata
 
 
 def set_price(session: Session, name: str, price_per_hour: float, currency: str = "USD") -> Pool:
@@ -65,9 +69,7 @@ def list_pools(session: Session) -> list[dict[str, object]]:
     priced = {p.name: p for p in session.scalars(select(Pool))}
     workers: dict[str, int] = {
         pool: count
-        for pool, count in session.execute(
-            select(Worker.pool, func.count()).group_by(Worker.pool)
-        )
+        for pool, count in session.execute(select(Worker.pool, func.count()).group_by(Worker.pool))
     }
     out: list[dict[str, object]] = []
     for name in all_names:

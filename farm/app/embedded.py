@@ -1,0 +1,42 @@
+"""`farm run`: a matrix run here, in-process, with no broker (the embedded mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from farm.app.ports import CampaignStore, LocalRunner
+from farm.errors import FarmError
+from farm.jobs import JobSpec
+
+
+def run_embedded(
+    store: CampaignStore,
+    runner: LocalRunner,
+    name: str,
+    matrix: dict[str, Any],
+    jobs: list[JobSpec],
+    *,
+    cpus: set[int] | None,
+    threads: int | None,
+    on_job: Callable[[int, int, int], None],
+) -> int:
+    """Store the campaign and run its jobs one by one here; returns its id.
+
+    One allocator per run: it is preloaded into this very process. `on_job(campaign id,
+    done, total)` is called before the first job and after each one.
+    """
+    allocators = sorted({job.allocator for job in jobs})
+    if len(allocators) > 1:
+        raise FarmError(
+            f"embedded mode preloads one allocator per run; this matrix asks for "
+            f"{', '.join(allocators)}: run one allocator at a time, or use workers"
+        )
+    runner.prepare(allocators[0], cpus, threads)  # may re-exec this process first
+    stored = store.create_campaign(name, matrix, jobs)
+    total = len(stored.messages)
+    on_job(stored.campaign_id, 0, total)
+    for done, (job_id, _) in enumerate(stored.messages, start=1):
+        runner.run(job_id)
+        on_job(stored.campaign_id, done, total)
+    return stored.campaign_id
