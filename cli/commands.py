@@ -6,7 +6,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from farm.app.status import waiting_warnings  # noqa: F401  (tests/unit/test_stacks.py imports it here)
 from farm.cli.options import (
     ProgressBar,
     matrix_options,
@@ -58,11 +57,12 @@ def run(
     Every job runs on this host whatever its pool; the database defaults to ./farm.db.
     A matrix that asks for an allocator runs with it preloaded (one allocator per run).
     """
+    from farm.app.reports import job_rows
     from farm.app.service import Farm
     from farm.cli.render import print_table
     from farm.db.campaigns import SqlCampaignStore
-    from farm.db.report import report_rows
-    from farm.db.session import transaction
+    from farm.db.reports import SqlReports
+    from farm.reports.selectors import Filters
     from farm.workers.embedded import EmbeddedRunner
 
     # No database check: the runner migrates it (creating ./farm.db on first use).
@@ -77,8 +77,8 @@ def run(
             threads,
             on_job=lambda cid, done, total: bar(cid, done, None, total),
         )
-    with transaction(store.factory) as session:
-        rows = report_rows(session, [campaign_id])
+    with SqlReports(store.factory) as queries:
+        rows = job_rows(queries, [str(campaign_id)], Filters())
     print_table(rows)
     click.echo(campaign_id)
 

@@ -8,13 +8,12 @@ from typing import Any
 
 import click
 
-from farm.cli.main import cli
 from farm.cli.options import pass_settings
 from farm.cli.reports import filter_options, make_filters, open_reports, write_output
 from farm.settings import Settings
 
 
-@cli.command()
+@click.command()
 @click.argument("campaigns", nargs=-1, required=True)
 @click.option(
     "--cells", "what", flag_value="cells", default=True, help="One row per cell (default)."

@@ -10,13 +10,12 @@ from typing import Any
 
 import click
 
-from farm.cli.main import cli
 from farm.cli.options import pass_settings
 from farm.cli.reports import filter_options, make_filters, open_reports, parse_selector_option
 from farm.settings import Settings
 
 
-@cli.command()
+@click.command()
 @click.argument("campaigns", nargs=-1, required=True)
 @click.option(
     "-o",

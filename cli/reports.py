@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from farm.cli.main import cli
 from farm.cli.options import pass_settings
 from farm.cli.render import stdout_console
 from farm.settings import Settings
@@ -85,7 +84,7 @@ def parse_selector_option(value: str | None, flag: str) -> dict[str, str] | None
         raise click.BadParameter(str(exc), param_hint=flag) from None
 
 
-@cli.command()
+@click.command()
 @click.argument("campaigns", nargs=-1, required=True)
 @click.option(
     "--metric",
@@ -212,7 +211,7 @@ def _threshold(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     return number
 
 
-@cli.command()
+@click.command()
 @click.argument("a")
 @click.argument("b", required=False)
 @click.option("--a", "a_sel", metavar="SELECTOR", help="Narrow side A, e.g. 'pool=icelake'.")

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from farm.cli.commands import waiting_warnings
+from farm.app.status import waiting_warnings
 from farm.errors import MatrixError
 from farm.matrix import parse_matrix
 from farm.stacks import queue_for, queue_parts, resolve_stack
