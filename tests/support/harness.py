@@ -144,3 +144,10 @@ def result_fields() -> dict[str, object]:
     return dict(worker="w", host="h", tokens=3, n=2, mean_ms=1.0, std_ms=0.1, min_ms=0.9,
                 max_ms=1.1, p50_ms=1.0, p90_ms=1.1, p99_ms=1.1, samples=b"F1",
                 model_identity={}, environment={}, setup_s=0.0, measure_s=0.1)  # fmt: skip
+
+
+def job_result() -> Any:
+    """A JobResult with the made-up values of result_fields (the optional fields unset)."""
+    from farm.results import JobResult
+
+    return JobResult(**result_fields())  # type: ignore[arg-type]
