@@ -22,6 +22,12 @@ class StoreUnavailable(Exception):
     """The store could not be reached or refused the write; its message names the cause."""
 
 
+def failure_name(exc: BaseException) -> str:
+    """What logs call a failure: the store's underlying error type (e.g. OperationalError),
+    as they did before the port, else the exception's own type."""
+    return str(exc) if isinstance(exc, StoreUnavailable) else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class Claim:
     """The outcome of trying to start a job: its spec, or why it is not ours to run."""

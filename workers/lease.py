@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from farm.store import JobStore
+from farm.store import JobStore, failure_name
 
 log = logging.getLogger("farm.worker")
 
@@ -62,7 +62,7 @@ def heartbeat(store: JobStore, job_id: int, lease: str, interval_s: float) -> It
             try:
                 store.heartbeat(job_id, lease)
             except Exception as exc:  # a database blip must not kill the measurement
-                log.warning("job %s heartbeat failed: %s", job_id, type(exc).__name__)
+                log.warning("job %s heartbeat failed: %s", job_id, failure_name(exc))
 
     thread = threading.Thread(target=beat, name=f"farm-lease-{job_id}", daemon=True)
     thread.start()

@@ -14,7 +14,7 @@ from farm.db.jobstore import DbJobStore, SessionSource, job_store
 from farm.db.session import check_database, session_factory
 from farm.jobs import direct_queue, queue_for
 from farm.settings import Settings
-from farm.store import JobStore
+from farm.store import JobStore, failure_name
 from farm.workers import spool
 from farm.workers.allocator import ensure_allocator
 from farm.workers.app import check_broker, create_app
@@ -129,7 +129,7 @@ def _start_heartbeat(store: JobStore, name: str, settings: Settings) -> None:
                 store.touch_worker(name)
                 spool.flush(store, settings.spool_dir)
             except Exception as exc:  # the database may blip; keep serving
-                log.warning("heartbeat failed: %s", type(exc).__name__)
+                log.warning("heartbeat failed: %s", failure_name(exc))
             threading.Event().wait(settings.worker_heartbeat_s)
 
     threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()
