@@ -43,7 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from farm.backends import validate_options  # noqa: E402
 from farm.jobs import JobSpec, ModelSpec  # noqa: E402
 from farm.workers.backends import available_backends, get_backend  # noqa: E402
-from farm.workers.backends.ipex import Kwargs, SwappedPipelineRunner  # noqa: E402
+from farm.workers.backends.runner import Kwargs, SwappedPipelineRunner  # noqa: E402
 from farm.workers.models import LoadedModel  # noqa: E402
 
 SENTENCE = "This is a really nice pair of shoes, I am completely satisfied with my purchase"

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from tests.support.harness import WorkerProcess  # noqa: E402 (after the checkout is on the path)
+
 FARM = str(Path(sys.executable).with_name("farm"))
 SHORT = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
 SCRATCH_DB = "farm_bench_overhead"
@@ -278,33 +279,10 @@ class Services:
         raise TimeoutError(f"campaign {campaign} unfinished after {timeout} s")
 
 
-class Worker:
-    def __init__(self, services: Services, pool: str, cpus: str, threads: int, log: Path):
-        self.log = log
-        self._fh = log.open("w")
-        self.proc = subprocess.Popen(  # noqa: S603 (our own executables)
-            [FARM, "worker", "--pool", pool, "--name", f"{pool}-w", "--cpus", cpus]
-            + ["--threads", str(threads)],
-            env=services.env,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            preexec_fn=all_cpus,
-        )
-        deadline = time.monotonic() + 120
-        while "ready" not in log.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._fh.close()
+def start_worker(services: Services, pool: str, cpus: str, threads: int, log: Path) -> Any:
+    """A real `farm worker` through the tests' harness: quiet, every CPU until it pins."""
+    return WorkerProcess(pool, f"{pool}-w", services.env, log, cpus=cpus, threads=threads,
+                         verbose=False, preexec_fn=all_cpus, start_timeout=120)  # fmt: skip
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
@@ -357,7 +335,7 @@ def part_one(args: argparse.Namespace, services: Services, tmp: Path) -> list[fl
         f"{args.iterations} timed calls; cpus {args.cpus}, {args.threads} thread(s)"
     )
     plain = Plain(args.cpus, args.threads, args.plain_gc_off)
-    worker = Worker(services, "bench", args.cpus, args.threads, tmp / "worker-cell.log")
+    worker = start_worker(services, "bench", args.cpus, args.threads, tmp / "worker-cell.log")
     cell = {"op": "cell", "model": model, "text": SHORT, "batch": 1}
     calls = {"warmup": args.warmup, "iterations": args.iterations}
 
@@ -481,7 +459,7 @@ def part_two(args: argparse.Namespace, services: Services, tmp: Path) -> list[fl
                 walls["plain_load"] = reply["load_s"]
                 cell_means["plain"].append(reply["means_ms"])
             else:
-                worker = Worker(
+                worker = start_worker(
                     services, "matrix", args.cpus, args.threads, tmp / f"worker-matrix-{i}.log"
                 )
                 try:

@@ -1,11 +1,14 @@
-"""Backend names and their option schemas.
+"""The backend table: each backend's option schema, software stacks and implementation.
 
-The schemas live in the core so that `farm submit` can refuse a bad option on a laptop
-without torch; the runners that need torch live in `workers/backends/`.
+One table so a new backend is one row here (plus its runner module): the schemas live in
+the core so that `farm submit` can refuse a bad option on a laptop without torch; the
+runners that need torch live in `workers/backends/` and are named by import path, loaded
+lazily by the worker (`farm.workers.backends.get_backend`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -60,14 +63,29 @@ class SelftestOptions(BackendOptions):
     crash: StrictBool = False
 
 
-OPTION_SCHEMAS: dict[str, type[BackendOptions]] = {
-    "pytorch": PytorchOptions,
-    "ipex": IpexOptions,
-    "openvino": OpenvinoOptions,
-    "torch-compile": TorchCompileOptions,
-    "optimum-ipex": OptimumIpexOptions,
-    "selftest": SelftestOptions,
+@dataclass(frozen=True)
+class BackendSpec:
+    """One row of the backend table."""
+
+    options: type[BackendOptions]
+    stacks: tuple[str, ...]  # the software stacks it runs in; the first is its home
+    implementation: str  # "module:Class" of its `Backend`, imported only on a worker
+
+
+_IMPL = "farm.workers.backends"
+BACKENDS: dict[str, BackendSpec] = {
+    "pytorch": BackendSpec(PytorchOptions, ("main", "ipex"), f"{_IMPL}.pytorch:PytorchBackend"),
+    "ipex": BackendSpec(IpexOptions, ("ipex",), f"{_IMPL}.ipex:IpexBackend"),
+    "openvino": BackendSpec(OpenvinoOptions, ("main",), f"{_IMPL}.openvino:OpenvinoBackend"),
+    "torch-compile": BackendSpec(
+        TorchCompileOptions, ("main", "ipex"), f"{_IMPL}.torch_compile:TorchCompileBackend"
+    ),
+    "optimum-ipex": BackendSpec(
+        OptimumIpexOptions, ("ipex",), f"{_IMPL}.optimum_ipex:OptimumIpexBackend"
+    ),
+    "selftest": BackendSpec(SelftestOptions, ("main", "ipex"), f"{_IMPL}.selftest:SelftestBackend"),
 }
+OPTION_SCHEMAS: dict[str, type[BackendOptions]] = {n: b.options for n, b in BACKENDS.items()}
 
 
 def known_backends() -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from farm.protocol import Protocol
-from farm.stacks import queue_for
+from farm.stacks import Allocator, queue_for
 
 __all__ = ["JobSpec", "ModelSpec", "direct_queue", "queue_for"]
 
@@ -50,7 +50,7 @@ class JobSpec(BaseModel):
     backend: str
     backend_options: dict[str, Any] = Field(default_factory=dict)
     pool: str
-    allocator: Literal["default", "tcmalloc", "jemalloc"] = "default"  # preloaded by the worker
+    allocator: Allocator = "default"  # preloaded by the worker
     stack: str = "main"  # the software stack (Python environment) that runs it
     # Set only by `farm calibrate`: the same cell again, on one named worker.
     repeat: int = Field(default=0, ge=0, le=1000)

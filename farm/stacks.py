@@ -8,17 +8,17 @@ mix stacks, and every result records it.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+from farm.backends import BACKENDS
+
 STACKS = ("main", "ipex")
 # Backend → the stacks it runs in; the first is its home, used when a cell names none.
-BACKEND_STACKS: dict[str, tuple[str, ...]] = {
-    "pytorch": ("main", "ipex"),
-    "torch-compile": ("main", "ipex"),
-    "openvino": ("main",),
-    "ipex": ("ipex",),
-    "optimum-ipex": ("ipex",),
-    "selftest": ("main", "ipex"),
-}
-ALLOCATORS = ("default", "tcmalloc", "jemalloc")
+BACKEND_STACKS: dict[str, tuple[str, ...]] = {name: b.stacks for name, b in BACKENDS.items()}
+# The allocators a worker can preload: the one list. The Literal is for pydantic models and
+# type checkers; ALLOCATORS (the same names, in order) for everything else (click.Choice).
+Allocator = Literal["default", "tcmalloc", "jemalloc"]
+ALLOCATORS: tuple[str, ...] = get_args(Allocator)
 
 
 def resolve_stack(backend: str, stack: str | None) -> str:

@@ -10,7 +10,9 @@ Rules (each failing rule is one reason; any reason makes the result `invalid`):
   the warm-up if longer) is within 10 % of the timed median (warm-up too short to judge
   — fewer than 10 calls — is a reason too, only when the protocol asked for no warm-up
   seconds);
-- an adaptive run reached its target interval before its caps.
+- an adaptive run reached its target interval before its caps;
+- the backend's logits are within OUTPUT_TOLERANCE of fp32 eager on the same input;
+- the backend ran the precision it was asked for.
 """
 
 from __future__ import annotations
@@ -110,6 +112,22 @@ def _warmup_reasons(
             f"is {tail / timed - 1:.0%} above the timed median {timed / 1e6:.2f} ms"
         ]
     return []
+
+
+# Largest |logit - fp32 eager logit| a backend may show: bf16 paths measured 1e-3 .. 3e-3
+# on replicas; ten times more is a broken optimisation, not rounding.
+OUTPUT_TOLERANCE = 0.05
+
+
+def check_reasons(check: dict[str, Any]) -> list[str]:
+    """The output check's verdict: logits further from fp32 eager than OUTPUT_TOLERANCE."""
+    diff = check.get("max_abs_logit_diff")
+    if diff is None or diff <= OUTPUT_TOLERANCE:
+        return []
+    return [
+        f"output check: logits differ from fp32 eager by up to {diff:.3g} "
+        f"(tolerance {OUTPUT_TOLERANCE}); labels agree on {check['label_agreement']:.0%}"
+    ]
 
 
 def precision_reasons(backend: dict[str, Any]) -> list[str]:

@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
-from farm.db import repo
-from farm.db.session import transaction
+from farm.db.jobstore import SessionSource, job_store
 from farm.jobs import JobSpec
+from farm.results import JobResult
 from farm.settings import Settings
 from farm.stats import describe, encode_samples
-from farm.verdict import judge, precision_reasons
+from farm.store import JobStore, StoreUnavailable
+from farm.verdict import OUTPUT_TOLERANCE, check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
 from farm.workers.backends.base import Runner
@@ -60,15 +59,17 @@ class WorkerContext:
         return runner, setup
 
 
-def execute_job(factory: sessionmaker[Session], job_id: int, ctx: WorkerContext) -> str:
-    """Returns the job's final state as seen by this call ('skipped' if not ours to run)."""
+def execute_job(store: JobStore | SessionSource, job_id: int, ctx: WorkerContext) -> str:
+    """Returns the job's final state as seen by this call ('skipped' if not ours to run).
+
+    Each step is one call to the job store: claim, heartbeats while measuring, then
+    complete (spooled to a file when the store stays away) or fail.
+    """
+    store = job_store(store)
     lease, settings = my_lease(), ctx.settings
-    with transaction(factory) as session:
-        claim = repo.claim_job(
-            session, job_id, ctx.name, lease, settings.lease_ttl_s, settings.max_attempts,
-            lease_alive,
-        )  # fmt: skip
-        repo.touch_worker(session, ctx.name)
+    claim = store.claim(
+        job_id, ctx.name, lease, settings.lease_ttl_s, settings.max_attempts, lease_alive
+    )
     spec = claim.spec
     if spec is None:
         log.warning("job %s not run (%s); message dropped", job_id, claim.reason)
@@ -77,44 +78,40 @@ def execute_job(factory: sessionmaker[Session], job_id: int, ctx: WorkerContext)
              spec.batch_size, spec.backend)  # fmt: skip
     try:
         with (
-            heartbeat(factory, job_id, lease, max(1.0, settings.lease_ttl_s / 4)),
+            heartbeat(store, job_id, lease, max(1.0, settings.lease_ttl_s / 4)),
             time_limit(spec.protocol.timeout_s),
         ):
             result = _measure_job(spec, ctx)
     except Exception as exc:  # any failure ends the job failed; the worker goes on
         reason = str(exc) if isinstance(exc, JobTimeout) else f"{type(exc).__name__}: {exc}"
         log.error("job %s failed: %s\n%s", job_id, reason, traceback.format_exc(limit=5))
-        with transaction(factory) as session:
-            repo.fail_job(session, job_id, reason)
+        store.fail(job_id, reason)
         return "failed"
-    outcome = write_result(factory, job_id, result, settings)
+    outcome = write_result(store, job_id, result, settings)
     if outcome == "duplicate":
         log.warning("job %s already had a result; this run's result was discarded", job_id)
     return "spooled" if outcome == "spooled" else "succeeded"
 
 
-def write_result(
-    factory: sessionmaker[Session], job_id: int, result: dict[str, Any], settings: Settings
-) -> str:
+def write_result(store: JobStore, job_id: int, result: JobResult, settings: Settings) -> str:
     """'written', 'duplicate', or 'spooled' when the database stayed away past the retries."""
     deadline = time.monotonic() + settings.result_retry_s
     delay = 0.5
     while True:
         try:
-            with transaction(factory) as session:
-                return "written" if repo.complete_job(session, job_id, result) else "duplicate"
-        except SQLAlchemyError as exc:
+            return "written" if store.complete(job_id, result) else "duplicate"
+        except StoreUnavailable as exc:
             if time.monotonic() + delay > deadline:
                 path = spool.save(settings.spool_dir, job_id, result)
                 log.error("job %s: database unavailable (%s); result spooled to %s",
-                          job_id, type(exc).__name__, path)  # fmt: skip
+                          job_id, exc, path)  # fmt: skip
                 return "spooled"
             log.warning("job %s: database unavailable, retrying in %.1f s", job_id, delay)
             time.sleep(delay)
             delay = min(delay * 2, 8.0)
 
 
-def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
+def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
     runner, setup_s = ctx.runner_for(spec)
     fn = runner.bind(spec)
     tokens = count_tokens(runner.tokenizer, spec.input_text)
@@ -139,37 +136,32 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> dict[str, Any]:
         "runner_reused": setup_s == 0.0,
     }
     pct = stats["percentiles_ms"]
-    return {
-        "worker": ctx.name,
-        "host": ctx.host,
-        "tokens": tokens,
-        "n": stats["n"],
-        "mean_ms": stats["mean_ms"],
-        "std_ms": stats["std_ms"],
-        "min_ms": stats["min_ms"],
-        "max_ms": stats["max_ms"],
-        "p50_ms": pct["p50"],
-        "p90_ms": pct["p90"],
-        "p99_ms": pct["p99"],
-        "stats": stats,
-        "verdict": "invalid" if reasons else "valid",
-        "reasons": reasons,
-        "output_check": check,
-        "throughput": stats["throughput_per_s"],
-        "samples": encode_samples(m.samples_ns),
-        "warmup_samples": encode_samples(m.warmup_ns),
-        "first_call_ms": m.first_call_ms,
-        "peak_rss_mb": peak_rss_mb(),
-        "model_identity": runner.identity,
-        "environment": environment,
-        "setup_s": setup_s,
-        "measure_s": m.wall_s,
-    }
-
-
-# Largest |logit - fp32 eager logit| a backend may show: bf16 paths measured 1e-3 .. 3e-3
-# on replicas; ten times more is a broken optimisation, not rounding.
-OUTPUT_TOLERANCE = 0.05
+    return JobResult(
+        worker=ctx.name,
+        host=ctx.host,
+        tokens=tokens,
+        n=stats["n"],
+        mean_ms=stats["mean_ms"],
+        std_ms=stats["std_ms"],
+        min_ms=stats["min_ms"],
+        max_ms=stats["max_ms"],
+        p50_ms=pct["p50"],
+        p90_ms=pct["p90"],
+        p99_ms=pct["p99"],
+        stats=stats,
+        verdict="invalid" if reasons else "valid",
+        reasons=reasons,
+        output_check=check,
+        throughput=stats["throughput_per_s"],
+        samples=encode_samples(m.samples_ns),
+        warmup_samples=encode_samples(m.warmup_ns),
+        first_call_ms=m.first_call_ms,
+        peak_rss_mb=peak_rss_mb(),
+        model_identity=runner.identity,
+        environment=environment,
+        setup_s=setup_s,
+        measure_s=m.wall_s,
+    )
 
 
 def output_check(ctx: WorkerContext, runner: Runner, spec: JobSpec) -> dict[str, Any]:
@@ -193,12 +185,3 @@ def output_check(ctx: WorkerContext, runner: Runner, spec: JobSpec) -> dict[str,
         "tolerance": OUTPUT_TOLERANCE,
     }
 
-
-def check_reasons(check: dict[str, Any]) -> list[str]:
-    diff = check.get("max_abs_logit_diff")
-    if diff is None or diff <= OUTPUT_TOLERANCE:
-        return []
-    return [
-        f"output check: logits differ from fp32 eager by up to {diff:.3g} "
-        f"(tolerance {OUTPUT_TOLERANCE}); labels agree on {check['label_agreement']:.0%}"
-    ]

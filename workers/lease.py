@@ -17,10 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from farm.db import repo
-from farm.db.session import transaction
+from farm.store import JobStore, failure_name
 
 log = logging.getLogger("farm.worker")
 
@@ -56,19 +53,16 @@ def _stat(pid: int) -> tuple[str | None, str]:
 
 
 @contextmanager
-def heartbeat(
-    factory: sessionmaker[Session], job_id: int, lease: str, interval_s: float
-) -> Iterator[None]:
+def heartbeat(store: JobStore, job_id: int, lease: str, interval_s: float) -> Iterator[None]:
     """Refresh the job's heartbeat every `interval_s` from a thread while the block runs."""
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(interval_s):
             try:
-                with transaction(factory) as session:
-                    repo.heartbeat_job(session, job_id, lease)
+                store.heartbeat(job_id, lease)
             except Exception as exc:  # a database blip must not kill the measurement
-                log.warning("job %s heartbeat failed: %s", job_id, type(exc).__name__)
+                log.warning("job %s heartbeat failed: %s", job_id, failure_name(exc))
 
     thread = threading.Thread(target=beat, name=f"farm-lease-{job_id}", daemon=True)
     thread.start()

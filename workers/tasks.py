@@ -9,6 +9,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 
 from farm import MESSAGE_SCHEMA
+from farm.db.jobstore import DbJobStore
 from farm.db.session import get_engine, session_factory
 from farm.workers.app import TASK_NAME
 from farm.workers.execute import WorkerContext, execute_job
@@ -37,7 +38,7 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
         if not isinstance(job_id, int) or isinstance(job_id, bool):
             log.error("message job id %r is not an integer; dropped", job_id)
             return "rejected"
-        return execute_job(session_factory(database_url), job_id, ctx)
+        return execute_job(DbJobStore(session_factory(database_url)), job_id, ctx)
 
     @worker_process_init.connect(weak=False)
     def _child_init(**_: Any) -> None:

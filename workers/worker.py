@@ -9,12 +9,12 @@ import threading
 from typing import Any
 
 from celery.signals import worker_ready
-from sqlalchemy.orm import Session, sessionmaker
 
-from farm.db import repo
-from farm.db.session import check_database, session_factory, transaction
+from farm.db.jobstore import DbJobStore, SessionSource, job_store
+from farm.db.session import check_database, session_factory
 from farm.jobs import direct_queue, queue_for
 from farm.settings import Settings
+from farm.store import JobStore, failure_name
 from farm.workers import spool
 from farm.workers.allocator import ensure_allocator
 from farm.workers.app import check_broker, create_app
@@ -45,7 +45,7 @@ def worker_queues(pool: str, allocator: str, stack: str, name: str) -> list[str]
 
 
 def register(
-    session: Session,
+    store: JobStore | SessionSource,
     settings: Settings,
     name: str,
     pool: str,
@@ -55,8 +55,7 @@ def register(
 ) -> WorkerContext:
     """Record this process as a worker of `pool` (its host, pinning, queues) and return the
     context its jobs run in; the Celery worker and the embedded `farm run` both use it."""
-    repo.register_worker(
-        session,
+    job_store(store).register_worker(
         name=name,
         pool=pool,
         hostname=fingerprint["hostname"],
@@ -94,14 +93,11 @@ def run_worker(
     check_broker(app, settings.broker_url)
     fingerprint = host_fingerprint(allocator)
     queues = worker_queues(pool, allocator, fingerprint["stack"], name)
-    factory = session_factory(settings.database_url)
-    with transaction(factory) as session:
-        ctx = register(session, settings, name, pool, fingerprint, count, queues)
+    store = DbJobStore(session_factory(settings.database_url))
+    ctx = register(store, settings, name, pool, fingerprint, count, queues)
     register_tasks(app, ctx, settings.database_url)
     # Started once the pool child exists, so no thread is running when Celery forks.
-    worker_ready.connect(
-        lambda **_: _start_heartbeat(factory, name, settings), weak=False
-    )
+    worker_ready.connect(lambda **_: _start_heartbeat(store, name, settings), weak=False)
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     app.worker_main(
         [
@@ -124,17 +120,16 @@ def run_worker(
     )
 
 
-def _start_heartbeat(factory: sessionmaker[Session], name: str, settings: Settings) -> None:
+def _start_heartbeat(store: JobStore, name: str, settings: Settings) -> None:
     """From the parent: keep `last_seen` fresh and write results spooled during an outage."""
 
     def beat() -> None:
         while True:
             try:
-                with transaction(factory) as session:
-                    repo.touch_worker(session, name)
-                spool.flush(factory, settings.spool_dir)
+                store.touch_worker(name)
+                spool.flush(store, settings.spool_dir)
             except Exception as exc:  # the database may blip; keep serving
-                log.warning("heartbeat failed: %s", type(exc).__name__)
+                log.warning("heartbeat failed: %s", failure_name(exc))
             threading.Event().wait(settings.worker_heartbeat_s)
 
     threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()

@@ -6,8 +6,6 @@ result and its `succeeded` state are written in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +24,8 @@ from farm.db.models import (
 )
 from farm.errors import NotFound
 from farm.jobs import JobSpec
+from farm.results import JobResult
+from farm.store import Claim, LeaseCheck
 
 MAX_ERROR_CHARS = 4000
 
@@ -69,14 +69,6 @@ def find_campaign(session: Session, ref: str | int | None) -> Campaign:
     return found
 
 
-@dataclass(frozen=True)
-class Claim:
-    """The outcome of trying to start a job: its spec, or why it is not ours to run."""
-
-    spec: JobSpec | None
-    reason: str
-
-
 def _record(job: Job, error: str) -> None:
     """Append the ended attempt to the job's history; old reasons are never lost."""
     entry = {"attempt": job.attempts, "worker": job.worker, "error": error,
@@ -91,7 +83,7 @@ def claim_job(
     lease: str = "",
     ttl_s: float = 60,
     max_attempts: int = 3,
-    lease_alive: Callable[[str], bool | None] | None = None,
+    lease_alive: LeaseCheck | None = None,
 ) -> Claim:
     """Mark a job running under this process's lease, or say why not.
 
@@ -124,9 +116,7 @@ def claim_job(
     return Claim(JobSpec.from_json(job.spec), "claimed")
 
 
-def lease_held(
-    job: Job, ttl_s: float, lease_alive: Callable[[str], bool | None] | None = None
-) -> bool:
+def lease_held(job: Job, ttl_s: float, lease_alive: LeaseCheck | None = None) -> bool:
     """Is the process holding this running job alive? Its pid if it can tell, else its beat."""
     alive = lease_alive(job.lease) if lease_alive and job.lease else None
     if alive is not None:
@@ -144,15 +134,17 @@ def heartbeat_job(session: Session, job_id: int, lease: str) -> bool:
     return True
 
 
-def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> bool:
-    """Write the result and `succeeded` together; False if the job already has a result."""
+def complete_job(session: Session, job_id: int, result: JobResult) -> bool:
+    """Write the result and `succeeded` together; False if the job already has a result.
+
+    The typed result maps field for field onto the `result` row's columns."""
     job = session.get(Job, job_id, with_for_update=True)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
     exists = session.scalar(select(func.count()).select_from(Result).where(Result.job_id == job_id))
     if exists:
         return False
-    session.add(Result(job_id=job_id, **result))
+    session.add(Result(job_id=job_id, **result.columns()))
     job.state = "succeeded"
     job.finished_at = utcnow()
     job.error = None
@@ -161,6 +153,7 @@ def complete_job(session: Session, job_id: int, result: dict[str, Any]) -> bool:
 
 
 def fail_job(session: Session, job_id: int, reason: str) -> None:
+    """End the job failed (its attempt recorded), unless it already succeeded."""
     job = session.get(Job, job_id, with_for_update=True)
     if job is None or job.state == "succeeded":
         return
@@ -172,6 +165,7 @@ def fail_job(session: Session, job_id: int, reason: str) -> None:
 
 
 def running_jobs(session: Session, campaign_id: int | None = None) -> list[Job]:
+    """Running jobs, locked for update: recovery decides which leases are dead."""
     stmt = select(Job).where(Job.state == "running").order_by(Job.id)
     if campaign_id is not None:
         stmt = stmt.where(Job.campaign_id == campaign_id)
@@ -250,10 +244,6 @@ def live_workers(session: Session, ttl_s: int) -> list[Worker]:
     return list(session.scalars(select(Worker).where(Worker.last_seen >= cutoff)))
 
 
-def live_pools(session: Session, ttl_s: int) -> set[str]:
-    return {w.pool for w in live_workers(session, ttl_s)}
-
-
 def waiting_by_queue(session: Session, campaign_id: int) -> dict[tuple[str, str, str], int]:
     """(pool, queue, backend) → jobs queued or running there."""
     rows = session.execute(
@@ -268,14 +258,3 @@ def record_calibration(session: Session, **fields: Any) -> Calibration:
     row = Calibration(**fields)
     session.add(row)
     return row
-
-
-def latest_noise(session: Session, pool: str) -> float | None:
-    """The pool's noise floor: the largest of its hosts' latest mean noise."""
-    rows = session.scalars(
-        select(Calibration).where(Calibration.pool == pool).order_by(Calibration.id.desc())
-    )
-    latest: dict[str, float] = {}
-    for row in rows:
-        latest.setdefault(row.worker, row.mean_noise)
-    return max(latest.values()) if latest else None

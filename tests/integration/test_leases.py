@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from farm.db import repo
+from farm.db.jobstore import DbJobStore
 from farm.db.migrate import upgrade
 from farm.db.models import Job, utcnow
 from farm.db.session import session_factory, transaction
@@ -104,3 +105,18 @@ def test_recover_queries_find_dead_leases(factory) -> None:  # type: ignore[no-u
     with transaction(factory) as s:
         assert [j.id for j in repo.queued_jobs(s)] == [job_id]
         assert repo.heartbeat_job(s, job_id, "elsewhere:1") is False
+
+
+def test_the_store_requeues_only_dead_leases(factory) -> None:  # type: ignore[no-untyped-def]
+    store = DbJobStore(factory)
+    dead, live = _job(factory), _job(factory)
+    store.claim(dead, "w", "elsewhere:1", ttl_s=60, max_attempts=3)
+    store.claim(live, "w", "elsewhere:2", ttl_s=60, max_attempts=3)
+    assert store.heartbeat(live, "elsewhere:2") and not store.heartbeat(live, "elsewhere:1")
+    _age_heartbeat(factory, dead, 61)
+    assert store.requeue_dead(None, ttl_s=60) == 1
+    with transaction(factory) as s:
+        assert [j.id for j in repo.queued_jobs(s)] == [dead]
+        job = s.get(Job, dead)
+        assert job is not None
+        assert job.history[-1]["error"] == "recovered: lease elsewhere:1 is dead"

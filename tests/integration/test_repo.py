@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
 from farm.db import repo
+from farm.db.jobstore import DbJobStore
 from farm.db.models import Job, Result
 from farm.db.session import session_factory, transaction
 from farm.errors import NotFound
-from tests.support.harness import job_spec, result_fields
+from farm.workers import spool
+from tests.support.harness import job_result, job_spec, result_fields
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +36,9 @@ def test_job_lifecycle_writes_one_result(url_fixture: str, request: pytest.Fixtu
         claim = repo.claim_job(s, job_id, "w1", lease="h:1")
     assert claim.spec == job_spec("a") and claim.reason == "claimed"
     with transaction(factory) as s:
-        assert repo.complete_job(s, job_id, result_fields()) is True
+        assert repo.complete_job(s, job_id, job_result()) is True
     with transaction(factory) as s:
-        assert repo.complete_job(s, job_id, result_fields()) is False  # at most one result
+        assert repo.complete_job(s, job_id, job_result()) is False  # at most one result
         again = repo.claim_job(s, job_id, "w2")  # a finished job is not run again
         assert again.spec is None and again.reason == "already succeeded"
         job = s.get(Job, job_id)
@@ -60,12 +67,44 @@ def test_fail_and_find(migrated_pg: str) -> None:
             repo.find_campaign(s, "nope")
 
 
-def test_live_pools_follow_heartbeats(migrated_pg: str) -> None:
+def test_live_workers_follow_heartbeats(migrated_pg: str) -> None:
     factory = session_factory(migrated_pg)
     with transaction(factory) as s:
         repo.register_worker(
             s, name="w1", pool="icelake", hostname="h", pid=1, cpus="0", threads=1, fingerprint={}
         )
     with transaction(factory) as s:
-        assert repo.live_pools(s, ttl_s=60) == {"icelake"}
-        assert repo.live_pools(s, ttl_s=-1) == set()
+        assert {w.pool for w in repo.live_workers(s, ttl_s=60)} == {"icelake"}
+        assert repo.live_workers(s, ttl_s=-1) == []
+
+
+def test_the_job_store_writes_a_spooled_result_once(tmp_path: Path, sqlite_url: str) -> None:
+    """A spool file in the format older workers wrote (base64 samples, the row's keys) goes
+    through the store: written once; a second flusher finds it there; a gone job's file is
+    set aside."""
+    from farm.db.migrate import upgrade
+
+    upgrade(sqlite_url)
+    factory = session_factory(sqlite_url)
+    store = DbJobStore(factory)
+    with transaction(factory) as s:
+        job_id = repo.create_campaign(s, "c1", {}, [job_spec()]).jobs[0].id
+    assert store.claim(job_id, "w1", "h:1", ttl_s=60, max_attempts=3).reason == "claimed"
+    old = {**result_fields(), "samples": base64.b64encode(b"F1").decode(),
+           "warmup_samples": None, "verdict": "valid", "reasons": []}  # fmt: skip
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    (folder / f"job-{job_id}.json").write_text(json.dumps({"job_id": job_id, "result": old}))
+    (folder / "job-999.json").write_text(json.dumps({"job_id": 999, "result": old}))
+    assert spool.load(folder / f"job-{job_id}.json")[1] == replace(
+        job_result(), verdict="valid", reasons=[]
+    )
+    assert spool.flush(store, str(folder)) == (1, 0)
+    assert sorted(p.name for p in folder.iterdir()) == ["job-999.orphan"]
+    spool.save(str(folder), job_id, job_result())
+    assert spool.flush(store, str(folder)) == (0, 1)  # at most one result
+    with transaction(factory) as s:
+        row = s.scalars(select(Result).where(Result.job_id == job_id)).one()
+        job = s.get(Job, job_id)
+        assert row.samples == b"F1" and row.verdict == "valid" and row.worker == "w"
+        assert job is not None and job.state == "succeeded"

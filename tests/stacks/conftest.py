@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from farm.jobs import JobSpec
-from tests.support.stacks import STACKS, current_stack
+from farm.stacks import STACKS
+from tests.support.stacks import current_stack
 
 
 def pytest_configure(config: pytest.Config) -> None:

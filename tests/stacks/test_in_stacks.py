@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stacks import STACKS
+from farm.stacks import STACKS
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "stacks" / "build.sh"

@@ -29,7 +29,7 @@ sys.meta_path.insert(0, Hide())
 def probe(hidden: tuple[str, ...] = ()) -> dict[str, object]:
     code = (
         f"HIDDEN = {set(hidden)!r}\n{HIDE}\n"
-        "import json, sys; from workers.backends import available_backends; "
+        "import json, sys; from farm.workers.backends import available_backends; "
         "print(json.dumps({'found': available_backends(), "
         "'heavy': sorted(m for m in ('torch', 'transformers', 'openvino', "
         "'intel_extension_for_pytorch') if m in sys.modules)}))"

@@ -69,14 +69,29 @@ class WorkerProcess:
         log: Path,
         cpus: str = "0",
         extra: Sequence[str] = (),
+        threads: int = 1,
+        verbose: bool = True,
+        preexec_fn: Callable[[], None] | None = None,
+        start_timeout: float = 60,
     ):
+        """`verbose` runs `farm -v` (the tests read its job lines); the benchmarks run it
+        quiet with their own thread count and a `preexec_fn` that resets the affinity."""
         self.name, self.log = name, log
         self._fh = log.open("w")
-        args = [FARM, "-v", "worker", "--pool", pool, "--name", name, "--cpus", cpus]
+        args = [FARM, *(["-v"] if verbose else []), "worker", "--pool", pool, "--name", name]
         self.proc = subprocess.Popen(
-            [*args, "--threads", "1", *extra], env=env, stdout=self._fh, stderr=subprocess.STDOUT
+            [*args, "--cpus", cpus, "--threads", str(threads), *extra],
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,  # a benchmark resets its affinity before the worker pins
         )
-        wait_for(lambda: "ready" in log.read_text() or self.proc.poll() is not None, 60)
+        try:
+            wait_for(lambda: "ready" in log.read_text() or self.proc.poll() is not None,
+                     start_timeout)  # fmt: skip
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"worker {name} did not start:\n{log.read_text()[-3000:]}") from None
         if self.proc.poll() is not None:
             raise RuntimeError(f"worker {name} exited early:\n{log.read_text()}")
 
@@ -144,3 +159,10 @@ def result_fields() -> dict[str, object]:
     return dict(worker="w", host="h", tokens=3, n=2, mean_ms=1.0, std_ms=0.1, min_ms=0.9,
                 max_ms=1.1, p50_ms=1.0, p90_ms=1.1, p99_ms=1.1, samples=b"F1",
                 model_identity={}, environment={}, setup_s=0.0, measure_s=0.1)  # fmt: skip
+
+
+def job_result() -> Any:
+    """A JobResult with the made-up values of result_fields (the optional fields unset)."""
+    from farm.results import JobResult
+
+    return JobResult(**result_fields())  # type: ignore[arg-type]

@@ -14,7 +14,6 @@ from farm.hardware import ipex_bf16_missing, native_bf16
 from farm.jobs import JobSpec, ModelSpec
 from farm.workers.probe import cpu_flags
 
-STACKS = ("main", "ipex")
 SENTENCE = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
 # (batch_size, batching): the three call shapes every runner must handle.
 CALLS = [(1, "sequential"), (8, "sequential"), (8, "batched")]

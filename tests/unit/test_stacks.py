@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import get_args
 
 import pytest
 
 from farm.app.status import waiting_warnings
+from farm.backends import BACKENDS, OPTION_SCHEMAS
 from farm.errors import MatrixError
 from farm.matrix import parse_matrix
-from farm.stacks import queue_for, queue_parts, resolve_stack
+from farm.stacks import (
+    ALLOCATORS,
+    BACKEND_STACKS,
+    STACKS,
+    Allocator,
+    queue_for,
+    queue_parts,
+    resolve_stack,
+)
 
 
 def _matrix(backends: list[object]) -> dict[str, object]:
@@ -38,6 +48,16 @@ def test_each_backend_has_a_home_stack_and_refuses_foreign_ones() -> None:
     assert resolve_stack("ipex", None) == "ipex"
     with pytest.raises(ValueError, match="runs in stack main, not 'ipex'"):
         resolve_stack("openvino", "ipex")
+
+
+def test_one_backend_table_names_every_backend_everywhere() -> None:
+    """Schemas, stacks and implementations all come from farm.backends.BACKENDS."""
+    assert set(OPTION_SCHEMAS) == set(BACKEND_STACKS) == set(BACKENDS)
+    for name, backend in BACKENDS.items():
+        assert backend.stacks and set(backend.stacks) <= set(STACKS), name
+        module, _, cls = backend.implementation.partition(":")
+        assert module.startswith("farm.workers.backends.") and cls.endswith("Backend"), name
+    assert ALLOCATORS == get_args(Allocator) == ("default", "tcmalloc", "jemalloc")
 
 
 def test_matrix_jobs_carry_their_stack_and_queue() -> None:

@@ -10,7 +10,14 @@ import pytest
 
 from farm.protocol import Protocol
 from farm.stats import NS_PER_MS, describe
-from farm.verdict import MIN_SAMPLES, judge, min_samples, precision_reasons
+from farm.verdict import (
+    MIN_SAMPLES,
+    OUTPUT_TOLERANCE,
+    check_reasons,
+    judge,
+    min_samples,
+    precision_reasons,
+)
 
 MS = NS_PER_MS
 
@@ -234,3 +241,13 @@ def test_a_precision_other_than_asked_is_a_reason() -> None:
     assert precision_reasons({"name": "pytorch", "dtype": "bf16"}) == []  # nothing to compare
     unreported = {**ran_f32, "compiled_properties": {"INFERENCE_PRECISION_HINT": None}}
     assert precision_reasons(unreported) == []
+
+
+def test_an_output_check_past_the_tolerance_is_a_reason() -> None:
+    assert check_reasons({"status": "unavailable", "reason": "no logits"}) == []
+    assert check_reasons({"max_abs_logit_diff": OUTPUT_TOLERANCE, "label_agreement": 1.0}) == []
+    (reason,) = check_reasons({"max_abs_logit_diff": 0.31, "label_agreement": 0.5})
+    assert reason == (
+        "output check: logits differ from fp32 eager by up to 0.31 (tolerance 0.05); "
+        "labels agree on 50%"
+    )

@@ -1,4 +1,5 @@
-"""Backend registry: name → implementation, imported lazily so heavy imports stay inside."""
+"""Backend loading: the table's implementation paths (farm/backends.py), imported lazily so
+heavy imports stay inside the backend that needs them."""
 
 from __future__ import annotations
 
@@ -6,17 +7,11 @@ import importlib
 import importlib.util
 from importlib import metadata
 
+from farm.backends import BACKENDS
 from farm.errors import BackendUnavailable
 from farm.workers.backends.base import Backend
 
-_IMPLEMENTATIONS = {
-    "pytorch": "farm.workers.backends.pytorch:PytorchBackend",
-    "ipex": "farm.workers.backends.ipex:IpexBackend",
-    "openvino": "farm.workers.backends.openvino:OpenvinoBackend",
-    "torch-compile": "farm.workers.backends.torch_compile:TorchCompileBackend",
-    "optimum-ipex": "farm.workers.backends.optimum_ipex:OptimumIpexBackend",
-    "selftest": "farm.workers.backends.selftest:SelftestBackend",
-}
+_IMPLEMENTATIONS = {name: b.implementation for name, b in BACKENDS.items()}
 
 
 def get_backend(name: str) -> Backend:

@@ -18,7 +18,7 @@ from typing import Any
 
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner
-from farm.workers.backends.ipex import Kwargs, SwappedPipelineRunner, require, version
+from farm.workers.backends.runner import Kwargs, SwappedPipelineRunner, require, version
 from farm.workers.models import LoadedModel
 
 HINTS = {"f32": "f32", "bf16": "bf16"}
@@ -82,7 +82,6 @@ class OpenvinoRunner(SwappedPipelineRunner):
 class OpenvinoBackend(Backend):
     name = "openvino"
     requires = ("torch", "transformers", "openvino", "optimum.intel")
-    stack = "main"
     install_hint = "build and use the main stack: stacks/build.sh main"
 
     def load(self, spec: JobSpec) -> Runner:

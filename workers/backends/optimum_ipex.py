@@ -19,7 +19,7 @@ from typing import Any
 
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner
-from farm.workers.backends.ipex import Kwargs, SwappedPipelineRunner, require, version
+from farm.workers.backends.runner import Kwargs, SwappedPipelineRunner, require, version
 from farm.workers.models import LoadedModel
 
 
@@ -68,7 +68,6 @@ class OptimumIpexBackend(Backend):
         "intel-extension-for-pytorch": "2.8.",
         "optimum-intel": "1.",
     }
-    stack = "ipex"
     install_hint = "build and use the ipex stack: stacks/build.sh ipex"
 
     def load(self, spec: JobSpec) -> Runner:

@@ -15,7 +15,7 @@ from typing import Any
 
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner
-from farm.workers.backends.ipex import Kwargs, SwappedPipelineRunner, version
+from farm.workers.backends.runner import Kwargs, SwappedPipelineRunner, version
 from farm.workers.models import LoadedModel
 
 
@@ -57,7 +57,6 @@ def _has_cxx() -> str | None:
 class TorchCompileBackend(Backend):
     name = "torch-compile"
     requires = ("torch", "transformers")
-    stack = "main"
     install_hint = "needs torch >= 2.1 and a C++ compiler (apt-get install g++)"
     probe = staticmethod(_has_cxx)
 

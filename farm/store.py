@@ -1,0 +1,82 @@
+"""The job store port: what a worker does to the system of record, one call per step.
+
+Each call is one transaction of its own, owned by the adapter (`farm.db.jobstore.DbJobStore`
+for SQL), so the worker modules name no database and a job goes claim → heartbeats →
+complete or fail without the caller holding a session in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from farm.jobs import JobSpec
+from farm.results import JobResult
+
+# lease → True/False when this host can tell whether its process lives, None when it cannot.
+LeaseCheck = Callable[[str], bool | None]
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or refused the write; its message names the cause."""
+
+
+def failure_name(exc: BaseException) -> str:
+    """What logs call a failure: the store's underlying error type (e.g. OperationalError),
+    as they did before the port, else the exception's own type."""
+    return str(exc) if isinstance(exc, StoreUnavailable) else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of trying to start a job: its spec, or why it is not ours to run."""
+
+    spec: JobSpec | None
+    reason: str
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """A worker's side of the job store; each method commits on its own."""
+
+    def claim(
+        self,
+        job_id: int,
+        worker: str,
+        lease: str,
+        ttl_s: float,
+        max_attempts: int,
+        lease_alive: LeaseCheck | None = None,
+    ) -> Claim:
+        """Mark the job running under `lease` (and the worker seen), or say why not."""
+        ...
+
+    def heartbeat(self, job_id: int, lease: str) -> bool:
+        """Refresh the lease; False if the job is no longer held by it."""
+        ...
+
+    def complete(self, job_id: int, result: JobResult) -> bool:
+        """Write the result and `succeeded` together; False if the job already had one.
+
+        Raises farm.errors.NotFound for a job that is gone, StoreUnavailable when the
+        store is away (the caller spools the result)."""
+        ...
+
+    def fail(self, job_id: int, reason: str) -> None:
+        """End the job failed with `reason`, unless it already succeeded."""
+        ...
+
+    def requeue_dead(
+        self, campaign_id: int | None, ttl_s: float, lease_alive: LeaseCheck | None = None
+    ) -> int:
+        """Put running jobs whose lease is dead back to `queued`; how many."""
+        ...
+
+    def register_worker(self, **fields: Any) -> None:
+        """Record (or refresh) a worker process: its pool, host, pinning and queues."""
+        ...
+
+    def touch_worker(self, name: str) -> None:
+        """The worker is alive now."""
+        ...
