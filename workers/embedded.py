@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from sqlalchemy.orm import Session, sessionmaker
-
+from farm.db.jobstore import DbJobStore
 from farm.db.migrate import upgrade
-from farm.db.session import session_factory, transaction
+from farm.db.session import session_factory
 from farm.settings import Settings
 from farm.workers.allocator import ensure_allocator
 from farm.workers.execute import WorkerContext, execute_job
@@ -23,8 +22,8 @@ class EmbeddedRunner:
         self.ctx: WorkerContext | None = None
 
     @cached_property
-    def factory(self) -> sessionmaker[Session]:
-        return session_factory(self.settings.database_url)
+    def store(self) -> DbJobStore:
+        return DbJobStore(session_factory(self.settings.database_url))
 
     def prepare(self, allocator: str, cpus: set[int] | None, threads: int | None) -> None:
         ensure_allocator(allocator)  # may re-exec this process with LD_PRELOAD set
@@ -35,12 +34,9 @@ class EmbeddedRunner:
         torch.set_num_threads(count)
         fingerprint = host_fingerprint(allocator)
         name = f"embedded@{fingerprint['hostname']}"
-        with transaction(self.factory) as session:
-            self.ctx = register(
-                session, self.settings, name, "embedded", fingerprint, count, queues=[]
-            )
+        self.ctx = register(self.store, self.settings, name, "embedded", fingerprint, count, [])
 
     def run(self, job_id: int) -> None:
         if self.ctx is None:
             raise RuntimeError("EmbeddedRunner.run before prepare")
-        execute_job(self.factory, job_id, self.ctx)
+        execute_job(self.store, job_id, self.ctx)

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from farm.db.jobstore import SessionSource, job_store
 from farm.jobs import JobSpec
 from farm.results import JobResult
 from farm.settings import Settings
@@ -59,13 +58,12 @@ class WorkerContext:
         return runner, setup
 
 
-def execute_job(store: JobStore | SessionSource, job_id: int, ctx: WorkerContext) -> str:
+def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
     """Returns the job's final state as seen by this call ('skipped' if not ours to run).
 
     Each step is one call to the job store: claim, heartbeats while measuring, then
     complete (spooled to a file when the store stays away) or fail.
     """
-    store = job_store(store)
     lease, settings = my_lease(), ctx.settings
     claim = store.claim(
         job_id, ctx.name, lease, settings.lease_ttl_s, settings.max_attempts, lease_alive

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from farm.db import repo
-from farm.db.session import session_factory, transaction
+from farm.db.jobstore import DbJobStore
+from farm.db.session import session_factory
 from farm.settings import Settings
+from farm.store import JobStore
 from farm.workers import spool
 from farm.workers.lease import lease_alive
 
@@ -25,18 +24,11 @@ class Reclaim:
     settings: Settings
 
     def __call__(self, campaign_id: int | None) -> tuple[int, int]:
-        return reclaim(session_factory(self.settings.database_url), self.settings, campaign_id)
+        store = DbJobStore(session_factory(self.settings.database_url))
+        return reclaim(store, self.settings, campaign_id)
 
 
-def reclaim(
-    factory: sessionmaker[Session], settings: Settings, campaign_id: int | None
-) -> tuple[int, int]:
+def reclaim(store: JobStore, settings: Settings, campaign_id: int | None) -> tuple[int, int]:
     """(spooled results written, jobs of dead leases re-queued)."""
-    spooled, _ = spool.flush(factory, settings.spool_dir)
-    requeued = 0
-    with transaction(factory) as session:
-        for job in repo.running_jobs(session, campaign_id):
-            if not repo.lease_held(job, settings.lease_ttl_s, lease_alive):
-                repo.requeue(session, job, f"recovered: lease {job.lease} is dead")
-                requeued += 1
-    return spooled, requeued
+    spooled, _ = spool.flush(store, settings.spool_dir)
+    return spooled, store.requeue_dead(campaign_id, settings.lease_ttl_s, lease_alive)

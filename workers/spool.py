@@ -12,7 +12,6 @@ import logging
 import os
 from pathlib import Path
 
-from farm.db.jobstore import SessionSource, job_store
 from farm.errors import NotFound
 from farm.results import JobResult
 from farm.store import JobStore, StoreUnavailable
@@ -35,9 +34,8 @@ def load(path: Path) -> tuple[int, JobResult]:
     return int(data["job_id"]), JobResult.from_json(data["result"])
 
 
-def flush(store: JobStore | SessionSource, spool_dir: str) -> tuple[int, int]:
+def flush(store: JobStore, spool_dir: str) -> tuple[int, int]:
     """Write spooled results; returns (written, already there). Stops when the store is away."""
-    store = job_store(store)
     written = duplicate = 0
     for path in sorted(Path(spool_dir).expanduser().glob("job-*.json")):
         try:

@@ -10,7 +10,7 @@ from typing import Any
 
 from celery.signals import worker_ready
 
-from farm.db.jobstore import DbJobStore, SessionSource, job_store
+from farm.db.jobstore import DbJobStore
 from farm.db.session import check_database, session_factory
 from farm.jobs import direct_queue, queue_for
 from farm.settings import Settings
@@ -45,7 +45,7 @@ def worker_queues(pool: str, allocator: str, stack: str, name: str) -> list[str]
 
 
 def register(
-    store: JobStore | SessionSource,
+    store: JobStore,
     settings: Settings,
     name: str,
     pool: str,
@@ -55,7 +55,7 @@ def register(
 ) -> WorkerContext:
     """Record this process as a worker of `pool` (its host, pinning, queues) and return the
     context its jobs run in; the Celery worker and the embedded `farm run` both use it."""
-    job_store(store).register_worker(
+    store.register_worker(
         name=name,
         pool=pool,
         hostname=fingerprint["hostname"],

@@ -17,29 +17,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from farm.db import repo
 from farm.db.session import transaction
 from farm.results import JobResult
-from farm.store import Claim, JobStore, LeaseCheck, StoreUnavailable
-
-# What callers that predate the port still hand the worker: a session factory, or a
-# session whose transaction they own (see job_store).
-SessionSource = sessionmaker[Session] | Session
+from farm.store import Claim, LeaseCheck, StoreUnavailable
 
 
 class DbJobStore:
-    """The job store over a session factory (each call its own transaction), or over one
-    open session whose transaction the caller owns (`bound`: nothing is committed here)."""
+    """The job store over a session factory: each call is its own transaction."""
 
-    def __init__(self, factory: sessionmaker[Session] | None = None, bound: Session | None = None):
-        if (factory is None) == (bound is None):
-            raise ValueError("DbJobStore needs a session factory or a bound session, not both")
-        self._factory, self._bound = factory, bound
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
         try:
-            if self._bound is not None:
-                yield self._bound
-                return
-            assert self._factory is not None
             with transaction(self._factory) as session:
                 yield session
         except SQLAlchemyError as exc:
@@ -89,16 +78,3 @@ class DbJobStore:
     def touch_worker(self, name: str) -> None:
         with self._session() as session:
             repo.touch_worker(session, name)
-
-
-def job_store(source: JobStore | SessionSource) -> JobStore:
-    """The store for `source`: itself, or a DbJobStore over a session factory or session.
-
-    Transitional: `farm run` (cli/commands.py) and `farm recover` (workers/recover.py)
-    still pass a session factory or an open session; once they pass a JobStore, drop this.
-    """
-    if isinstance(source, Session):
-        return DbJobStore(bound=source)
-    if isinstance(source, sessionmaker):
-        return DbJobStore(factory=source)
-    return source
