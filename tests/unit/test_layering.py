@@ -230,3 +230,27 @@ def test_no_source_module_is_over_400_lines() -> None:
         if (n := len(path.read_text().splitlines())) > 400
     }
     assert not long, f"modules small enough to read in one sitting: {long}"
+
+
+def test_tests_share_code_only_through_tests_support() -> None:
+    """Harnesses and builders live in tests/support: no test imports a conftest file or
+    another test module (and benchmarks use the same harness)."""
+    bad = []
+    for path in sorted([*(REPO / "tests").rglob("*.py"), *(REPO / "benchmarks").rglob("*.py")]):
+        if "support" in path.relative_to(REPO).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "tests" and (len(parts) < 2 or parts[1] != "support"):
+                    bad.append(f"{path.relative_to(REPO)}:{node.lineno}: imports {name}")
+                elif "conftest" in parts:
+                    bad.append(f"{path.relative_to(REPO)}:{node.lineno}: imports {name}")
+    assert not bad, "\n".join(bad)
