@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from farm.cli.options import pass_settings
-from farm.cli.reports import filter_options, make_filters, open_reports, write_output
+from farm.cli.options import open_reports, pass_settings
+from farm.cli.reports import filter_options, make_filters, write_output
 from farm.settings import Settings
 
 

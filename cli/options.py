@@ -25,6 +25,7 @@ from farm.settings import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, Settings, pa
 
 if TYPE_CHECKING:
     from farm.db.campaigns import SqlCampaignStore
+    from farm.db.reports import SqlReports
 
 F = Callable[..., Any]
 
@@ -144,6 +145,15 @@ def wire_store(settings: Settings) -> SqlCampaignStore:
 
     check_database(settings.database_url)
     return SqlCampaignStore(settings.database_url)
+
+
+def open_reports(settings: Settings) -> SqlReports:
+    """The report queries on the settings' database (checked first), for one `with` block."""
+    from farm.db.reports import SqlReports
+    from farm.db.session import check_database, session_factory
+
+    check_database(settings.database_url)
+    return SqlReports(session_factory(settings.database_url))
 
 
 class ProgressBar:

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from farm.cli.options import pass_settings
-from farm.cli.reports import filter_options, make_filters, open_reports, parse_selector_option
+from farm.cli.options import open_reports, pass_settings
+from farm.cli.reports import filter_options, make_filters, parse_selector_option
 from farm.settings import Settings
 
 

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from farm.cli.options import pass_settings
+from farm.cli.options import open_reports, pass_settings
 from farm.cli.render import stdout_console
 from farm.settings import Settings
 
 if TYPE_CHECKING:  # numpy and SQLAlchemy load when a command runs, not for `farm --help`
-    from farm.db.reports import SqlReports
     from farm.reports.selectors import Filters
 
 F = Callable[..., Any]
@@ -61,15 +60,6 @@ def write_output(text: str | bytes, output: str | None) -> None:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
     click.echo(f"wrote {output}", err=True)
-
-
-def open_reports(settings: Settings) -> SqlReports:
-    """The report queries on the settings' database (checked first), for one `with` block."""
-    from farm.db.reports import SqlReports
-    from farm.db.session import check_database, session_factory
-
-    check_database(settings.database_url)
-    return SqlReports(session_factory(settings.database_url))
 
 
 def parse_selector_option(value: str | None, flag: str) -> dict[str, str] | None:
