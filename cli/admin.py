@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from farm.app.ports import Summary
+from farm.app.publish import queues_of
 from farm.cli.options import pass_settings, wire
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
@@ -55,7 +56,7 @@ def retry(settings: Settings, campaign: str) -> None:
     if not retried.messages:
         click.echo(f"campaign {retried.campaign_id} ({retried.name}): no failed jobs to retry")
         return
-    queues = ", ".join(sorted({queue for _, queue in retried.messages}))
+    queues = ", ".join(queues_of(retried.messages))
     click.echo(
         f"campaign {retried.campaign_id} ({retried.name}): {len(retried.messages)} failed "
         f"job(s) queued again on {queues}"
@@ -78,7 +79,7 @@ def rerun(settings: Settings, campaign: str, pool: str) -> None:
     """Run CAMPAIGN's cells again as a new campaign on POOL; prints the new id last."""
     done = wire(settings).rerun(campaign, pool)
     new = done.stored
-    queues = ", ".join(sorted({queue for _, queue in new.messages}))
+    queues = ", ".join(queues_of(new.messages))
     err.print(
         f"campaign {new.campaign_id} ({new.name}): re-run of campaign {done.rerun_of}, "
         f"{len(new.messages)} jobs queued on {queues}"

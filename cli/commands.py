@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from farm.app.publish import queues_of
 from farm.cli.options import (
     ProgressBar,
     matrix_options,
@@ -30,7 +31,7 @@ def submit(settings: Settings, spec: Matrix, jobs: list[JobSpec], wait: bool) ->
     """Validate MATRIX, store its campaign and jobs, and enqueue them for the workers."""
     farm = wire(settings)
     stored = farm.submit(spec, jobs)
-    queues = sorted({queue for _, queue in stored.messages})
+    queues = queues_of(stored.messages)
     err.print(
         f"campaign {stored.campaign_id} ({spec.name}): {len(stored.messages)} jobs queued on "
         f"{', '.join(queues)}"
