@@ -10,10 +10,12 @@ from farm.app.publish import queues_of
 from farm.cli.options import (
     ProgressBar,
     matrix_options,
+    open_reports,
     parse_cpus_option,
     pass_settings,
     pinning_options,
     wire,
+    wire_embedded,
 )
 from farm.cli.render import stdout_console
 from farm.jobs import JobSpec
@@ -59,26 +61,20 @@ def run(
     A matrix that asks for an allocator runs with it preloaded (one allocator per run).
     """
     from farm.app.reports import job_rows
-    from farm.app.service import Farm
     from farm.cli.render import print_table
-    from farm.db.campaigns import SqlCampaignStore
-    from farm.db.reports import SqlReports
     from farm.reports.selectors import Filters
-    from farm.workers.embedded import EmbeddedRunner
 
-    # No database check: the runner migrates it (creating ./farm.db on first use).
-    store = SqlCampaignStore(settings.database_url)
-    farm = Farm(settings, store)
+    farm, runner = wire_embedded(settings)
     with ProgressBar() as bar:
         campaign_id = farm.run_embedded(
-            EmbeddedRunner(settings),
+            runner,
             spec,
             jobs,
             parse_cpus_option(cpus),
             threads,
             on_job=lambda cid, done, total: bar(cid, done, None, total),
         )
-    with SqlReports(store.factory) as queries:
+    with open_reports(settings) as queries:  # the run created and migrated the database
         rows = job_rows(queries, [str(campaign_id)], Filters())
     print_table(rows)
     click.echo(campaign_id)

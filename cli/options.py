@@ -18,6 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from farm.app.ports import LocalRunner
 from farm.app.service import Farm
 from farm.matrix import DEFAULT_MAX_JOBS, load_matrix
 from farm.protocol import PROFILES
@@ -136,6 +137,15 @@ def wire(settings: Settings) -> Farm:
     from farm.workers.broker import CeleryBroker
 
     return Farm(settings, wire_store(settings), CeleryBroker(settings))
+
+
+def wire_embedded(settings: Settings) -> tuple[Farm, LocalRunner]:
+    """`farm run`: the SQL store and the in-process runner, no broker. The database is not
+    checked first: the runner creates and migrates it (./farm.db on first use)."""
+    from farm.db.campaigns import SqlCampaignStore
+    from farm.workers.embedded import EmbeddedRunner
+
+    return Farm(settings, SqlCampaignStore(settings.database_url)), EmbeddedRunner(settings)
 
 
 def wire_store(settings: Settings) -> SqlCampaignStore:
