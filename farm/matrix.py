@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import stat
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,14 +32,13 @@ from farm.jobs import JobSpec, ModelSpec
 from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
 from farm.stacks import ALLOCATORS, resolve_stack
+from farm.yamlfile import read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
-MAX_MATRIX_BYTES = 1 << 20
 DEFAULT_MAX_JOBS = 10_000
 # BERT-style models see 512 tokens; 20,000 characters is thousands of tokens already, and
 # every job stores its input, so a longer text is a mistake (or an attack on the database).
 MAX_INPUT_CHARS = 20_000
-MAX_YAML_DEPTH = 64
 MAX_EXCLUDES = 1000
 # The axes in expansion order and the CellMatch field each one is matched by.
 _AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator")
@@ -285,40 +281,6 @@ class Matrix(BaseModel):
         return list(jobs.values())
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key given twice (PyYAML silently keeps the last) and
-    nesting deeper than MAX_YAML_DEPTH (the composer recurses: `[[[[...` would overflow)."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH:
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"nested deeper than {MAX_YAML_DEPTH} levels",
-                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
-                )
-            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if isinstance(key, str) and key in seen:
-                mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice (line {mark.line + 1})", mark
-                )
-            if isinstance(key, str):  # other keys: the base class refuses unhashable ones
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _format_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors()[:5]:
@@ -342,19 +304,6 @@ def parse_matrix(data: Any, source: str = "matrix") -> Matrix:
         raise MatrixError(f"{source}: invalid matrix: {_format_error(exc)}") from None
 
 
-def _read_bounded(p: Path) -> bytes:
-    """At most MAX_MATRIX_BYTES + 1 bytes of a regular file (/dev/zero or a FIFO would hang)."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; no effect on regular files.
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise MatrixError(f"cannot read matrix file {str(p)!r}: not a regular file")
-            return fh.read(MAX_MATRIX_BYTES + 1)
-    except OSError as exc:
-        raise MatrixError(f"cannot read matrix file {str(p)!r}: {exc.strerror}") from None
-
-
 def load_matrix(
     path: str | Path, *, model_roots: Sequence[Path] | None = None, **protocol_overrides: Any
 ) -> Matrix:
@@ -363,24 +312,7 @@ def load_matrix(
     Model entries that are paths must lie under `model_roots` (default: FARM_MODEL_ROOTS).
     """
     p = Path(path)
-    raw = _read_bounded(p)
-    if len(raw) > MAX_MATRIX_BYTES:
-        raise MatrixError(f"{p}: matrix file is over {MAX_MATRIX_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MatrixError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise MatrixError(f"{p}: malformed YAML{at}: {problem}") from None
-    except (ValueError, RecursionError) as exc:  # a constructor's int(), date(), float()
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        reason = reason.split("; use sys.set_int_max_str_digits")[0][:200]  # Python's own hint
-        raise MatrixError(f"{p}: malformed YAML: {reason}") from None
+    data = read_yaml(p)
     overrides = {k: v for k, v in protocol_overrides.items() if v is not None}
     if overrides and isinstance(data, dict):
         protocol = data.get("protocol") or {}
