@@ -45,6 +45,8 @@ class RowFiveRunner(SwappedPipelineRunner):
         return {"broken": "row 5 of a batch perturbed by 1.0"}
 
     def forward(self, kwargs: dict[str, Any]) -> Any:
+        """Both logits of row 5 up by 1: softmax, hence the timed call's labels and scores,
+        cannot see it; only the logits comparison can."""
         out = self.original(**kwargs)
         if out["logits"].shape[0] > 5:
             logits = out["logits"].clone()
@@ -142,4 +144,3 @@ def test_a_timed_call_returning_wrong_labels_is_invalid(
     assert reason.startswith("output check: the timed call's labels and scores differ"), reason
     assert result.output_check["max_abs_logit_diff"] == 0.0  # the logits alone look right
     assert result.output_check["timed_output"]["label_agreement"] == 0.0
-
