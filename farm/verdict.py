@@ -11,7 +11,8 @@ Rules (each failing rule is one reason; any reason makes the result `invalid`):
   — fewer than 10 calls — is a reason too, only when the protocol asked for no warm-up
   seconds);
 - an adaptive run reached its target interval before its caps;
-- the backend's logits are within OUTPUT_TOLERANCE of fp32 eager on the same input;
+- the backend's logits, and the labels and scores its timed call returns, are within
+  OUTPUT_TOLERANCE of fp32 eager on the same inputs, row for row;
 - the backend ran the precision it was asked for.
 """
 
@@ -120,14 +121,37 @@ OUTPUT_TOLERANCE = 0.05
 
 
 def check_reasons(check: dict[str, Any]) -> list[str]:
-    """The output check's verdict: logits further from fp32 eager than OUTPUT_TOLERANCE."""
+    """The output check's verdict (workers/check.py): logits or the timed call's scores
+    further from fp32 eager than OUTPUT_TOLERANCE, or output of another shape than the
+    reference's."""
+    reasons = []
+    if check.get("status") == "mismatch":
+        reasons.append(f"output check: {check['reason']}")
     diff = check.get("max_abs_logit_diff")
-    if diff is None or diff <= OUTPUT_TOLERANCE:
-        return []
-    return [
-        f"output check: logits differ from fp32 eager by up to {diff:.3g} "
-        f"(tolerance {OUTPUT_TOLERANCE}); labels agree on {check['label_agreement']:.0%}"
-    ]
+    if diff is not None and diff > OUTPUT_TOLERANCE:
+        reasons.append(
+            f"output check: logits differ from fp32 eager by up to {diff:.3g} "
+            f"(tolerance {OUTPUT_TOLERANCE}){_row(check)}; "
+            f"labels agree on {check['label_agreement']:.0%}"
+        )
+    timed = check.get("timed_output") or {}
+    if timed.get("status") == "mismatch":
+        reasons.append(f"output check: {timed['reason']}")
+    diff = timed.get("max_abs_score_diff")
+    if diff is not None and diff > OUTPUT_TOLERANCE:
+        reasons.append(
+            f"output check: the timed call's labels and scores differ from fp32 eager's by up "
+            f"to {diff:.3g} (tolerance {OUTPUT_TOLERANCE}){_row(timed)}; "
+            f"labels agree on {timed['label_agreement']:.0%}"
+        )
+    return reasons
+
+
+def _row(check: dict[str, Any]) -> str:
+    """Where the worst difference is, when the check covered more than one row."""
+    if check.get("rows_checked", 1) > 1 and "worst_row" in check:
+        return f" at row {check['worst_row']} of {check['rows_checked']}"
+    return ""
 
 
 def precision_reasons(backend: dict[str, Any]) -> list[str]:

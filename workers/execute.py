@@ -13,17 +13,16 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from farm.jobs import JobSpec
 from farm.results import JobResult
 from farm.settings import Settings
 from farm.stats import describe, encode_samples
 from farm.store import JobStore, StoreUnavailable
-from farm.verdict import OUTPUT_TOLERANCE, check_reasons, judge, precision_reasons
+from farm.verdict import check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
 from farm.workers.backends.base import Runner
+from farm.workers.check import output_check
 from farm.workers.lease import JobTimeout, heartbeat, lease_alive, my_lease, time_limit
 from farm.workers.measure import measure
 from farm.workers.models import count_tokens
@@ -42,8 +41,8 @@ class WorkerContext:
     settings: Settings
     threads: int | None = None
     _runner: tuple[str, Runner, float] | None = field(default=None, repr=False)
-    # fp32 eager reference logits per (weights, input): computed once, not once per job.
-    _references: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    # fp32 eager reference logits by workers/check.py reference_key: once, not once per job.
+    _references: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def runner_for(self, spec: JobSpec) -> tuple[Runner, float]:
         """The cached runner when the key matches (setup 0), else a fresh one and its setup time."""
@@ -122,7 +121,7 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
     m = measure(fn, spec.protocol)
     stats = describe(m.samples_ns, spec.batch_size)
     verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
-    check = output_check(ctx, runner, spec)
+    check = output_check(ctx._references, runner, spec, fn)
     backend = getattr(runner, "identity", {}).get("backend") or {}
     reasons = verdict.reasons + check_reasons(check) + precision_reasons(backend)
     environment = {
@@ -160,26 +159,3 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
         setup_s=setup_s,
         measure_s=m.wall_s,
     )
-
-
-def output_check(ctx: WorkerContext, runner: Runner, spec: JobSpec) -> dict[str, Any]:
-    """The backend's logits against fp32 eager on the same input, outside the timing."""
-    logits = getattr(runner, "logits", None)
-    reference = getattr(runner, "reference_logits", None)
-    if logits is None or reference is None:
-        return {"status": "unavailable", "reason": f"backend {spec.backend} exposes no logits"}
-    key = (str(runner.identity.get("weights_sha256")), spec.input_text)
-    if key not in ctx._references:
-        ctx._references[key] = np.asarray(reference(spec), dtype=np.float64)
-    ref = ctx._references[key]
-    got = np.asarray(logits(spec), dtype=np.float64)
-    rows = min(len(got), len(ref))
-    got, ref = got[:rows], ref[:rows]
-    return {
-        "status": "checked",
-        "reference": "fp32 eager, same weights and input",
-        "label_agreement": float(np.mean(got.argmax(-1) == ref.argmax(-1))),
-        "max_abs_logit_diff": float(np.max(np.abs(got - ref))),
-        "tolerance": OUTPUT_TOLERANCE,
-    }
-

@@ -77,6 +77,27 @@ class _Recorder(_SwappedModel):
         return out
 
 
+def record(pipe: Any, original: Any, call: Callable[[Kwargs], Any], spec: JobSpec) -> _Recorder:
+    """One pipeline call of the job with its model call made by `call` (`original` answers
+    everything else), the model inputs and logits of each model call recorded."""
+    recorder = _Recorder(original, call)
+    data, kwargs = call_inputs(spec)
+    swapped, pipe.model = pipe.model, recorder
+    try:
+        pipe(data, **kwargs)
+    finally:
+        pipe.model = swapped
+    return recorder
+
+
+def pipeline_logits(pipe: Any, original: Any, call: Callable[[Kwargs], Any], spec: JobSpec) -> Any:
+    """The logits `call` gives inside one pipeline call of the job: float32 (batch_size,
+    labels), row i for the i-th text, batched or sequential as the timed call runs them."""
+    import numpy as np
+
+    return np.concatenate(record(pipe, original, call, spec).logits)
+
+
 class SwappedPipelineRunner(Runner):
     """A transformers pipeline with the model call swapped for the backend's optimised one.
 
@@ -106,6 +127,7 @@ class SwappedPipelineRunner(Runner):
         loaded = load_model(spec.model, spec.task)
         self.tokenizer = loaded.tokenizer
         self.original = loaded.model  # eager fp32, kept for reference_logits and the config
+        self.config = loaded.model.config  # labels and post-processing, for the output check
         self._pipe: Any = cast(
             Any, pipeline(spec.task, model=loaded.model, tokenizer=loaded.tokenizer, device="cpu")
         )
@@ -143,19 +165,10 @@ class SwappedPipelineRunner(Runner):
         with self.context():
             return self.forward(kwargs)
 
-    def _run(self, spec: JobSpec, model: _Recorder) -> _Recorder:
-        data, kwargs = call_inputs(spec)
-        swapped, self._pipe.model = self._pipe.model, model
-        try:
-            self._pipe(data, **kwargs)
-        finally:
-            self._pipe.model = swapped
-        return model
-
     def model_inputs(self, spec: JobSpec) -> list[Kwargs]:
         """The keyword inputs the pipeline hands the model in one call of this job (one
         per text for sequential, one batch of N for batched), recorded from an eager call."""
-        return self._run(spec, _Recorder(self.original, lambda kw: self.original(**kw))).inputs
+        return record(self._pipe, self.original, lambda kw: self.original(**kw), spec).inputs
 
     def bind(self, spec: JobSpec) -> Callable[[], Any]:
         seen: dict[ShapeKey, Kwargs] = {}
@@ -189,16 +202,9 @@ class SwappedPipelineRunner(Runner):
 
     def logits(self, spec: JobSpec) -> Any:
         """The backend's logits for the job's inputs (one untimed call): float32 (N, labels)."""
-        import numpy as np
-
         self.bind(spec)
-        return np.concatenate(
-            self._run(spec, _Recorder(self.original, self._forward_in_context)).logits
-        )
+        return pipeline_logits(self._pipe, self.original, self._forward_in_context, spec)
 
     def reference_logits(self, spec: JobSpec) -> Any:
         """The original fp32 eager model's logits on the same inputs, same pipeline."""
-        import numpy as np
-
-        recorder = _Recorder(self.original, lambda kw: self.original(**kw))
-        return np.concatenate(self._run(spec, recorder).logits)
+        return pipeline_logits(self._pipe, self.original, lambda kw: self.original(**kw), spec)
