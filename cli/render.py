@@ -126,7 +126,7 @@ def build_figure(table: WideTable, metric: str = "p99", title: str | None = None
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from farm.reports.cells import column_label, metric_unit
+    from farm.reports.cells import metric_unit
 
     models = list(dict.fromkeys(row[0] for row in table.rows))
     if len(models) > MAX_MODELS_PER_FIGURE:
@@ -153,7 +153,7 @@ def build_figure(table: WideTable, metric: str = "p99", title: str | None = None
                 heights.append(math.nan if value is None else value)
             xs = [g + (i - (ncols - 1) / 2) * bar_width for g in range(len(rows))]
             bars = ax.bar(
-                xs, heights, bar_width, label=column_label(column), color=colours[i], gid=column
+                xs, heights, bar_width, label=table.label(column), color=colours[i], gid=column
             )
             labels = []
             for row, height in zip(rows, heights, strict=True):
@@ -171,7 +171,7 @@ def build_figure(table: WideTable, metric: str = "p99", title: str | None = None
         ax.margins(y=0.15)
         ax.legend(fontsize=8, loc="upper left")
     suptitle = title or f"{metric} per pipeline call" + (
-        f" — speed-up against {column_label(table.baseline)}" if table.baseline else ""
+        f" — speed-up against {table.label(table.baseline)}" if table.baseline else ""
     )
     fig.suptitle(suptitle, fontsize=11)
     return fig

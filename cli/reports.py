@@ -21,7 +21,7 @@ REGRESSION_EXIT = 3  # `farm compare --fail-on-regression` found a significant s
 
 
 def filter_options(fn: F) -> F:
-    """--model/--input/--batch/--backend/--pool, each repeatable: keep only these cells."""
+    """--model/--input/--batch/--backend/--pool/--stack, each repeatable: keep only these cells."""
     for flag, kind, what in reversed(
         (
             ("--model", str, "a model label, e.g. distilbert-base-uncased"),
@@ -29,6 +29,7 @@ def filter_options(fn: F) -> F:
             ("--batch", click.IntRange(1), "a batch size"),
             ("--backend", str, "a backend name"),
             ("--pool", str, "a pool"),
+            ("--stack", str, "a software stack (`ipex`, or one lock of it: `ipex@LOCK`)"),
         )
     ):
         fn = click.option(flag, multiple=True, type=kind, help=f"Only {what} (repeatable).")(fn)
@@ -44,6 +45,7 @@ def make_filters(kwargs: dict[str, Any]) -> Filters:
         batches=tuple(kwargs.pop("batch")),
         backends=tuple(kwargs.pop("backend")),
         pools=tuple(kwargs.pop("pool")),
+        stacks=tuple(kwargs.pop("stack")),
     )
 
 
@@ -271,9 +273,10 @@ def compare(
 
     A and B are campaigns (B defaults to A); --a/--b narrow each side, so one campaign's
     two pools or backends compare too. Cells match on model weights, input text, batch,
-    batching, backend and options, allocator, measure mode and pool, less what the
-    selectors vary. A verdict needs p < ALPHA and an effect above the threshold:
-    faster, slower, or no significant difference.
+    batching, backend and options, allocator, measure mode, pool and software stack, less
+    what the selectors vary (--a stack=main --b stack=ipex: the same cells across stacks).
+    A verdict needs p < ALPHA and an effect above the threshold: faster, slower, or no
+    significant difference.
     """
     from farm.app.reports import compare as do_compare
     from farm.cli.render import print_compare

@@ -3,12 +3,13 @@
 The Intel stack cannot live in one environment (IPEX 2.8 needs torch 2.8, the current
 torch is 2.13), so a worker runs in one stack and serves only its queues. Every job names
 its stack (the cell's `stack:` or the backend's home stack), so the jobs of one cell never
-mix stacks, and every result records it.
+mix stacks, and every result records the stack it ran in (name and lock hash): a report's
+cell is one stack's.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from farm.backends import BACKENDS
 
@@ -55,3 +56,33 @@ def queue_parts(queue: str) -> tuple[str, str, str]:
     allocator = pieces.pop() if len(pieces) > 1 and pieces[-1] in ALLOCATORS else "default"
     stack = pieces.pop() if len(pieces) > 1 and pieces[-1] in STACKS else "main"
     return ".".join(pieces), stack, allocator
+
+
+# --- the stack a result ran in ------------------------------------------------------------
+
+
+def stack_id(name: str, lock: str | None) -> str:
+    """How a result records its stack: NAME@LOCK for a venv stacks/build.sh built (LOCK: the
+    hash its venv is named by), NAME alone where no lock is known (the dev venv has the main
+    stack's packages but not its lock: `main`, another cell than `main@LOCK`)."""
+    return f"{name}@{lock}" if lock else name
+
+
+def stack_name(stack: str) -> str:
+    return stack.partition("@")[0]
+
+
+def stack_matches(wanted: str, stack: str) -> bool:
+    """A selector's `stack=ipex` names every lock of the stack; `stack=ipex@LOCK` one lock."""
+    return wanted == stack if "@" in wanted else stack_name(stack) == wanted
+
+
+def recorded_stack(environment: dict[str, Any] | None) -> str | None:
+    """The stack a result ran in, from the fingerprint in its environment (None: not recorded,
+    as in results from before fingerprints had it; the job's stack stands in)."""
+    host = (environment or {}).get("host") or {}
+    name = host.get("stack") if isinstance(host, dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    lock = host.get("stack_lock")
+    return stack_id(name, lock if isinstance(lock, str) else None)

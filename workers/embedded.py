@@ -25,7 +25,7 @@ class EmbeddedRunner:
     def store(self) -> DbJobStore:
         return DbJobStore(session_factory(self.settings.database_url))
 
-    def prepare(self, allocator: str, cpus: set[int] | None, threads: int | None) -> None:
+    def prepare(self, allocator: str, cpus: set[int] | None, threads: int | None) -> str:
         ensure_allocator(allocator)  # may re-exec this process with LD_PRELOAD set
         count = pin(cpus, threads)
         upgrade(self.settings.database_url)
@@ -35,6 +35,7 @@ class EmbeddedRunner:
         fingerprint = host_fingerprint(allocator)
         name = f"embedded@{fingerprint['hostname']}"
         self.ctx = register(self.store, self.settings, name, "embedded", fingerprint, count, [])
+        return str(fingerprint["stack"])  # the jobs run in this venv's stack, not their home
 
     def run(self, job_id: int) -> None:
         if self.ctx is None:

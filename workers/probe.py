@@ -131,20 +131,31 @@ def host_fingerprint(allocator: str = "default") -> dict[str, Any]:
         "smt": _read(SYS_CPU / "smt" / "control"),
         "allocator": allocator,
         "stack": current_stack(),
+        "stack_lock": current_stack_lock(),
         "backends": runnable_backends(),
         "python": platform.python_version(),
         "libraries": library_versions(),
     }
 
 
+def stack_marker() -> dict[str, str]:
+    """stacks/build.sh's marker in this venv (stack=, hash=, ...); empty outside a stack venv."""
+    marker = Path(sys.prefix) / ".farm-stack-ok"
+    if not marker.is_file():
+        return {}
+    pairs = (line.partition("=") for line in marker.read_text().splitlines())
+    return {key.strip(): value.strip() for key, sep, value in pairs if sep}
+
+
 def current_stack() -> str:
     """The stack this venv was built as (stacks/build.sh's marker), else FARM_STACK, else main."""
-    marker = Path(sys.prefix) / ".farm-stack-ok"
-    if marker.is_file():
-        for line in marker.read_text().splitlines():
-            if line.startswith("stack="):
-                return line.split("=", 1)[1].strip()
-    return os.environ.get("FARM_STACK") or "main"
+    return stack_marker().get("stack") or os.environ.get("FARM_STACK") or "main"
+
+
+def current_stack_lock() -> str | None:
+    """The hash of the lock this venv was built from (its name's suffix); None outside a
+    built stack (the dev venv: the main stack's packages, not its lock)."""
+    return stack_marker().get("hash") or None
 
 
 def runnable_backends() -> dict[str, str | None]:

@@ -8,6 +8,7 @@ from typing import Any
 from farm.app.ports import CampaignStore, LocalRunner
 from farm.errors import FarmError
 from farm.jobs import JobSpec
+from farm.stacks import BACKEND_STACKS
 
 
 def run_embedded(
@@ -32,7 +33,9 @@ def run_embedded(
             f"embedded mode preloads one allocator per run; this matrix asks for "
             f"{', '.join(allocators)}: run one allocator at a time, or use workers"
         )
-    runner.prepare(allocators[0], cpus, threads)  # may re-exec this process first
+    stack = runner.prepare(allocators[0], cpus, threads)  # may re-exec this process first
+    if stack:
+        jobs = in_stack(jobs, stack)
     stored = store.create_campaign(name, matrix, jobs)
     total = len(stored.messages)
     on_job(stored.campaign_id, 0, total)
@@ -40,3 +43,21 @@ def run_embedded(
         runner.run(job_id)
         on_job(stored.campaign_id, done, total)
     return stored.campaign_id
+
+
+def in_stack(jobs: list[JobSpec], stack: str) -> list[JobSpec]:
+    """Every job runs in this process's stack: those whose backend can run here say so
+    (pytorch in the ipex venv is an `ipex` job, not one of its home `main`); the others keep
+    theirs and fail here with the reason. A cell named in two stacks is one cell here."""
+    out = [
+        job.model_copy(update={"stack": stack})
+        if job.stack != stack and stack in BACKEND_STACKS.get(job.backend, ())
+        else job
+        for job in jobs
+    ]
+    if len({job.cell_key() for job in out}) < len(out):
+        raise FarmError(
+            f"embedded mode runs every job in this process's stack ({stack}); this matrix names "
+            "a cell in two stacks: run it with workers of each stack, or name one stack"
+        )
+    return out

@@ -172,8 +172,9 @@ class CampaignStore(Protocol):
 class LocalRunner(Protocol):
     """Runs jobs in this process (`farm run`): the worker side, wired in by the CLI."""
 
-    def prepare(self, allocator: str, cpus: set[int] | None, threads: int | None) -> None:
-        """Preload the allocator, pin, migrate the database and register this host."""
+    def prepare(self, allocator: str, cpus: set[int] | None, threads: int | None) -> str | None:
+        """Preload the allocator, pin, migrate the database and register this host; returns
+        the software stack this process runs in (None: unknown, jobs keep theirs)."""
 
     def run(self, job_id: int) -> None: ...
 

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from farm.stacks import recorded_stack
+
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 
@@ -75,6 +77,8 @@ class Job(Base):
     options: Mapped[str] = mapped_column(Text, server_default="{}")  # canonical JSON
     mode: Mapped[str] = mapped_column(String(16), server_default="fixed")  # or adaptive
     input_hash: Mapped[str] = mapped_column(String(32), server_default="")  # md5 of the text
+    # The software stack it was sent to run in (its result records the one it ran in).
+    stack: Mapped[str] = mapped_column(String(50), server_default="main")
     # The broker queue the job was sent to: who may run it (pool, allocator, ...).
     queue: Mapped[str] = mapped_column(String(200), server_default="")
     attempts: Mapped[int] = mapped_column(default=0)
@@ -97,6 +101,7 @@ class Job(Base):
     def _spec_columns(self, _key: str, spec: dict[str, Any]) -> dict[str, Any]:
         for name, value in spec_columns(spec).items():
             setattr(self, name, value)
+        self.stack = spec_stack(spec)
         return spec
 
 
@@ -110,6 +115,11 @@ def spec_columns(spec: dict[str, Any]) -> dict[str, str]:
         "mode": "fixed" if protocol.get("target_ci") is None else "adaptive",
         "input_hash": _md5(str(spec.get("input_text", ""))),
     }
+
+
+def spec_stack(spec: dict[str, Any]) -> str:
+    """The job's stack column (migration 0007 fills old rows with the same rule)."""
+    return str(spec.get("stack") or "main")
 
 
 def canonical_json(value: Any) -> str:
@@ -174,6 +184,9 @@ class Result(Base):
     # From model_identity, set with it: compare matches on the weights, reports flag random ones.
     weights_sha256: Mapped[str | None] = mapped_column(String(64))
     random_weights: Mapped[bool] = mapped_column(server_default=false())
+    # From environment, set with it: the stack the result ran in, NAME@LOCK (farm.stacks);
+    # NULL where the fingerprint lacks it (reports then read the job's stack).
+    stack: Mapped[str | None] = mapped_column(String(100))
 
     job: Mapped[Job] = relationship(back_populates="result")
 
@@ -182,6 +195,11 @@ class Result(Base):
         self.weights_sha256 = identity.get("weights_sha256")
         self.random_weights = identity.get("weights") == "random"
         return identity
+
+    @validates("environment")
+    def _stack_column(self, _key: str, environment: dict[str, Any]) -> dict[str, Any]:
+        self.stack = recorded_stack(environment)
+        return environment
 
 
 class Calibration(Base):

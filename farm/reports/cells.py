@@ -1,4 +1,5 @@
-"""The report's cell: one model × input × batch × backend (with options) × pool × allocator.
+"""The report's cell: one model × input × batch × backend (with options) × pool × allocator
+× software stack (the one its results ran in: NAME@LOCK, `farm.stacks.stack_id`).
 
 A cell is aggregated over the jobs that measured it (one job, or repeats and several
 campaigns pooled). `farm.db.reports` fills cells from SQL; everything here is pure data:
@@ -8,7 +9,7 @@ the cell, its labels and identity, merging two cells, pooling raw samples into o
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from farm.errors import FarmError
+from farm.stacks import stack_name
 from farm.stats import Summary
 
 # --metric name → Cell attribute. Latencies are in ms; throughput in sequences per second.
@@ -35,12 +37,12 @@ NO_SPEEDUP = frozenset({"std"})  # a ratio of spreads is no speed-up
 DEFAULT_METRICS = ("mean", "p99")
 
 RowKey = tuple[str, str, int, str]
-ColumnKey = tuple[str, str, str, str]
+ColumnKey = tuple[str, str, str, str, str]  # backend, options, pool, allocator, stack
 
 # The identity fields that make "the same cell" for `farm compare` (less those the
 # selectors vary). `identity_values` gives a cell's, `farm.db.reports.cells` their SQL.
 IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", "allocator",
-            "mode", "pool")  # fmt: skip
+            "mode", "pool", "stack")  # fmt: skip
 
 
 @contextmanager
@@ -93,6 +95,7 @@ class Cell:
     pool: str
     allocator: str = "default"
     mode: str = "fixed"  # the measure mode: a fixed count of calls, or adaptive
+    stack: str = "main"  # the software stack its results ran in (NAME@LOCK or NAME)
     options_key: str | None = None  # options_text(backend_options), precomputed in bulk
     # The strict identity `farm compare` matches on (filled for compare queries).
     weights_sha256: str | None = None
@@ -132,10 +135,11 @@ class Cell:
         options = self.options_key
         if options is None:
             options = options_text(self.backend_options)
-        return (self.backend, options, self.pool, self.allocator)
+        return (self.backend, options, self.pool, self.allocator, self.stack)
 
     @property
     def column_label(self) -> str:
+        """The column's label without its stack (a report adds it where labels would clash)."""
         return column_label(self.column_key)
 
     def value(self, metric: str) -> float | None:
@@ -173,19 +177,38 @@ class Cell:
 # order is part of Cell's interface.
 CELL_FIELDS = (
     "model", "input", "batch_size", "batching", "backend", "backend_options", "pool",
-    "allocator", "mode", "options_key", "weights_sha256", "input_text", "tokens", "tokens_max",
-    "jobs", "results", "job_ids", "first_job", "n", "mean_ms", "std_ms", "min_ms", "max_ms",
-    "p50_ms", "p90_ms", "p99_ms", "throughput", "pooled", "valid", "invalid", "reasons",
-    "states", "error", "random_weights",
+    "allocator", "mode", "stack", "options_key", "weights_sha256", "input_text", "tokens",
+    "tokens_max", "jobs", "results", "job_ids", "first_job", "n", "mean_ms", "std_ms",
+    "min_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms", "throughput", "pooled", "valid",
+    "invalid", "reasons", "states", "error", "random_weights",
 )  # fmt: skip
 assert tuple(f.name for f in fields(Cell))[: len(CELL_FIELDS)] == CELL_FIELDS
 
 
-def column_label(key: ColumnKey) -> str:
-    backend, options, pool, allocator = key
+def column_label(key: ColumnKey, stack: str | None = None) -> str:
+    """backend(options)@pool+allocator, and [stack] when given (see column_labels)."""
+    backend, options, pool, allocator, _ = key
     label = f"{backend}({options})" if options else backend
     label += f"@{pool}"
-    return label if allocator == "default" else f"{label}+{allocator}"
+    label = label if allocator == "default" else f"{label}+{allocator}"
+    return f"{label}[{stack}]" if stack else label
+
+
+def column_labels(keys: Iterable[ColumnKey]) -> dict[ColumnKey, str]:
+    """Each column's label, qualified with its stack only where two would otherwise be the
+    same: with the stack's name where that tells them apart, else with its lock too."""
+    by_label: dict[str, list[ColumnKey]] = {}
+    for key in keys:
+        by_label.setdefault(column_label(key), []).append(key)
+    labels: dict[ColumnKey, str] = {}
+    for label, same in by_label.items():
+        if len(same) == 1:
+            labels[same[0]] = label
+            continue
+        names = [stack_name(key[4]) for key in same]
+        for key, name in zip(same, names, strict=True):
+            labels[key] = column_label(key, name if names.count(name) == 1 else key[4])
+    return labels
 
 
 def row_label(key: RowKey, tokens: int | None = None, tokens_max: int | None = None) -> str:
@@ -240,6 +263,7 @@ def identity_values(cell: Cell) -> tuple[Any, ...]:
         cell.allocator,
         cell.mode,
         cell.pool,
+        cell.stack,
     )
 
 
@@ -281,6 +305,31 @@ def merge(into: Cell, other: Cell) -> None:
         into.min_ms = min(x for x in (into.min_ms, other.min_ms) if x is not None)
         into.max_ms = max(x for x in (into.max_ms, other.max_ms) if x is not None)
         unpooled(into, total)
+
+
+def fold_pending(cells: list[Cell]) -> list[Cell]:
+    """Jobs without a result know their stack's name, not the lock their results record:
+    where the column's measured cells of that stack name have one lock, they take it (and
+    join the measured cell of their row, if any), rather than make a column of their own."""
+    if all(c.results for c in cells) or not any("@" in c.stack for c in cells):
+        return cells
+    locks: dict[tuple[Any, ...], set[str]] = {}  # column less stack, stack name → stacks
+    for c in cells:
+        if c.results:
+            locks.setdefault((*c.column_key[:-1], stack_name(c.stack)), set()).add(c.stack)
+    measured = {cell_key(c): c for c in cells if c.results}
+    out = []
+    for c in cells:
+        found = locks.get((*c.column_key[:-1], c.stack), ()) if not c.results else ()
+        if len(found) == 1 and "@" not in c.stack:
+            c.stack = next(iter(found))
+            into = measured.get(cell_key(c))
+            if into is not None:
+                merge(into, c)
+                continue
+            measured[cell_key(c)] = c
+        out.append(c)
+    return out
 
 
 def unpooled(cell: Cell, weighted_sum: float | None) -> None:

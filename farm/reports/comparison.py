@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from farm.reports.cells import IDENTITY, Cell, ReportError, column_label, identity, identity_values
+from farm.reports.cells import IDENTITY, Cell, ReportError, column_labels, identity, identity_values
 from farm.reports.selectors import Filters, selector_text
 from farm.significance import FASTER, SAME, SLOWER
 
@@ -27,6 +27,7 @@ VARIES = {
     "pool": ("pool",),
     "allocator": ("allocator",),
     "mode": ("mode",),
+    "stack": ("stack",),  # only then are cells of two stacks the same cell
 }
 
 
@@ -183,10 +184,11 @@ def index_side(cells: list[Cell], keep: list[str], side: str) -> dict[tuple[Any,
         if key in index:
             other, ident = identity(index[key]), identity(cell)
             differ = [f for f in IDENTITY if other[f] != ident[f]]
+            labels = column_labels([index[key].column_key, cell.column_key])
+            one, two = labels[index[key].column_key], labels[cell.column_key]
             raise ReportError(
                 f"side {side} has several cells for {cell.model} · {cell.input} · batch "
-                f"{cell.batch_size} ({column_label(index[key].column_key)} and "
-                f"{column_label(cell.column_key)}: they differ in {', '.join(differ)}); "
+                f"{cell.batch_size} ({one} and {two}: they differ in {', '.join(differ)}); "
                 f"narrow --{side.lower()}, e.g. with a backend option or pool"
             )
         index[key] = cell

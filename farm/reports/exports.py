@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from farm.reports.cells import NO_SPEEDUP, Cell, column_label
+from farm.reports.cells import NO_SPEEDUP, Cell, column_labels
 from farm.reports.comparison import CompareReport
 from farm.reports.layout import WideTable
 from farm.stats import mean_interval
@@ -38,7 +38,7 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
     """One row per cell (long format, what pandas wants), with speed-ups and cost if asked."""
     out = []
     speed_metrics = [m for m in table.metrics if m not in NO_SPEEDUP] if table.baseline else []
-    labels = {column: column_label(column) for column in table.columns}
+    labels = {column: table.label(column) for column in table.columns}
     options_json: dict[str, str] = {}  # per option set, not per cell (100,000 cells)
     for row in table.rows:
         for column in table.columns:
@@ -77,9 +77,10 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
                 # Output checks are per job (`--format json`); the per-cell column stays
                 # empty, kept so that readers by position keep working.
                 "output_check": None,
+                "stack": cell.stack,
             }
             if table.baseline is not None:
-                record["baseline"] = column_label(table.baseline)
+                record["baseline"] = table.label(table.baseline)
                 for metric in speed_metrics:
                     record[f"speedup_{metric}"] = table.speedup(row, column, metric)
             if cost:
@@ -90,20 +91,23 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def benchmark_name(cell: Cell) -> str:
+def benchmark_name(cell: Cell, column: str | None = None) -> str:
     batched = " batched" if cell.batching == "batched" else ""
-    return f"{cell.model}/{cell.input}/batch {cell.batch_size}{batched}/{cell.column_label}"
+    column = column or cell.column_label
+    return f"{cell.model}/{cell.input}/batch {cell.batch_size}{batched}/{column}"
 
 
 def bencher_metric_format(cells: Iterable[Cell]) -> dict[str, dict[str, dict[str, float]]]:
     """Bencher Metric Format: latency in ns (mean, 95 % interval), throughput in seq/s."""
     out: dict[str, dict[str, dict[str, float]]] = {}
+    cells = list(cells)
+    labels = column_labels({c.column_key: None for c in cells})
     for cell in cells:
         if cell.mean_ms is None or cell.n is None:
             continue
         lo, hi = mean_interval(cell.mean_ms, cell.std_ms or 0.0, cell.n)
         per_s = 1000.0 * cell.batch_size
-        out[benchmark_name(cell)] = {
+        out[benchmark_name(cell, labels[cell.column_key])] = {
             "latency": {
                 "value": cell.mean_ms * 1e6,
                 "lower_value": lo * 1e6,
@@ -121,6 +125,7 @@ def bencher_metric_format(cells: Iterable[Cell]) -> dict[str, dict[str, dict[str
 def compare_rows(result: CompareReport) -> list[dict[str, Any]]:
     """One record per compared cell, for CSV and JSON."""
     out = []
+    labels = column_labels({c.column_key: None for p in result.pairs for c in (p.a, p.b)})
     for p in result.pairs:
         out.append(
             {
@@ -129,8 +134,8 @@ def compare_rows(result: CompareReport) -> list[dict[str, Any]]:
                 "tokens": p.a.tokens,
                 "batch_size": p.a.batch_size,
                 "batching": p.a.batching,
-                "a_cell": p.a.column_label,
-                "b_cell": p.b.column_label,
+                "a_cell": labels[p.a.column_key],
+                "b_cell": labels[p.b.column_key],
                 "a_jobs": p.a.results,
                 "b_jobs": p.b.results,
                 "a_n": p.a.n,

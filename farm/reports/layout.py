@@ -19,6 +19,7 @@ from farm.reports.cells import (
     ReportError,
     RowKey,
     column_label,
+    column_labels,
     no_gc,
     options_text,
     row_label,
@@ -35,6 +36,12 @@ class WideTable:
     columns: list[ColumnKey]
     cells: dict[tuple[RowKey, ColumnKey], Cell]
     baseline: ColumnKey | None = None
+    labels: dict[ColumnKey, str] = field(default_factory=dict)  # with [stack] where needed
+
+    def label(self, column: ColumnKey) -> str:
+        """The column's header: [stack] only where two columns differ by nothing else."""
+        found = self.labels.get(column)
+        return found if found is not None else column_label(column)
 
     def cell(self, row: RowKey, column: ColumnKey) -> Cell | None:
         return self.cells.get((row, column))
@@ -105,23 +112,25 @@ def find_baseline(cells: Iterable[Cell], selector: dict[str, str]) -> ColumnKey:
     if row_keys:
         raise ReportError(
             f"--baseline {selector_text(selector)!r} names {', '.join(row_keys)}: a baseline "
-            "is a column (backend, pool, allocator or a backend option), compared row by row"
+            "is a column (backend, pool, allocator, stack or a backend option), compared row "
+            "by row"
         )
     columns: dict[ColumnKey, Cell] = {}
     for cell in cells:  # one cell stands for its column: a baseline names columns only
         columns.setdefault(cell.column_key, cell)
     found = [key for key, cell in columns.items() if matches(selector, cell)]
-    known = ", ".join(column_label(c) for c in columns)
+    labels = column_labels(columns)
+    known = ", ".join(labels.values())
     if not found:
         raise ReportError(
             f"--baseline {selector_text(selector)!r} matches no column of this report; "
             f"the columns are: {known}"
         )
     if len(found) > 1:
-        names = ", ".join(column_label(c) for c in found)
+        names = ", ".join(labels[c] for c in found)
         raise ReportError(
             f"--baseline {selector_text(selector)!r} matches several columns ({names}); "
-            "name more of backend, pool, allocator or a backend option"
+            "name more of backend, pool, allocator, stack or a backend option"
         )
     return found[0]
 
@@ -147,7 +156,7 @@ def wide_table(
             options = c.options_key
             if options is None:
                 options = options_text(c.backend_options)
-            column = (c.backend, options, c.pool, c.allocator)
+            column = (c.backend, options, c.pool, c.allocator, c.stack)
             grid[(row, column)] = c
             rows[row] = None
             if column not in columns:
@@ -162,4 +171,4 @@ def wide_table(
     if base is not None:
         column_list.remove(base)
         column_list.insert(0, base)
-    return WideTable(tuple(metrics), row_list, column_list, grid, base)
+    return WideTable(tuple(metrics), row_list, column_list, grid, base, column_labels(column_list))

@@ -1,7 +1,7 @@
 """The selector language (`backend=pytorch,pool=icelake`, a column label) and the filters.
 
 Selectors name cells for --baseline and compare's --a/--b; filters are the report
-options --model/--input/--batch/--backend/--pool.
+options --model/--input/--batch/--backend/--pool/--stack.
 """
 
 from __future__ import annotations
@@ -11,32 +11,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from farm.reports.cells import Cell, ReportError, plain
+from farm.stacks import stack_matches
 
 # Selector keys that name rows, not columns (a baseline may not use them).
 ROW_FIELDS = ("model", "input", "batch", "batching", "mode")
 
-# A column as reports print it: backend(options)@pool+allocator, e.g. ipex(dtype=bf16)@spr.
+# A column as reports print it: backend(options)@pool+allocator[stack], e.g.
+# ipex(dtype=bf16)@spr; [stack] only where two columns differ by nothing else.
 COLUMN_LABEL = re.compile(
-    r"(?P<backend>[^()@+=,\s]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\s]+)"
-    r"(?:\+(?P<allocator>[^()@+=,\s]+))?"
+    r"(?P<backend>[^()@+=,\[\]\s]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\[\]\s]+)"
+    r"(?:\+(?P<allocator>[^()@+=,\[\]\s]+))?(?:\[(?P<stack>[^()+=,\[\]\s]+)\])?"
 )
 
 
 def parse_selector(text: str, what: str = "selector") -> dict[str, str]:
     """'backend=pytorch,pool=icelake' → {'backend': 'pytorch', 'pool': 'icelake'}.
 
-    Keys: model, input, batch, batching, backend, pool, allocator, mode; any other key is
-    a backend option (e.g. dtype=bf16). A column label as a report prints it
-    ('pytorch(dtype=fp32)@icelake') selects exactly that column.
+    Keys: model, input, batch, batching, backend, pool, allocator, mode, stack (`ipex`:
+    every lock of it, `ipex@LOCK`: one); any other key is a backend option (e.g.
+    dtype=bf16). A column label as a report prints it ('pytorch(dtype=fp32)@icelake',
+    'pytorch@zen4[ipex]') selects exactly that column.
     """
     label = COLUMN_LABEL.fullmatch(text.strip())
     if label is not None:
         options = parse_selector(label["options"], what) if label["options"] else {}
+        named = ("backend", "pool", "allocator", "stack")
         return {
             "backend": label["backend"],
-            **{k: v for k, v in options.items() if k not in ("backend", "pool", "allocator")},
+            **{k: v for k, v in options.items() if k not in named},
             "pool": label["pool"],
             "allocator": label["allocator"] or "default",
+            **({"stack": label["stack"]} if label["stack"] else {}),
         }
     selector: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -82,13 +87,18 @@ def field_value(cell: Cell, key: str) -> str | None:
         return cell.allocator
     if key == "mode":
         return cell.mode
+    if key == "stack":
+        return cell.stack
     return option_value(cell.backend_options, key)
 
 
 def matches(selector: dict[str, str], cell: Cell) -> bool:
     if not selector:
         return True
-    return all(field_value(cell, k) == v for k, v in selector.items())
+    return all(
+        stack_matches(v, cell.stack) if k == "stack" else field_value(cell, k) == v
+        for k, v in selector.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,7 @@ class Filters:
     batches: tuple[int, ...] = ()
     backends: tuple[str, ...] = ()
     pools: tuple[str, ...] = ()
+    stacks: tuple[str, ...] = ()  # a stack's name (every lock) or NAME@LOCK
 
     def describe(self) -> str:
         parts: list[str] = []
@@ -109,9 +120,13 @@ class Filters:
             ("--batch", self.batches),
             ("--backend", self.backends),
             ("--pool", self.pools),
+            ("--stack", self.stacks),
         ):
             parts.extend(f"{flag} {v}" for v in values)
         return " ".join(parts)
 
     def __bool__(self) -> bool:
-        return bool(self.models or self.inputs or self.batches or self.backends or self.pools)
+        return bool(
+            self.models or self.inputs or self.batches or self.backends or self.pools
+            or self.stacks
+        )  # fmt: skip

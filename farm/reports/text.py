@@ -10,7 +10,7 @@ import html
 import math
 from collections.abc import Sequence
 
-from farm.reports.cells import NO_SPEEDUP, column_label, metric_unit
+from farm.reports.cells import NO_SPEEDUP, column_labels, metric_unit
 from farm.reports.comparison import CompareReport
 from farm.reports.layout import Report
 from farm.significance import FASTER, SAME, SLOWER
@@ -53,7 +53,7 @@ def wide_grid(report: Report) -> Grid:
     speed_metrics = [m for m in metrics if m not in NO_SPEEDUP]
     header = ["model", "input (tokens)", "batch"]
     for column in table.columns:
-        label = column_label(column)
+        label = table.label(column)
         header.append(f"{label} {what}")
         if table.baseline is not None and column != table.baseline and speed_metrics:
             header.append(f"{label} speed-up")
@@ -100,21 +100,22 @@ def wide_notes(report: Report, speed_metrics: list[str], pooled: bool) -> list[s
     notes = []
     if table.baseline is not None and speed_metrics:
         notes.append(
-            f"speed-up: against {column_label(table.baseline)} in the same row "
+            f"speed-up: against {table.label(table.baseline)} in the same row "
             f"({' / '.join(speed_metrics)}); above 1 is faster than the baseline"
         )
     if pooled:
         notes.append("*: several jobs measured this cell; statistics of their pooled raw samples")
     for cell in table.invalid_cells():
         notes.append(
-            f"!: {cell.model} · {cell.input} · batch {cell.batch_size} · {cell.column_label} "
+            f"!: {cell.model} · {cell.input} · batch {cell.batch_size} · "
+            f"{table.label(cell.column_key)} "
             f"is invalid ({cell.invalid} of {cell.results} results): {'; '.join(cell.reasons)}"
         )
     failed = table.failed_cells()
     for cell in failed[:10]:
         notes.append(
             f"failed: {cell.model} · {cell.input} · batch {cell.batch_size} · "
-            f"{cell.column_label}: {cell.error}"
+            f"{table.label(cell.column_key)}: {cell.error}"
         )
     if len(failed) > 10:
         notes.append(f"... and {len(failed) - 10} more failed cells (`farm status` lists them)")
@@ -195,7 +196,8 @@ def render_html(report: Report, charts: Sequence[tuple[str, str]] = ()) -> str:
 
 def compare_grid(result: CompareReport) -> Grid:
     m = result.metric
-    differ = any(p.a.column_label != p.b.column_label for p in result.pairs)
+    labels = column_labels({c.column_key: None for p in result.pairs for c in (p.a, p.b)})
+    differ = any(p.a.column_key != p.b.column_key for p in result.pairs)
     header = ["model", "input (tokens)", "batch"]
     header += ["A", "B"] if differ else ["cell"]
     header += [f"A {m} ms", f"B {m} ms", "B/A", "change", "p", "verdict"]
@@ -204,7 +206,8 @@ def compare_grid(result: CompareReport) -> Grid:
         tokens = f" ({p.a.tokens})" if p.a.tokens else ""
         batch = f"{p.a.batch_size}" + (" batched" if p.a.batching == "batched" else "")
         line = [p.a.model, p.a.input + tokens, batch]
-        line += [p.a.column_label, p.b.column_label] if differ else [p.a.column_label]
+        a, b = labels[p.a.column_key], labels[p.b.column_key]
+        line += [a, b] if differ else [a]
         ratio, change = p.ratio, p.change
         line += [
             number(p.value_a, m),

@@ -81,3 +81,46 @@ def test_0006_fills_report_columns_of_existing_rows(
     assert dict(job._mapping) == spec_columns(spec)
     assert job.options == '{"dtype":"bf16","jit":true}' and job.mode == "adaptive"
     assert tuple(result) == ("f00d", True)
+
+
+@pytest.mark.parametrize("url_fixture", ["pg_url", "sqlite_url"])
+def test_0007_fills_the_stacks_of_existing_rows(
+    url_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """A result's stack comes from its fingerprint (an ipex venv's run of a main-stack job),
+    else from its job's spec; every job gets its spec's stack."""
+    import json
+
+    from sqlalchemy import text
+
+    url = request.getfixturevalue(url_fixture)
+    upgrade(url, "0006")
+    with get_engine(url).begin() as conn:
+        conn.execute(text("INSERT INTO campaign (id, name, created_at, matrix) "
+                          "VALUES (1, 'old', CURRENT_TIMESTAMP, '{}')"))  # fmt: skip
+        for jid, stack, env in ((1, "main", {"host": {"stack": "ipex"}}), (2, "ipex", {}),
+                                (3, None, {})):  # fmt: skip
+            spec = {"backend": "pytorch", **({"stack": stack} if stack else {})}
+            conn.execute(
+                text(
+                    "INSERT INTO job (id, campaign_id, cell_key, state, spec, pool, backend, "
+                    "model, input_name, batch_size, attempts, created_at) VALUES (:id, 1, :key, "
+                    "'succeeded', :spec, 'p', 'pytorch', 'm', 's', 1, 1, CURRENT_TIMESTAMP)"
+                ),
+                {"id": jid, "key": f"k{jid}", "spec": json.dumps(spec)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO result (job_id, created_at, tokens, n, mean_ms, std_ms, "
+                    "min_ms, max_ms, p50_ms, p90_ms, p99_ms, samples, model_identity, "
+                    "environment, setup_s, measure_s) VALUES (:id, CURRENT_TIMESTAMP, 1, 1, 1, "
+                    "0, 1, 1, 1, 1, 1, :blob, '{}', :env, 0, 0)"
+                ),
+                {"id": jid, "blob": b"", "env": json.dumps(env)},
+            )
+    upgrade(url)
+    with get_engine(url).connect() as conn:
+        jobs = conn.execute(text("SELECT id, stack FROM job ORDER BY id")).all()
+        results = conn.execute(text("SELECT job_id, stack FROM result ORDER BY job_id")).all()
+    assert [tuple(r) for r in jobs] == [(1, "main"), (2, "ipex"), (3, "main")]
+    assert [tuple(r) for r in results] == [(1, "ipex"), (2, "ipex"), (3, "main")]

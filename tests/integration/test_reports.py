@@ -13,7 +13,7 @@ import pytest
 
 from farm.app.reports import compare, report
 from farm.db.reports import SqlReports
-from farm.db.reports.jobs import REPORT_KEYS, report_rows
+from farm.db.reports.jobs import REPORT_KEYS, report_rows, resolve_campaigns
 from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
 from farm.reports.cells import ReportError, column_label
@@ -362,3 +362,74 @@ def test_option_sets_stored_apart_but_shown_alike_make_one_cell(url: str) -> Non
             job.state = "succeeded"
     (cell,) = _report(url, "int", "str").table.cells.values()
     assert (cell.results, cell.pooled, cell.mean_ms) == (2, True, pytest.approx(25.0))
+
+
+# --- software stacks ---------------------------------------------------------------------
+
+MAIN_ENV = {"host": {"stack": "main", "stack_lock": "852501eeb9b78ddc"}}
+IPEX_ENV = {"host": {"stack": "ipex", "stack_lock": "26833b0899677687"}}
+ZEN4 = ("short", "pytorch", "zen4")
+
+
+def test_results_of_two_stacks_are_two_columns_not_one_pooled_cell(url: str) -> None:
+    """One campaign run in the main stack, one in the ipex venv (its pytorch jobs name main,
+    their home): reported together, two columns labelled by stack, never one pooled cell."""
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    reportdata.add_campaign(url, "in-main", {ZEN4: [10, 20, 30]},
+                            extra={ZEN4: {"environment": MAIN_ENV}})  # fmt: skip
+    reportdata.add_campaign(url, "in-ipex", {ZEN4: [40, 50, 60]},
+                            extra={ZEN4: {"environment": IPEX_ENV}})  # fmt: skip
+    table = _report(url, "in-main", "in-ipex").table
+    assert len(table.columns) == 2, [c.results for c in table.cells.values()]
+    assert [table.label(c) for c in table.columns] == ["pytorch@zen4[main]", "pytorch@zen4[ipex]"]
+    main, ipex = (table.cell(table.rows[0], c) for c in table.columns)
+    assert main is not None and ipex is not None
+    assert (main.results, main.mean_ms, main.stack) == (1, 20.0, "main@852501eeb9b78ddc")
+    assert (ipex.results, ipex.mean_ms, ipex.stack) == (1, 50.0, "ipex@26833b0899677687")
+    only_ipex = _report(url, "in-main", "in-ipex", filters=Filters(stacks=("ipex",))).table
+    assert [only_ipex.label(c) for c in only_ipex.columns] == ["pytorch@zen4"]
+    with transaction(session_factory(url)) as s:
+        rows = report_rows(s, [cid for cid, _ in resolve_campaigns(s, ["in-ipex"])])
+    assert [r["stack"] for r in rows] == ["ipex@26833b0899677687"]
+
+
+def test_one_stack_keeps_the_headers_and_pending_jobs_join_its_cell(url: str) -> None:
+    """The fixture's blog campaign (no fingerprint: the job's stack) keeps its labels; a
+    queued job of a measured cell stays in that cell's column."""
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    reportdata.add_campaign(url, "half", {ZEN4: [10, 20, 30]},
+                            extra={ZEN4: {"environment": MAIN_ENV}},
+                            pending=[("long", "pytorch", "zen4")])  # fmt: skip
+    reportdata.add_campaign(url, "again", {}, pending=[ZEN4])
+    table = _report(url, "half", "again").table
+    assert [table.label(c) for c in table.columns] == ["pytorch@zen4"]
+    short = table.cell(table.rows[0], table.columns[0])
+    assert short is not None and (short.jobs, short.results, short.states) == (2, 1, {"queued": 1})
+    reportdata.seed_blog(url)
+    blog = _report(url, "blog").table
+    assert [blog.label(c) for c in blog.columns] == ["pytorch@icelake", "ipex(dtype=bf16)@spr"]
+    assert {c.stack for c in blog.cells.values()} == {"main"}
+
+
+def test_compare_matches_across_stacks_only_when_the_selectors_vary_the_stack(url: str) -> None:
+    from farm.db.migrate import upgrade
+
+    upgrade(url)
+    reportdata.add_campaign(url, "m", {ZEN4: _noisy(10.0, seed=1)},
+                            extra={ZEN4: {"environment": MAIN_ENV}})  # fmt: skip
+    reportdata.add_campaign(url, "i", {ZEN4: _noisy(8.0, seed=2)},
+                            extra={ZEN4: {"environment": IPEX_ENV}})  # fmt: skip
+    with pytest.raises(ReportError, match="differ in stack: name stack in --a and --b"):
+        _compare(url, "m", "i")
+    (pair,) = _compare(url, "m", "i", {"stack": "main"}, {"stack": "ipex"}).pairs
+    assert (pair.a.stack, pair.b.stack, pair.verdict) == (
+        "main@852501eeb9b78ddc", "ipex@26833b0899677687", "faster",
+    )  # fmt: skip
+    reportdata.add_campaign(url, "both", {ZEN4: _noisy(10.0, seed=3)},
+                            extra={ZEN4: {"environment": MAIN_ENV}})  # fmt: skip
+    (pair,) = _compare(url, "m", "both").pairs  # same stack and lock: matched as before
+    assert pair.b.stack == "main@852501eeb9b78ddc"

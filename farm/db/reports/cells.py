@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import ColumnElement, String, case, cast, func, select
+from sqlalchemy import ColumnElement, String, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from farm.db.models import Job, Result
@@ -24,6 +24,7 @@ from farm.reports.cells import (
     IDENTITY,
     Cell,
     cell_key,
+    fold_pending,
     merge,
     no_gc,
     options_text,
@@ -40,6 +41,19 @@ _OPTIONS: dict[str | None, tuple[dict[str, Any], str]] = {}
 _REASONS: dict[str | None, tuple[str, ...]] = {}
 
 
+def stack_column() -> ColumnElement[str]:
+    """The stack a job's result ran in (NAME@LOCK), else the stack the job was sent to."""
+    return func.coalesce(Result.stack, Job.stack)
+
+
+def stack_condition(wanted: str) -> ColumnElement[bool]:
+    """`ipex`: every lock of the stack; `ipex@LOCK`: that one (farm.stacks.stack_matches)."""
+    stack = stack_column()
+    if "@" in wanted:
+        return stack == wanted
+    return or_(stack == wanted, stack.startswith(f"{wanted}@", autoescape=True))
+
+
 def identity_columns() -> dict[str, Any]:
     """The SQL of each identity field (`farm.reports.cells.IDENTITY`), in its order."""
     columns = {
@@ -52,6 +66,7 @@ def identity_columns() -> dict[str, Any]:
         "allocator": Job.allocator,
         "mode": Job.mode,
         "pool": Job.pool,
+        "stack": stack_column(),
     }
     assert tuple(columns) == IDENTITY
     return columns
@@ -88,6 +103,8 @@ def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[Col
         where.append(Job.backend.in_(filters.backends))
     if filters.pools:
         where.append(Job.pool.in_(filters.pools))
+    if filters.stacks:
+        where.append(or_(*(stack_condition(s) for s in filters.stacks)))
     return where
 
 
@@ -124,6 +141,7 @@ def aggregate_cells(
         Job.options,
         Job.pool,
         Job.allocator,
+        stack_column(),
     ]
     if identity:
         ident = identity_columns()
@@ -176,6 +194,8 @@ def aggregate_cells(
                 if cell is not None:
                     cell.job_ids.append(row[-1])
         out = _merge_same_options(cells)
+        if not identity:  # a job yet without a result joins its stack's measured cell
+            out = fold_pending(out)
     if pool:
         multi = [c for c in out if c.results > 1]
         if multi:
@@ -190,7 +210,7 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
     cells: dict[tuple[Any, ...], Cell] = {}
     parse = parse_options
     for r in rows:
-        (model, input_name, batch, batching, backend, options, pool, allocator) = r[:8]
+        (model, input_name, batch, batching, backend, options, pool, allocator, stack) = r[:9]
         (jobs, n_results, first, result_job, tok, tok_max, n, weighted, mean, std, lo,
          hi, p50, p90, p99, thr, n_valid, n_invalid, reasons, random, error, open_states,
          ) = r[nk:]  # fmt: skip
@@ -198,8 +218,8 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
         # Positional: ten times cheaper than keywords for 100,000 cells (order of Cell's fields).
         cell = Cell(
             model, input_name, batch, batching, backend, opts, pool, allocator,
-            r[8] if identity else "fixed", opts_key,
-            r[9] if identity else None, r[10] if identity else None,
+            r[9] if identity else "fixed", stack, opts_key,
+            r[10] if identity else None, r[11] if identity else None,
             tok, tok_max, jobs, n_results,
             [result_job] if n_results == 1 else [],
             first, int(n) if n is not None else None,

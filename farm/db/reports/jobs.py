@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 
 from farm.db import repo
 from farm.db.models import Campaign, Job, Result
-from farm.db.reports.cells import filter_conditions, parse_options, parse_reasons
+from farm.db.reports.cells import (
+    filter_conditions,
+    parse_options,
+    parse_reasons,
+    stack_column,
+)
 from farm.db.reports.tuning import fetch_all
 from farm.reports.cells import throughput
 from farm.reports.selectors import Filters
@@ -72,6 +77,7 @@ def report_rows(
         Result.weights_sha256,
         Result.model_identity["tokenizer"].as_string(),
         Result.output_check,
+        stack_column(),
     ).select_from(Job)
     stmt = (
         stmt.join(Campaign, Campaign.id == Job.campaign_id)
@@ -116,6 +122,7 @@ def report_rows(
                 "weights_sha256": r[30],
                 "tokenizer": r[31],
                 "output_check": r[32],
+                "stack": r[33],
             }
         )
     return rows

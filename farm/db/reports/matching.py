@@ -33,7 +33,12 @@ from sqlalchemy.orm import Session
 
 from farm.db.models import Job, Result
 from farm.db.pools import noise_floors
-from farm.db.reports.cells import filter_conditions, identity_columns, parse_options
+from farm.db.reports.cells import (
+    filter_conditions,
+    identity_columns,
+    parse_options,
+    stack_condition,
+)
 from farm.db.reports.tuning import bytewise, tune_for_aggregation
 from farm.reports.cells import IDENTITY
 from farm.reports.comparison import Match, Matches, Side
@@ -169,6 +174,8 @@ def _selector(session: Session, side: Side) -> list[ColumnElement[bool]]:
             where.append(SIMPLE_SELECTORS[key] == value)
         elif key == "batch":
             where.append(Job.batch_size == (int(value) if value.isdigit() else -1))
+        elif key == "stack":
+            where.append(stack_condition(value))
         else:
             options[key] = value
     if options:  # backend options: which stored option sets have them (few distinct)
