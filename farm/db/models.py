@@ -134,6 +134,9 @@ class Worker(Base):
     hardware_class: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    # The measured GEMM peak (farm.workers.peak): fp32_gflops, bf16_gflops and how it was
+    # measured (host, cpus, threads, sizes); dropped when the worker re-registers otherwise.
+    peak: Mapped[dict[str, Any] | None]
 
 
 class Result(Base):
@@ -174,6 +177,11 @@ class Result(Base):
     # From model_identity, set with it: compare matches on the weights, reports flag random ones.
     weights_sha256: Mapped[str | None] = mapped_column(String(64))
     random_weights: Mapped[bool] = mapped_column(server_default=false())
+    # Efficiency (farm.flops): FLOPs per call, achieved GFLOP/s, the peak it is read against.
+    flops: Mapped[float | None] = mapped_column(Float)
+    gflops: Mapped[float | None] = mapped_column(Float)
+    peak_gflops: Mapped[float | None] = mapped_column(Float)
+    efficiency_pct: Mapped[float | None] = mapped_column(Float)
 
     job: Mapped[Job] = relationship(back_populates="result")
 

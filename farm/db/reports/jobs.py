@@ -72,6 +72,10 @@ def report_rows(
         Result.weights_sha256,
         Result.model_identity["tokenizer"].as_string(),
         Result.output_check,
+        Result.flops,
+        Result.gflops,
+        Result.peak_gflops,
+        Result.efficiency_pct,
     ).select_from(Job)
     stmt = (
         stmt.join(Campaign, Campaign.id == Job.campaign_id)
@@ -116,6 +120,10 @@ def report_rows(
                 "weights_sha256": r[30],
                 "tokenizer": r[31],
                 "output_check": r[32],
+                "flops": r[33],
+                "gflops": r[34],
+                "peak_gflops": r[35],
+                "efficiency_pct": r[36],
             }
         )
     return rows
