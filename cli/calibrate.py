@@ -42,7 +42,7 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
 @click.option(
     "--sizes",
     callback=_sizes,
-    help="--peak: square matrix sizes, e.g. 1024,2048 [default: FARM_PEAK_SIZES or 1024,2048].",
+    help="--peak: square matrix sizes, e.g. 1024,2048 [default: FARM_PEAK_SIZES or 512,1024,2048].",
 )
 @click.option(
     "--repeats",

@@ -36,8 +36,8 @@ class Settings:
     # Model entries that are filesystem paths must lie under one of these (FARM_MODEL_ROOTS).
     model_roots: tuple[Path, ...] = field(default_factory=lambda: model_roots())
     # The GEMM peak (`farm calibrate --peak`, and `farm run` once per host): square matrix
-    # sizes and timed products per size (FARM_PEAK_SIZES "1024,2048", FARM_PEAK_REPEATS).
-    peak_sizes: tuple[int, ...] = (1024, 2048)
+    # sizes and timed products per size (FARM_PEAK_SIZES "512,1024,2048", FARM_PEAK_REPEATS).
+    peak_sizes: tuple[int, ...] = (512, 1024, 2048)
     peak_repeats: int = 3
 
     @classmethod
