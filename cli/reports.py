@@ -82,7 +82,9 @@ def parse_selector_option(value: str | None, flag: str) -> dict[str, str] | None
     "--metric",
     "metrics",
     multiple=True,
-    type=click.Choice(["mean", "p50", "p90", "p99", "min", "max", "std", "throughput"]),
+    type=click.Choice(
+        ["mean", "p50", "p90", "p99", "min", "max", "std", "throughput", "gflops", "efficiency"]
+    ),
     help="What each cell shows (repeatable, in order) [default: mean and p99].",
 )
 @filter_options

@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from farm.cli.calibrate import gflops_text
 from farm.cli.options import parse_cpus_option, pass_settings, pinning_options, wire_store
 from farm.cli.render import stdout_console
+from farm.flops import DTYPES
 from farm.hardware import mixed_pools
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
@@ -55,7 +57,7 @@ def worker(
 
 
 COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "stack", "allocator",
-           "cpus", "threads", "last seen", "live")  # fmt: skip
+           "cpus", "threads", "peak fp32 / bf16 GFLOP/s", "last seen", "live")  # fmt: skip
 SHOWN_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512_fp16")
 
 
@@ -88,6 +90,7 @@ def hosts(settings: Settings) -> None:
             w.allocator or "default",
             w.cpus or "-",
             str(w.threads or "-"),
+            " / ".join(gflops_text((w.peak or {}).get(f"{d}_gflops")) for d in DTYPES),
             f"{age:.0f} s ago",
             "yes" if age <= settings.worker_ttl_s else "no",
         )

@@ -1,7 +1,8 @@
 """The broker port: how the core sends jobs to workers, whatever carries the messages.
 
 The database is the system of record; the broker only transports (job id, queue) messages,
-so the use cases need just these three operations. The Celery/Redis adapter lives in
+so the use cases need just these operations (and one request that is no job: a worker's
+GEMM peak, `farm calibrate --peak`). The Celery/Redis adapter lives in
 farm.workers.broker; tests use an in-memory one.
 """
 
@@ -23,3 +24,6 @@ class Broker(Protocol):
 
     def pending(self, queues: set[str]) -> set[int]:
         """Job ids with a message waiting in these queues (empty when it cannot tell)."""
+
+    def request_peak(self, queue: str, request: str, sizes: list[int], repeats: int) -> None:
+        """Ask the worker of `queue` to measure its GEMM peak and store it with `request`."""

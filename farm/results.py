@@ -41,6 +41,12 @@ class JobResult:
     first_call_ms: float | None = None
     peak_rss_mb: float | None = None
     output_check: dict[str, Any] | None = None
+    # Efficiency (farm.flops): FLOPs per call, achieved GFLOP/s, the peak of the precision
+    # the backend computes in and the % of it reached; null where not known.
+    flops: float | None = None
+    gflops: float | None = None
+    peak_gflops: float | None = None
+    efficiency_pct: float | None = None
 
     BINARY = ("samples", "warmup_samples")  # bytes fields: base64 in JSON
 

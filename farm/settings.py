@@ -35,6 +35,10 @@ class Settings:
     spool_dir: str = "~/.cache/farm/spool"
     # Model entries that are filesystem paths must lie under one of these (FARM_MODEL_ROOTS).
     model_roots: tuple[Path, ...] = field(default_factory=lambda: model_roots())
+    # The GEMM peak (`farm calibrate --peak`, and `farm run` once per host): square matrix
+    # sizes and timed products per size (FARM_PEAK_SIZES "512,1024,2048", FARM_PEAK_REPEATS).
+    peak_sizes: tuple[int, ...] = (512, 1024, 2048)
+    peak_repeats: int = 3
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -49,6 +53,8 @@ class Settings:
         if env.get("FARM_SPOOL_DIR"):
             values["spool_dir"] = env["FARM_SPOOL_DIR"]
         values["model_roots"] = model_roots(env)
+        if env.get("FARM_PEAK_SIZES"):
+            values["peak_sizes"] = parse_sizes(env["FARM_PEAK_SIZES"])
         values.update({k: v for k, v in overrides.items() if v})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -60,7 +66,19 @@ _NUMERIC_ENV: tuple[tuple[str, str, type], ...] = (
     ("lease_ttl_s", "FARM_LEASE_TTL", int),
     ("max_attempts", "FARM_MAX_ATTEMPTS", int),
     ("result_retry_s", "FARM_RESULT_RETRY", float),
+    ("peak_repeats", "FARM_PEAK_REPEATS", int),
 )
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """'1024,2048' → (1024, 2048): the GEMM sizes of a peak measurement."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or any(n < 8 or n > 16384 for n in sizes):
+        raise ValueError(f"bad matrix sizes {text!r}: use e.g. 1024,2048 (each 8 to 16384)")
+    return sizes
 
 
 def hf_cache_dir(env: Mapping[str, str] | None = None) -> Path:

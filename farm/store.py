@@ -80,3 +80,11 @@ class JobStore(Protocol):
     def touch_worker(self, name: str) -> None:
         """The worker is alive now."""
         ...
+
+    def worker_peak(self, name: str) -> dict[str, Any] | None:
+        """The worker's stored GEMM peak (farm.workers.peak), None when none holds."""
+        ...
+
+    def record_peak(self, name: str, peak: dict[str, Any]) -> None:
+        """Store the worker's measured peak (it replaces the previous one)."""
+        ...

@@ -9,6 +9,7 @@ from farm.errors import ServiceUnavailable
 from farm.settings import Settings, mask_url
 
 TASK_NAME = "farm.run_job"
+PEAK_TASK = "farm.measure_peak"  # `farm calibrate --peak`, sent to a worker's own queue
 
 
 def create_app(settings: Settings) -> Celery:
@@ -65,3 +66,14 @@ def enqueue_jobs(app: Celery, jobs: list[tuple[int, str]]) -> int:
             )
             sent += 1
     return sent
+
+
+def request_peak(app: Celery, queue: str, request: str, sizes: list[int], repeats: int) -> None:
+    """Ask the worker of `queue` (its direct queue) to measure and store its GEMM peak."""
+    app.send_task(
+        PEAK_TASK,
+        args=[],
+        kwargs={"schema": MESSAGE_SCHEMA, "request": request, "sizes": sizes, "repeats": repeats},
+        queue=queue,
+        routing_key=queue,
+    )

@@ -11,7 +11,7 @@ from celery import Celery
 
 from farm.broker import Message
 from farm.settings import Settings
-from farm.workers.app import check_broker, create_app, enqueue_jobs
+from farm.workers.app import check_broker, create_app, enqueue_jobs, request_peak
 
 
 class CeleryBroker:
@@ -33,6 +33,9 @@ class CeleryBroker:
 
     def pending(self, queues: set[str]) -> set[int]:
         return pending_job_ids(self.app, queues)
+
+    def request_peak(self, queue: str, request: str, sizes: list[int], repeats: int) -> None:
+        request_peak(self.app, queue, request, sizes, repeats)
 
 
 def pending_job_ids(app: Celery, queues: set[str]) -> set[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 
 from farm.db.jobstore import DbJobStore
@@ -10,8 +11,11 @@ from farm.db.session import session_factory
 from farm.settings import Settings
 from farm.workers.allocator import ensure_allocator
 from farm.workers.execute import WorkerContext, execute_job
+from farm.workers.peak import refresh_peak
 from farm.workers.probe import host_fingerprint
 from farm.workers.worker import pin, register
+
+log = logging.getLogger("farm.worker")
 
 
 class EmbeddedRunner:
@@ -35,6 +39,12 @@ class EmbeddedRunner:
         fingerprint = host_fingerprint(allocator)
         name = f"embedded@{fingerprint['hostname']}"
         self.ctx = register(self.store, self.settings, name, "embedded", fingerprint, count, [])
+        if self.ctx.peak is None:  # once per host, CPUs and threads: results need a roof
+            peak = refresh_peak(
+                self.store, self.ctx, self.settings.peak_sizes, self.settings.peak_repeats
+            )
+            log.info("measured this host's peak: fp32 %s, bf16 %s GFLOP/s",
+                     peak["fp32_gflops"], peak["bf16_gflops"])  # fmt: skip
         return str(fingerprint["stack"])  # the jobs run in this venv's stack, not their home
 
     def run(self, job_id: int) -> None:

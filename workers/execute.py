@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from farm.flops import Efficiency, EncoderShape, compute_dtype, efficiency
 from farm.jobs import JobSpec
 from farm.results import JobResult
 from farm.settings import Settings
@@ -40,6 +41,7 @@ class WorkerContext:
     fingerprint: dict[str, Any]
     settings: Settings
     threads: int | None = None
+    peak: dict[str, Any] | None = None  # the GEMM peak of this host, CPUs and threads
     _runner: tuple[str, Runner, float] | None = field(default=None, repr=False)
     # fp32 eager reference logits by workers/check.py reference_key: once, not once per job.
     _references: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -133,6 +135,8 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
         "runner_reused": setup_s == 0.0,
     }
     pct = stats["percentiles_ms"]
+    eff = result_efficiency(ctx, runner, spec, tokens, stats["mean_ms"])
+    environment["efficiency"] = {"dtype": eff.dtype, "note": eff.note, "peak": ctx.peak}
     return JobResult(
         worker=ctx.name,
         host=ctx.host,
@@ -158,4 +162,19 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
         environment=environment,
         setup_s=setup_s,
         measure_s=m.wall_s,
+        flops=eff.flops,
+        gflops=eff.gflops,
+        peak_gflops=eff.peak_gflops,
+        efficiency_pct=eff.percent,
     )
+
+
+def result_efficiency(
+    ctx: WorkerContext, runner: Runner, spec: JobSpec, tokens: int, mean_ms: float
+) -> Efficiency:
+    """FLOPs per call from the model's shape, GFLOP/s and % of the peak of its precision."""
+    identity = getattr(runner, "identity", {}) or {}
+    shape = identity.get("shape")
+    dtype = compute_dtype(spec.backend_options, identity.get("backend"))
+    encoder = EncoderShape(**shape) if isinstance(shape, dict) else None
+    return efficiency(encoder, tokens, spec.batch_size, mean_ms, dtype, ctx.peak)

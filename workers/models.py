@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import ModelResolutionError
+from farm.flops import encoder_shape
 from farm.jobs import ModelSpec
 from farm.modelpaths import outside_roots
 from farm.settings import model_roots
@@ -233,6 +234,8 @@ def _finish(model: Any, tokenizer: Any, spec: ModelSpec, found: dict[str, Any]) 
         "weights_sha256": weights_sha256(model),
         "architecture": type(model).__name__,  # the class that runs, not the checkpoint's
         "num_parameters": int(sum(p.numel() for p in model.parameters())),
+        # What FLOPs per call are counted from (farm.flops); None: not a BERT-style encoder.
+        "shape": shape.as_dict() if (shape := encoder_shape(model.config.to_dict())) else None,
         "trust_remote_code": spec.trust_remote_code,
     }
     return LoadedModel(model=model, tokenizer=tokenizer, identity=identity)

@@ -11,8 +11,10 @@ from celery.signals import worker_process_init
 from farm import MESSAGE_SCHEMA
 from farm.db.jobstore import DbJobStore
 from farm.db.session import get_engine, session_factory
-from farm.workers.app import TASK_NAME
+from farm.store import failure_name
+from farm.workers.app import PEAK_TASK, TASK_NAME
 from farm.workers.execute import WorkerContext, execute_job
+from farm.workers.peak import refresh_peak, valid_request
 
 log = logging.getLogger("farm.worker")
 
@@ -40,10 +42,27 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
             return "rejected"
         return execute_job(DbJobStore(session_factory(database_url)), job_id, ctx)
 
+    @app.task(name=PEAK_TASK, Strategy="farm.workers.guard:strategy")
+    def measure_peak(schema: Any = None, request: Any = None, sizes: Any = None,
+                     repeats: Any = None, **_: Any) -> str:  # fmt: skip
+        why = valid_request(sizes, repeats)
+        if schema != MESSAGE_SCHEMA or not isinstance(request, str) or why:
+            log.error("peak request dropped: %s", why or "wrong schema or request id")
+            return "rejected"
+        peak = refresh_peak(DbJobStore(session_factory(database_url)), ctx, sizes, repeats,
+                            request)  # fmt: skip
+        log.info("peak: fp32 %s GFLOP/s, bf16 %s GFLOP/s", peak["fp32_gflops"],
+                 peak["bf16_gflops"])  # fmt: skip
+        return "measured"
+
     @worker_process_init.connect(weak=False)
     def _child_init(**_: Any) -> None:
         # The pool child must not reuse the parent's database connections.
         get_engine(database_url).dispose(close=False)
+        try:  # a peak measured since the parent registered (a new child after a crash)
+            ctx.peak = DbJobStore(session_factory(database_url)).worker_peak(ctx.name)
+        except Exception as exc:  # the database may be away; results then lack a %
+            log.warning("could not read this worker's peak: %s", failure_name(exc))
         if ctx.threads:
             import torch
 

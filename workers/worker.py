@@ -73,6 +73,7 @@ def register(
         fingerprint=fingerprint,
         settings=settings,
         threads=threads,
+        peak=store.worker_peak(name),  # kept by register_worker only if it still holds
     )
 
 

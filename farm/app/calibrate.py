@@ -1,18 +1,24 @@
-"""`farm calibrate`: a host's noise floor, from the same A/A cell measured twice on it.
+"""`farm calibrate`: a host's noise floor, from the same A/A cell measured twice on it;
+`farm calibrate --peak`: its roof, a GEMM measured by each worker in its own pinning.
 
-Reports and `farm compare` treat differences smaller than this floor as not meaningful.
+Reports and `farm compare` treat differences smaller than this floor as not meaningful;
+efficiency (% of peak) is read against the roof.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from farm.app.ports import CampaignStore, NoiseFloor, OnProgress, ResultRow
 from farm.app.publish import publish
 from farm.app.status import wait_for_campaign
 from farm.broker import Broker
 from farm.errors import FarmError
-from farm.jobs import JobSpec, ModelSpec
+from farm.jobs import JobSpec, ModelSpec, direct_queue
 from farm.protocol import Protocol
 
 # The fixed A/A cell: a real small model shipped in a package, the blog's short sentence.
@@ -94,3 +100,47 @@ def calibrate(
         hosts.append(HostNoise(worker.name, worker.hostname, (a, b), mean_noise, p99_noise))
     store.record_calibrations(records)
     return Calibrated(stored.campaign_id, hosts)
+
+
+@dataclass(frozen=True)
+class HostPeak:
+    """One worker's measured peak; `peak` is None when it did not answer in time."""
+
+    worker: str
+    host: str
+    peak: dict[str, Any] | None
+
+
+def calibrate_peak(
+    store: CampaignStore,
+    broker: Broker,
+    pool: str,
+    *,
+    sizes: Sequence[int],
+    repeats: int,
+    timeout: float,
+    worker_ttl_s: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[HostPeak]:
+    """Ask each live worker of `pool`, through its own queue, to measure its GEMM peak (after
+    the job in hand: a worker runs one thing at a time) and wait for their answers."""
+    broker.check()
+    workers = {w.name: w for w in store.live_workers(worker_ttl_s) if w.pool == pool}
+    if not workers:
+        raise FarmError(
+            f"no live worker in pool {pool!r}; start one with `farm worker --pool {pool}`"
+        )
+    request = uuid.uuid4().hex  # the answer is the stored peak carrying it: no clocks compared
+    for name in workers:
+        broker.request_peak(direct_queue(name), request, list(sizes), repeats)
+    deadline = time.monotonic() + timeout
+    answered: dict[str, dict[str, Any]] = {}
+    while True:
+        for w in store.live_workers(worker_ttl_s):
+            peak = w.peak or {}
+            if w.name in workers and peak.get("request") == request:
+                answered[w.name] = dict(peak)
+        if len(answered) == len(workers) or time.monotonic() >= deadline:
+            break
+        sleep(0.5)
+    return [HostPeak(n, w.hostname, answered.get(n)) for n, w in sorted(workers.items())]

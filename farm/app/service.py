@@ -6,10 +6,10 @@ case; the use cases live in the modules next to this one and name only the ports
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from farm.app.calibrate import Calibrated, calibrate
+from farm.app.calibrate import Calibrated, HostPeak, calibrate, calibrate_peak
 from farm.app.campaigns import Rerun, delete, rerun, retry, submit
 from farm.app.embedded import run_embedded
 from farm.app.ports import (
@@ -94,6 +94,19 @@ class Farm:
             timeout=timeout,
             worker_ttl_s=self.settings.worker_ttl_s,
             on_progress=on_progress,
+        )
+
+    def calibrate_peak(
+        self, pool: str, sizes: Sequence[int], repeats: int, timeout: float
+    ) -> list[HostPeak]:
+        return calibrate_peak(
+            self.store,
+            self._broker(),
+            pool,
+            sizes=sizes,
+            repeats=repeats,
+            timeout=timeout,
+            worker_ttl_s=self.settings.worker_ttl_s,
         )
 
     def recover(self, reclaim: Reclaimer, ref: str | None) -> Recovery:

@@ -78,3 +78,11 @@ class DbJobStore:
     def touch_worker(self, name: str) -> None:
         with self._session() as session:
             repo.touch_worker(session, name)
+
+    def worker_peak(self, name: str) -> dict[str, Any] | None:
+        with self._session() as session:
+            return repo.worker_peak(session, name)
+
+    def record_peak(self, name: str, peak: dict[str, Any]) -> None:
+        with self._session() as session:
+            repo.record_peak(session, name, peak)

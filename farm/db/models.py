@@ -144,6 +144,9 @@ class Worker(Base):
     hardware_class: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    # The measured GEMM peak (farm.workers.peak): fp32_gflops, bf16_gflops and how it was
+    # measured (host, cpus, threads, sizes); dropped when the worker re-registers otherwise.
+    peak: Mapped[dict[str, Any] | None]
 
 
 class Result(Base):
@@ -187,6 +190,11 @@ class Result(Base):
     # From environment, set with it: the stack the result ran in, NAME@LOCK (farm.stacks);
     # NULL where the fingerprint lacks it (reports then read the job's stack).
     stack: Mapped[str | None] = mapped_column(String(100))
+    # Efficiency (farm.flops): FLOPs per call, achieved GFLOP/s, the peak it is read against.
+    flops: Mapped[float | None] = mapped_column(Float)
+    gflops: Mapped[float | None] = mapped_column(Float)
+    peak_gflops: Mapped[float | None] = mapped_column(Float)
+    efficiency_pct: Mapped[float | None] = mapped_column(Float)
 
     job: Mapped[Job] = relationship(back_populates="result")
 

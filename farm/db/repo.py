@@ -23,6 +23,7 @@ from farm.db.models import (
     utcnow,
 )
 from farm.errors import NotFound
+from farm.flops import peak_matches
 from farm.jobs import JobSpec
 from farm.results import JobResult
 from farm.store import Claim, LeaseCheck
@@ -226,6 +227,8 @@ def register_worker(session: Session, **fields: Any) -> Worker:
             setattr(worker, key, value)
         worker.started_at = now
         worker.last_seen = now
+        if not peak_matches(worker.peak, worker.hostname, worker.cpus, worker.threads or 0):
+            worker.peak = None  # measured with other CPUs, threads or on another host
     return worker
 
 
@@ -233,6 +236,18 @@ def touch_worker(session: Session, name: str) -> None:
     worker = session.get(Worker, name)
     if worker is not None:
         worker.last_seen = utcnow()
+
+
+def worker_peak(session: Session, name: str) -> dict[str, Any] | None:
+    worker = session.get(Worker, name)
+    return dict(worker.peak) if worker is not None and worker.peak else None
+
+
+def record_peak(session: Session, name: str, peak: dict[str, Any]) -> None:
+    worker = session.get(Worker, name)
+    if worker is None:
+        raise NotFound(f"worker {name!r} is not registered")
+    worker.peak = dict(peak)
 
 
 def list_workers(session: Session) -> list[Worker]:

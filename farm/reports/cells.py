@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from farm.errors import FarmError
+from farm.flops import gflops, percent_of_peak
 from farm.stacks import stack_name
 from farm.stats import Summary
 
@@ -31,8 +32,11 @@ METRICS: dict[str, str] = {
     "max": "max_ms",
     "std": "std_ms",
     "throughput": "throughput",
+    "gflops": "gflops",  # achieved GFLOP/s: FLOPs per call over the mean latency
+    "efficiency": "efficiency",  # % of the host's peak in the backend's precision
 }
-HIGHER_IS_BETTER = frozenset({"throughput"})
+HIGHER_IS_BETTER = frozenset({"throughput", "gflops", "efficiency"})
+UNITS = {"throughput": "seq/s", "gflops": "GFLOP/s", "efficiency": "% of peak"}
 NO_SPEEDUP = frozenset({"std"})  # a ratio of spreads is no speed-up
 DEFAULT_METRICS = ("mean", "p99")
 
@@ -68,7 +72,7 @@ class ReportError(FarmError):
 
 
 def metric_unit(metric: str) -> str:
-    return "seq/s" if metric in HIGHER_IS_BETTER else "ms"
+    return UNITS.get(metric, "ms")
 
 
 def plain(value: Any) -> str:
@@ -125,6 +129,18 @@ class Cell:
     price_per_hour: float | None = None
     currency: str | None = None
     cost_per_million: float | None = None
+    flops: float | None = None  # FLOPs per call (farm.flops)
+    peak_gflops: float | None = None  # the peak its results are read against (mean of them)
+
+    @property
+    def gflops(self) -> float | None:
+        """Achieved GFLOP/s at the cell's mean latency (pooled where several jobs met)."""
+        return gflops(self.flops, self.mean_ms)
+
+    @property
+    def efficiency(self) -> float | None:
+        """% of the peak; None without FLOPs or without a peak for every result."""
+        return percent_of_peak(self.gflops, self.peak_gflops)
 
     @property
     def row_key(self) -> RowKey:
@@ -289,6 +305,10 @@ def merge(into: Cell, other: Cell) -> None:
     into.invalid += other.invalid
     into.reasons = list(dict.fromkeys(into.reasons + other.reasons))
     into.random_weights |= other.random_weights
+    if into.results == other.results:  # `into` had no result: take the other's
+        into.flops, into.peak_gflops = other.flops, other.peak_gflops
+    elif other.results and into.peak_gflops != other.peak_gflops:
+        into.peak_gflops = None  # mixed roofs: no single % to show
     into.error = into.error or other.error
     for state, count in other.states.items():
         into.states[state] = into.states.get(state, 0) + count

@@ -87,6 +87,8 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
                 record["price_per_hour"] = cell.price_per_hour
                 record["currency"] = cell.currency
                 record["cost_per_million"] = cell.cost_per_million
+            record["gflops"] = cell.gflops
+            record["efficiency_pct"] = cell.efficiency
             out.append(record)
     return out
 

@@ -10,7 +10,7 @@ import html
 import math
 from collections.abc import Sequence
 
-from farm.reports.cells import NO_SPEEDUP, column_labels, metric_unit
+from farm.reports.cells import NO_SPEEDUP, Cell, column_labels, metric_unit
 from farm.reports.comparison import CompareReport
 from farm.reports.layout import Report
 from farm.significance import FASTER, SAME, SLOWER
@@ -31,6 +31,16 @@ def number(value: float | None, metric: str) -> str:
     if metric == "throughput":
         return f"{value:.1f}"
     return f"{value:.2f}"
+
+
+def metric_text(cell: Cell, metric: str) -> str:
+    """A cell's value of one metric; efficiency shows the achieved GFLOP/s beside its %."""
+    if metric != "efficiency":
+        return number(cell.value(metric), metric)
+    if cell.gflops is None:
+        return "-"
+    pct = cell.efficiency
+    return f"{cell.gflops:.1f} GFLOP/s ({'no peak' if pct is None else f'{pct:.1f} %'})"
 
 
 def money(value: float | None, currency: str | None) -> str:
@@ -72,7 +82,7 @@ def wide_grid(report: Report) -> Grid:
             elif not cell.results:
                 text = cell.state
             else:
-                text = " / ".join(number(cell.value(m), m) for m in metrics)
+                text = " / ".join(metric_text(cell, m) for m in metrics)
                 if cell.pooled:
                     text += " *"
                     pooled = True

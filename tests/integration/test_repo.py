@@ -108,3 +108,26 @@ def test_the_job_store_writes_a_spooled_result_once(tmp_path: Path, sqlite_url: 
         job = s.get(Job, job_id)
         assert row.samples == b"F1" and row.verdict == "valid" and row.worker == "w"
         assert job is not None and job.state == "succeeded"
+
+
+def test_a_workers_peak_is_kept_only_while_host_cpus_and_threads_stay(sqlite_url: str) -> None:
+    """`farm calibrate --peak` stores it; a restart with other CPUs or threads drops it, so
+    no result is read against a roof measured under another pinning."""
+    from farm.db.migrate import upgrade
+
+    upgrade(sqlite_url)
+    store = DbJobStore(session_factory(sqlite_url))
+    fields = dict(name="w1", pool="p", hostname="h", pid=1, cpus="0,1", threads=2, fingerprint={})
+    store.register_worker(**fields)
+    assert store.worker_peak("w1") is None
+    peak = {"fp32_gflops": 90.0, "bf16_gflops": None, "hostname": "h", "cpus": "0,1", "threads": 2}
+    store.record_peak("w1", peak)
+    store.register_worker(**fields)  # a restart, same pinning: the peak holds
+    assert store.worker_peak("w1") == peak
+    store.register_worker(**{**fields, "threads": 1})
+    assert store.worker_peak("w1") is None
+    store.record_peak("w1", {**peak, "threads": 1})
+    store.register_worker(**{**fields, "threads": 1, "cpus": "1"})
+    assert store.worker_peak("w1") is None
+    with pytest.raises(NotFound, match="not registered"):
+        store.record_peak("nobody", peak)

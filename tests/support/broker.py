@@ -17,6 +17,7 @@ class MemoryBroker:
     queues: dict[str, list[int]] = field(default_factory=dict)
     down: bool = False
     fail_after: int | None = None
+    peak_requests: list[tuple[str, str, list[int], int]] = field(default_factory=list)
 
     def check(self) -> None:
         if self.down:
@@ -33,6 +34,10 @@ class MemoryBroker:
 
     def pending(self, queues: set[str]) -> set[int]:
         return {job_id for q in queues for job_id in self.queues.get(q, [])}
+
+    def request_peak(self, queue: str, request: str, sizes: list[int], repeats: int) -> None:
+        self.check()
+        self.peak_requests.append((queue, request, sizes, repeats))
 
     def sent(self) -> list[Message]:
         return [(job_id, q) for q, ids in self.queues.items() for job_id in ids]

@@ -33,6 +33,9 @@ LONG = (
 def farm_env(database_url: str, broker_url: str | None = None) -> dict[str, str]:
     env = dict(os.environ, FARM_DATABASE_URL=database_url, HF_HUB_OFFLINE="1")
     env["FARM_BROKER_URL"] = broker_url or "redis://127.0.0.1:1/0"
+    # `farm run` measures the host's GEMM peak once per database: small matrices in tests.
+    env.setdefault("FARM_PEAK_SIZES", "64")
+    env.setdefault("FARM_PEAK_REPEATS", "1")
     return env
 
 

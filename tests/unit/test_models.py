@@ -31,6 +31,7 @@ KEYS = {
     "config",
     "num_parameters",
     "trust_remote_code",
+    "shape",
 }
 
 

@@ -174,6 +174,9 @@ def aggregate_cells(
         func.min(case((Job.state == "failed", Job.error))),
         # The states of the jobs without a result (NULL, nothing to aggregate, for the rest).
         func.aggregate_strings(case((Result.id.is_(None), Job.state)), ","),
+        func.max(Result.flops),
+        # The peak when every result has one (they agree within a pool's hosts), else NULL.
+        case((func.count(Result.peak_gflops) == results, func.avg(Result.peak_gflops))),
     ]
     where = filter_conditions(campaign_ids, filters or Filters())
     if identity:
@@ -213,7 +216,7 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
         (model, input_name, batch, batching, backend, options, pool, allocator, stack) = r[:9]
         (jobs, n_results, first, result_job, tok, tok_max, n, weighted, mean, std, lo,
          hi, p50, p90, p99, thr, n_valid, n_invalid, reasons, random, error, open_states,
-         ) = r[nk:]  # fmt: skip
+         flops, peak) = r[nk:]  # fmt: skip
         opts, opts_key = parse(options)
         # Positional: ten times cheaper than keywords for 100,000 cells (order of Cell's fields).
         cell = Cell(
@@ -228,6 +231,7 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
             _states(open_states) if open_states else {},
             error, bool(random),
         )  # fmt: skip
+        cell.flops, cell.peak_gflops = flops, peak
         if n_results > 1:  # until pooled: the exact pooled mean, no percentiles
             unpooled(cell, weighted)
         cells[r[:nk]] = cell

@@ -78,6 +78,10 @@ def report_rows(
         Result.model_identity["tokenizer"].as_string(),
         Result.output_check,
         stack_column(),
+        Result.flops,
+        Result.gflops,
+        Result.peak_gflops,
+        Result.efficiency_pct,
     ).select_from(Job)
     stmt = (
         stmt.join(Campaign, Campaign.id == Job.campaign_id)
@@ -123,6 +127,10 @@ def report_rows(
                 "tokenizer": r[31],
                 "output_check": r[32],
                 "stack": r[33],
+                "flops": r[34],
+                "gflops": r[35],
+                "peak_gflops": r[36],
+                "efficiency_pct": r[37],
             }
         )
     return rows
