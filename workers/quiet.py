@@ -44,8 +44,9 @@ def phase_bound(
 
     - what is left of the job's `timeout_s` (the job is stopped then anyway);
     - `max_duration_s` plus MARGIN calls;
-    - MARGIN × (the call cap, or `min_duration_s` if longer) at the slowest warm-up call
-      after the first (the first is the cold start).
+    - MARGIN × the calls at the slowest warm-up call after the first (the first is the cold
+      start): `iterations` calls or `min_duration_s`, whichever is longer, when fixed; the
+      call cap when adaptive.
 
     Without a warm-up or a limit, `fallback_s` (the visibility timeout: no job may run
     longer, or Redis delivers it again).
@@ -56,8 +57,10 @@ def phase_bound(
     if protocol.timeout_s:
         bounds.append(max(protocol.timeout_s - elapsed_s, 0.0))
     if call_s is not None:
-        longest = max(protocol.call_cap * call_s, protocol.min_duration_s + call_s)
-        bounds.append(MARGIN * longest)
+        cap_s = protocol.call_cap * call_s
+        if protocol.target_ci is None:  # fixed: the count, or the minimum duration
+            cap_s = min(cap_s, max(protocol.iterations * call_s, protocol.min_duration_s + call_s))
+        bounds.append(MARGIN * cap_s)
         if protocol.max_duration_s:
             bounds.append(protocol.max_duration_s + MARGIN * call_s)
     elif protocol.max_duration_s:
