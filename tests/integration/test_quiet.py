@@ -133,3 +133,37 @@ def test_no_other_thread_wakes_while_calls_are_timed(migrated_pg: str) -> None:
     with transaction(factory) as s:
         job = s.get(Job, job_id)
         assert job is not None and job.state == "succeeded" and job.lease_until is None
+
+
+def test_a_run_taken_over_in_its_warm_up_stops_and_writes_nothing(migrated_pg: str) -> None:
+    """Another attempt claims the job while this run warms up: the extension before the
+    timed phase is refused, so the run stops there, writing neither result nor failure."""
+    factory = session_factory(migrated_pg)
+    spec = JobSpec(model=ModelSpec(name="probe"), input_name="short", input_text="a b c",
+                   batch_size=1, backend="selftest", pool="a",
+                   protocol=Protocol(warmup=5, iterations=5))  # fmt: skip
+    with transaction(factory) as s:
+        job_id = repo.create_campaign(s, "lost", {}, [spec]).jobs[0].id
+    calls = [0]
+
+    class TakenOver(Runner):
+        identity, tokenizer = SpinRunner(spec).identity, SpinRunner(spec).tokenizer
+
+        def bind(self, _spec: JobSpec) -> Callable[[], Any]:
+            def call() -> None:
+                calls[0] += 1
+                if calls[0] == 2:  # attempt B claims it (as after a lost lease)
+                    with transaction(factory) as s:
+                        assert repo.claim_job(s, job_id, "wB", "hostB:2",
+                                              lease_alive=lambda _: False).reason == "claimed"
+
+            return call
+
+    ctx = WorkerContext("wA", "h", {}, Settings(database_url=migrated_pg))
+    ctx._runner = (spec.runner_key(), TakenOver(), 0.0)
+    assert execute_job(DbJobStore(factory), job_id, ctx) == "abandoned"
+    assert calls[0] == 5  # the warm-up only: no timed call
+    with transaction(factory) as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.state == "running" and job.lease == "hostB:2"
+        assert job.result is None and job.attempts == 2
