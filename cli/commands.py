@@ -65,7 +65,7 @@ def run(
     from farm.reports.selectors import Filters
 
     farm, runner = wire_embedded(settings)
-    with ProgressBar() as bar:
+    with ProgressBar(quiet=True) as bar:  # drawn between jobs, never while one measures
         campaign_id = farm.run_embedded(
             runner,
             spec,

@@ -167,11 +167,15 @@ def open_reports(settings: Settings) -> SqlReports:
 
 
 class ProgressBar:
-    """A progress bar on stderr, started on the first report (farm.app.ports.OnProgress)."""
+    """A progress bar on stderr, started on the first report (farm.app.ports.OnProgress).
 
-    def __init__(self) -> None:
+    `quiet=True` (embedded `farm run`, whose jobs measure in this process) draws only when
+    a report comes, between jobs: no refresh thread wakes beside the timed calls."""
+
+    def __init__(self, quiet: bool = False) -> None:
         self.progress: Progress | None = None
         self.task: TaskID | None = None
+        self.quiet = quiet
 
     def __call__(self, campaign_id: int, done: int, failed: int | None, total: int) -> None:
         """Failed jobs are counted in the description unless `failed` is None."""
@@ -182,12 +186,15 @@ class ProgressBar:
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
+                auto_refresh=not self.quiet,
             )
             self.progress.start()
             self.task = self.progress.add_task(f"campaign {campaign_id}", total=total)
         self.progress.update(self.task, completed=done)
         if failed is not None:
             self.progress.update(self.task, description=f"campaign {campaign_id} ({failed} failed)")
+        if self.quiet:
+            self.progress.refresh()
 
     def __enter__(self) -> ProgressBar:
         return self

@@ -36,6 +36,16 @@ class Claim:
     reason: str
 
 
+@dataclass(frozen=True)
+class Completion:
+    """What became of a result write: `written`; `duplicate` (the job already has its
+    result); or `refused` (the writer's lease no longer holds the job; `reason` says who
+    does, e.g. "attempt 2 (lease h:12@345) holds the job")."""
+
+    outcome: str
+    reason: str = ""
+
+
 @runtime_checkable
 class JobStore(Protocol):
     """A worker's side of the job store; each method commits on its own."""
@@ -53,18 +63,26 @@ class JobStore(Protocol):
         ...
 
     def heartbeat(self, job_id: int, lease: str) -> bool:
-        """Refresh the lease; False if the job is no longer held by it."""
+        """Refresh the lease (ending any extension); False if the job is no longer held by it."""
         ...
 
-    def complete(self, job_id: int, result: JobResult) -> bool:
-        """Write the result and `succeeded` together; False if the job already had one.
+    def extend(self, job_id: int, lease: str, seconds: float) -> bool:
+        """Hold the lease `seconds` from now with no heartbeat (a timed phase writes nothing);
+        False if the job is no longer held by it."""
+        ...
 
+    def complete(self, job_id: int, result: JobResult, lease: str | None) -> Completion:
+        """Write the result and `succeeded` together, only while the job has no result and
+        `lease` is its lease (expired or not: no other attempt took the job over).
+
+        `lease` None is only for a spool file written before results carried their lease.
         Raises farm.errors.NotFound for a job that is gone, StoreUnavailable when the
         store is away (the caller spools the result)."""
         ...
 
-    def fail(self, job_id: int, reason: str) -> None:
-        """End the job failed with `reason`, unless it already succeeded."""
+    def fail(self, job_id: int, reason: str, lease: str) -> bool:
+        """End the job failed with `reason`, unless it already succeeded or another lease
+        holds it (then False)."""
         ...
 
     def requeue_dead(

@@ -10,8 +10,12 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from farm.flops import Efficiency, EncoderShape, compute_dtype, efficiency
 from farm.jobs import JobSpec
@@ -24,10 +28,11 @@ from farm.workers import spool
 from farm.workers.backends import get_backend
 from farm.workers.backends.base import Runner
 from farm.workers.check import output_check
-from farm.workers.lease import JobTimeout, heartbeat, lease_alive, my_lease, time_limit
-from farm.workers.measure import measure
+from farm.workers.lease import Heartbeat, JobTimeout, lease_alive, my_lease, time_limit
+from farm.workers.measure import TimedPhase, measure
 from farm.workers.models import count_tokens
 from farm.workers.probe import peak_rss_mb, run_environment
+from farm.workers.quiet import LeaseLost, phase_bound, quiet_phase
 
 log = logging.getLogger("farm.worker")
 
@@ -42,6 +47,9 @@ class WorkerContext:
     settings: Settings
     threads: int | None = None
     peak: dict[str, Any] | None = None  # the GEMM peak of this host, CPUs and threads
+    # The worker's phase lock (workers/quiet.py), shared with its supervising process;
+    # None in the embedded `farm run`, which has no supervisor.
+    phase_lock: str | None = None
     _runner: tuple[str, Runner, float] | None = field(default=None, repr=False)
     # fp32 eager reference logits by workers/check.py reference_key: once, not once per job.
     _references: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -62,8 +70,10 @@ class WorkerContext:
 def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
     """Returns the job's final state as seen by this call ('skipped' if not ours to run).
 
-    Each step is one call to the job store: claim, heartbeats while measuring, then
-    complete (spooled to a file when the store stays away) or fail.
+    Each step is one call to the job store: claim, heartbeats while measuring (none in the
+    timed phase: one extension of the lease covers it), then complete (spooled to a file
+    when the store stays away) or fail. A run whose lease another attempt took over stops
+    at the next step and writes nothing.
     """
     lease, settings = my_lease(), ctx.settings
     claim = store.claim(
@@ -75,33 +85,53 @@ def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
         return "skipped"
     log.info("job %s: %s %s batch %s on %s", job_id, spec.model.label, spec.input_name,
              spec.batch_size, spec.backend)  # fmt: skip
+    started = time.monotonic()
+    beat = Heartbeat(store, job_id, lease, max(1.0, settings.lease_ttl_s / 4))
+
+    def phase(warm: npt.NDArray[np.int64]) -> AbstractContextManager[None]:
+        bound = phase_bound(spec.protocol, warm, time.monotonic() - started,
+                            settings.visibility_timeout_s)  # fmt: skip
+        return quiet_phase(beat, bound + settings.lease_ttl_s, ctx.phase_lock)
+
     try:
-        with (
-            heartbeat(store, job_id, lease, max(1.0, settings.lease_ttl_s / 4)),
-            time_limit(spec.protocol.timeout_s),
-        ):
-            result = _measure_job(spec, ctx)
+        with beat, time_limit(spec.protocol.timeout_s):
+            result = _measure_job(spec, ctx, phase)
+            if beat.lost:
+                raise LeaseLost(f"lease {lease} no longer holds job {job_id}")
+    except LeaseLost as exc:
+        log.error("job %s abandoned, nothing written: %s (another attempt took it over)",
+                  job_id, exc)  # fmt: skip
+        return "abandoned"
     except Exception as exc:  # any failure ends the job failed; the worker goes on
         reason = str(exc) if isinstance(exc, JobTimeout) else f"{type(exc).__name__}: {exc}"
         log.error("job %s failed: %s\n%s", job_id, reason, traceback.format_exc(limit=5))
-        store.fail(job_id, reason)
+        if not store.fail(job_id, reason, lease):
+            log.error("job %s: this run's failure was not recorded (lease %s no longer holds "
+                      "the job, or it succeeded)", job_id, lease)  # fmt: skip
         return "failed"
-    outcome = write_result(store, job_id, result, settings)
+    outcome = write_result(store, job_id, lease, result, settings)
     if outcome == "duplicate":
         log.warning("job %s already had a result; this run's result was discarded", job_id)
-    return "spooled" if outcome == "spooled" else "succeeded"
+    return outcome if outcome in ("spooled", "refused") else "succeeded"
 
 
-def write_result(store: JobStore, job_id: int, result: JobResult, settings: Settings) -> str:
-    """'written', 'duplicate', or 'spooled' when the database stayed away past the retries."""
+def write_result(
+    store: JobStore, job_id: int, lease: str, result: JobResult, settings: Settings
+) -> str:
+    """'written', 'duplicate', 'refused' (another attempt holds the job), or 'spooled' when
+    the database stayed away past the retries (the file carries the lease)."""
     deadline = time.monotonic() + settings.result_retry_s
     delay = 0.5
     while True:
         try:
-            return "written" if store.complete(job_id, result) else "duplicate"
+            done = store.complete(job_id, result, lease)
+            if done.outcome == "refused":
+                log.error("job %s: result of lease %s refused: %s; this run's result was "
+                          "discarded", job_id, lease, done.reason)  # fmt: skip
+            return done.outcome
         except StoreUnavailable as exc:
             if time.monotonic() + delay > deadline:
-                path = spool.save(settings.spool_dir, job_id, result)
+                path = spool.save(settings.spool_dir, job_id, lease, result)
                 log.error("job %s: database unavailable (%s); result spooled to %s",
                           job_id, exc, path)  # fmt: skip
                 return "spooled"
@@ -110,7 +140,7 @@ def write_result(store: JobStore, job_id: int, result: JobResult, settings: Sett
             delay = min(delay * 2, 8.0)
 
 
-def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
+def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) -> JobResult:
     runner, setup_s = ctx.runner_for(spec)
     fn = runner.bind(spec)
     tokens = count_tokens(runner.tokenizer, spec.input_text)
@@ -120,7 +150,7 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
             f"input {spec.input_name!r} is {tokens} tokens; {spec.model.label} reads at most "
             f"{limit} (shorten the input)"
         )
-    m = measure(fn, spec.protocol)
+    m = measure(fn, spec.protocol, phase=phase)
     stats = describe(m.samples_ns, spec.batch_size)
     verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
     check = output_check(ctx._references, runner, spec, fn)

@@ -2,7 +2,8 @@
 
 The lease ("host:pid") lets a second delivery of the same job (Redis redelivers unacked
 messages after its visibility timeout; a requeue after a crash) tell a live run from a
-dead one: on the same host the pid says, elsewhere the heartbeat's age does.
+dead one: a dead pid on the same host ends it at once; otherwise the heartbeat's age
+does, or the extension that covers a timed phase (during which nothing is written).
 """
 
 from __future__ import annotations
@@ -52,25 +53,54 @@ def _stat(pid: int) -> tuple[str | None, str]:
     return fields[0], fields[19]
 
 
-@contextmanager
-def heartbeat(store: JobStore, job_id: int, lease: str, interval_s: float) -> Iterator[None]:
-    """Refresh the job's heartbeat every `interval_s` from a thread while the block runs."""
-    stop = threading.Event()
+class Heartbeat:
+    """Refresh the job's lease every `interval_s` from a thread, outside timed phases.
 
-    def beat() -> None:
-        while not stop.wait(interval_s):
+    `stop()` ends the thread (it must not wake while calls are timed: the caller extends
+    the lease over the phase instead) and `start(now=True)` begins again with a beat at
+    once. `lost` becomes True when a beat is refused: another attempt holds the job.
+    """
+
+    def __init__(self, store: JobStore, job_id: int, lease: str, interval_s: float) -> None:
+        self.store, self.job_id, self.lease, self.interval_s = store, job_id, lease, interval_s
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, now: bool = False) -> None:
+        self._stop = stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(stop, now), name=f"farm-lease-{self.job_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Return once the thread has ended (a beat under way finishes first)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _beat(self, stop: threading.Event, now: bool) -> None:
+        if not now and stop.wait(self.interval_s):
+            return
+        while True:
             try:
-                store.heartbeat(job_id, lease)
+                if not self.store.heartbeat(self.job_id, self.lease):
+                    self.lost = True
+                    log.error("job %s: lease %s no longer holds the job", self.job_id, self.lease)
+                    return
             except Exception as exc:  # a database blip must not kill the measurement
-                log.warning("job %s heartbeat failed: %s", job_id, failure_name(exc))
+                log.warning("job %s heartbeat failed: %s", self.job_id, failure_name(exc))
+            if stop.wait(self.interval_s):
+                return
 
-    thread = threading.Thread(target=beat, name=f"farm-lease-{job_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
+    def __enter__(self) -> Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 class JobTimeout(Exception):

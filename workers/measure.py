@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,9 @@ from farm.verdict import min_samples
 
 NS = 1_000_000_000
 Clock = Callable[[], int]
+# Entered after the warm-up (given its samples), left after the last timed call: the
+# caller quiets everything else in the process for the timed phase (workers/quiet.py).
+TimedPhase = Callable[[npt.NDArray[np.int64]], AbstractContextManager[object]]
 
 
 @dataclass
@@ -86,9 +90,13 @@ def _timed(
 
 
 def measure(
-    fn: Callable[[], Any], protocol: Protocol, clock: Clock = time.perf_counter_ns
+    fn: Callable[[], Any],
+    protocol: Protocol,
+    clock: Clock = time.perf_counter_ns,
+    phase: TimedPhase | None = None,
 ) -> Measurement:
-    """Warm up, then time `fn` with `clock` (perf_counter_ns) until the protocol says stop.
+    """Warm up, then time `fn` with `clock` (perf_counter_ns) until the protocol says stop,
+    inside `phase(warm-up samples)` when given.
 
     The stopping rules read only `clock`, so a test can drive them with a scripted one and
     get the same samples on any host, loaded or idle.
@@ -99,9 +107,10 @@ def measure(
     start = time.perf_counter()
     try:
         warm = _warm_up(fn, protocol, clock)
-        timed_start = time.perf_counter()
-        samples, reason = _timed(fn, protocol, clock)
-        end = time.perf_counter()
+        with phase(warm) if phase is not None else nullcontext():
+            timed_start = time.perf_counter()
+            samples, reason = _timed(fn, protocol, clock)
+            end = time.perf_counter()
     finally:
         if was_enabled:
             gc.enable()

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 from celery.signals import worker_ready
@@ -20,6 +21,7 @@ from farm.workers.allocator import ensure_allocator
 from farm.workers.app import check_broker, create_app
 from farm.workers.execute import WorkerContext
 from farm.workers.probe import host_fingerprint
+from farm.workers.quiet import between_phases, phase_lock_file
 from farm.workers.tasks import register_tasks
 
 log = logging.getLogger("farm.worker")
@@ -96,41 +98,47 @@ def run_worker(
     queues = worker_queues(pool, allocator, fingerprint["stack"], name)
     store = DbJobStore(session_factory(settings.database_url))
     ctx = register(store, settings, name, pool, fingerprint, count, queues)
+    ctx.phase_lock = lock = phase_lock_file()
     register_tasks(app, ctx, settings.database_url)
     # Started once the pool child exists, so no thread is running when Celery forks.
-    worker_ready.connect(lambda **_: _start_heartbeat(store, name, settings), weak=False)
+    worker_ready.connect(lambda **_: _start_heartbeat(store, name, settings, lock), weak=False)
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
-    app.worker_main(
-        [
-            "worker",
-            "--queues",
-            ",".join(queues),
-            "--hostname",
-            name,
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "--prefetch-multiplier",
-            "1",
-            "--loglevel",
-            loglevel,
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--queues",
+                ",".join(queues),
+                "--hostname",
+                name,
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "--prefetch-multiplier",
+                "1",
+                "--loglevel",
+                loglevel,
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    finally:
+        Path(lock).unlink(missing_ok=True)
 
 
-def _start_heartbeat(store: JobStore, name: str, settings: Settings) -> None:
-    """From the parent: keep `last_seen` fresh and write results spooled during an outage."""
+def _start_heartbeat(store: JobStore, name: str, settings: Settings, lock: str) -> None:
+    """From the parent: keep `last_seen` fresh and write results spooled during an outage,
+    never while the child times calls (it holds `lock` then: this thread sleeps on it)."""
 
     def beat() -> None:
         while True:
-            try:
-                store.touch_worker(name)
-                spool.flush(store, settings.spool_dir)
-            except Exception as exc:  # the database may blip; keep serving
-                log.warning("heartbeat failed: %s", failure_name(exc))
+            with between_phases(lock):
+                try:
+                    store.touch_worker(name)
+                    spool.flush(store, settings.spool_dir)
+                except Exception as exc:  # the database may blip; keep serving
+                    log.warning("heartbeat failed: %s", failure_name(exc))
             threading.Event().wait(settings.worker_heartbeat_s)
 
     threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from farm.db import repo
 from farm.db.session import transaction
 from farm.results import JobResult
-from farm.store import Claim, LeaseCheck, StoreUnavailable
+from farm.store import Claim, Completion, LeaseCheck, StoreUnavailable
 
 
 class DbJobStore:
@@ -52,13 +52,17 @@ class DbJobStore:
         with self._session() as session:
             return repo.heartbeat_job(session, job_id, lease)
 
-    def complete(self, job_id: int, result: JobResult) -> bool:
+    def extend(self, job_id: int, lease: str, seconds: float) -> bool:
         with self._session() as session:
-            return repo.complete_job(session, job_id, result)
+            return repo.extend_lease(session, job_id, lease, seconds)
 
-    def fail(self, job_id: int, reason: str) -> None:
+    def complete(self, job_id: int, result: JobResult, lease: str | None) -> Completion:
         with self._session() as session:
-            repo.fail_job(session, job_id, reason)
+            return repo.complete_job(session, job_id, result, lease)
+
+    def fail(self, job_id: int, reason: str, lease: str) -> bool:
+        with self._session() as session:
+            return repo.fail_job(session, job_id, reason, lease)
 
     def requeue_dead(
         self, campaign_id: int | None, ttl_s: float, lease_alive: LeaseCheck | None = None

@@ -88,7 +88,11 @@ class Job(Base):
     # second delivery of a job a live process holds is dropped; a stale lease is recovered.
     lease: Mapped[str | None] = mapped_column(String(300))
     heartbeat_at: Mapped[datetime | None]
-    # Every ended attempt: {"attempt", "worker", "error", "at"}; reasons are never lost.
+    # The lease holds without heartbeats until then: set once before a timed phase (which
+    # writes nothing), cleared by the next heartbeat.
+    lease_until: Mapped[datetime | None]
+    # Every ended attempt and refused late write: {"attempt", "worker", "lease", "error",
+    # "at"}; reasons are never lost.
     history: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

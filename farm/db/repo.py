@@ -26,7 +26,7 @@ from farm.errors import NotFound
 from farm.flops import peak_matches
 from farm.jobs import JobSpec
 from farm.results import JobResult
-from farm.store import Claim, LeaseCheck
+from farm.store import Claim, Completion, LeaseCheck
 
 MAX_ERROR_CHARS = 4000
 
@@ -72,7 +72,12 @@ def find_campaign(session: Session, ref: str | int | None) -> Campaign:
 
 def _record(job: Job, error: str) -> None:
     """Append the ended attempt to the job's history; old reasons are never lost."""
-    entry = {"attempt": job.attempts, "worker": job.worker, "error": error,
+    _history(job, job.attempts, job.worker, job.lease, error)
+
+
+def _history(job: Job, attempt: int | None, worker: str | None, lease: str | None,
+             error: str) -> None:  # fmt: skip
+    entry = {"attempt": attempt, "worker": worker, "lease": lease, "error": error,
              "at": utcnow().isoformat()}  # fmt: skip
     job.history = [*(job.history or []), entry]
 
@@ -114,29 +119,74 @@ def claim_job(
     job.worker = worker
     job.lease = lease or None
     job.started_at = job.heartbeat_at = utcnow()
+    job.lease_until = None
     return Claim(JobSpec.from_json(job.spec), "claimed")
 
 
 def lease_held(job: Job, ttl_s: float, lease_alive: LeaseCheck | None = None) -> bool:
-    """Is the process holding this running job alive? Its pid if it can tell, else its beat."""
-    alive = lease_alive(job.lease) if lease_alive and job.lease else None
-    if alive is not None:
-        return alive
+    """Is the process holding this running job still at it?
+
+    A dead pid (this host can tell) ends the lease at once; otherwise it holds while its
+    heartbeat is younger than `ttl_s` or its extension (a timed phase) has not run out. A
+    live pid alone does not hold it: a process that spooled the job's result goes on to
+    other jobs, and that job's lease must expire like any other.
+    """
+    if lease_alive and job.lease and lease_alive(job.lease) is False:
+        return False
+    now = utcnow()
+    if job.lease_until is not None and now < as_utc(job.lease_until):
+        return True
     beat = as_utc(job.heartbeat_at) if job.heartbeat_at else None
-    return beat is not None and (utcnow() - beat).total_seconds() < ttl_s
+    return beat is not None and (now - beat).total_seconds() < ttl_s
+
+
+def _held_by(session: Session, job_id: int, lease: str) -> Job | None:
+    job = session.get(Job, job_id, with_for_update=True)
+    return job if job is not None and job.lease == lease and job.state == "running" else None
 
 
 def heartbeat_job(session: Session, job_id: int, lease: str) -> bool:
-    """Refresh the lease; False if the job is no longer held by it."""
-    job = session.get(Job, job_id)
-    if job is None or job.lease != lease or job.state != "running":
+    """Refresh the lease and end any extension; False if the job is no longer held by it."""
+    job = _held_by(session, job_id, lease)
+    if job is None:
         return False
     job.heartbeat_at = utcnow()
+    job.lease_until = None
     return True
 
 
-def complete_job(session: Session, job_id: int, result: JobResult) -> bool:
-    """Write the result and `succeeded` together; False if the job already has a result.
+def extend_lease(session: Session, job_id: int, lease: str, seconds: float) -> bool:
+    """Hold the lease until `seconds` from now without heartbeats; False if not held by it."""
+    job = _held_by(session, job_id, lease)
+    if job is None:
+        return False
+    job.heartbeat_at = now = utcnow()
+    job.lease_until = now + timedelta(seconds=seconds)
+    return True
+
+
+def _holder(job: Job) -> str:
+    """Who holds the job now, in the words of a refusal."""
+    if job.lease:
+        return f"attempt {job.attempts} (lease {job.lease}) holds the job"
+    return f"the job is {job.state} with no lease"
+
+
+def _refuse(job: Job, lease: str, what: str) -> str:
+    """Record a refused late write in the job's history (as the writer's attempt)."""
+    reason = _holder(job)
+    attempt = next((h.get("attempt") for h in reversed(job.history or [])
+                    if h.get("lease") == lease), None)  # fmt: skip
+    _history(job, attempt, None, lease, f"{what} refused: {reason}")
+    return reason
+
+
+def complete_job(
+    session: Session, job_id: int, result: JobResult, lease: str | None = None
+) -> Completion:
+    """Write the result and `succeeded` together, only while the job has no result and
+    `lease` is the job's lease (its holder's, or its last holder's if it was re-queued and
+    no other attempt claimed it since); None skips the lease check (legacy spool files).
 
     The typed result maps field for field onto the `result` row's columns."""
     job = session.get(Job, job_id, with_for_update=True)
@@ -144,25 +194,32 @@ def complete_job(session: Session, job_id: int, result: JobResult) -> bool:
         raise NotFound(f"job {job_id} does not exist")
     exists = session.scalar(select(func.count()).select_from(Result).where(Result.job_id == job_id))
     if exists:
-        return False
+        return Completion("duplicate")
+    if lease is not None and (job.lease != lease or job.state not in ("running", "queued")):
+        return Completion("refused", _refuse(job, lease, "result"))
     session.add(Result(job_id=job_id, **result.columns()))
     job.state = "succeeded"
     job.finished_at = utcnow()
     job.error = None
-    job.lease = None
-    return True
+    job.lease = job.lease_until = None
+    return Completion("written")
 
 
-def fail_job(session: Session, job_id: int, reason: str) -> None:
-    """End the job failed (its attempt recorded), unless it already succeeded."""
+def fail_job(session: Session, job_id: int, reason: str, lease: str | None = None) -> bool:
+    """End the job failed (its attempt recorded), unless it already succeeded or, when
+    `lease` is given, another attempt holds it (a late failure is refused like a result)."""
     job = session.get(Job, job_id, with_for_update=True)
     if job is None or job.state == "succeeded":
-        return
+        return False
+    if lease is not None and job.lease != lease:
+        _refuse(job, lease, "failure")
+        return False
     _record(job, reason[:MAX_ERROR_CHARS])
     job.state = "failed"
     job.error = reason[:MAX_ERROR_CHARS]
     job.finished_at = utcnow()
-    job.lease = None
+    job.lease = job.lease_until = None
+    return True
 
 
 def running_jobs(session: Session, campaign_id: int | None = None) -> list[Job]:
@@ -174,11 +231,13 @@ def running_jobs(session: Session, campaign_id: int | None = None) -> list[Job]:
 
 
 def requeue(session: Session, job: Job, why: str) -> None:
-    """Back to `queued` (its attempts and history kept) so it can be sent again."""
+    """Back to `queued` (its attempts and history kept) so it can be sent again.
+
+    The lease stays as the last holder's until another attempt claims the job, so that
+    holder's late result is still welcome if nobody ran the job again meanwhile."""
     _record(job, why)
     job.state = "queued"
-    job.lease = None
-    job.heartbeat_at = None
+    job.heartbeat_at = job.lease_until = None
 
 
 def queued_jobs(session: Session, campaign_id: int | None = None) -> list[Job]:

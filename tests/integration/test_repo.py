@@ -36,9 +36,10 @@ def test_job_lifecycle_writes_one_result(url_fixture: str, request: pytest.Fixtu
         claim = repo.claim_job(s, job_id, "w1", lease="h:1")
     assert claim.spec == job_spec("a") and claim.reason == "claimed"
     with transaction(factory) as s:
-        assert repo.complete_job(s, job_id, job_result()) is True
+        assert repo.complete_job(s, job_id, job_result(), "h:1").outcome == "written"
     with transaction(factory) as s:
-        assert repo.complete_job(s, job_id, job_result()) is False  # at most one result
+        again = repo.complete_job(s, job_id, job_result(), "h:1")
+        assert again.outcome == "duplicate"  # at most one result
         again = repo.claim_job(s, job_id, "w2")  # a finished job is not run again
         assert again.spec is None and again.reason == "already succeeded"
         job = s.get(Job, job_id)
@@ -96,12 +97,12 @@ def test_the_job_store_writes_a_spooled_result_once(tmp_path: Path, sqlite_url: 
     folder.mkdir()
     (folder / f"job-{job_id}.json").write_text(json.dumps({"job_id": job_id, "result": old}))
     (folder / "job-999.json").write_text(json.dumps({"job_id": 999, "result": old}))
-    assert spool.load(folder / f"job-{job_id}.json")[1] == replace(
+    assert spool.load(folder / f"job-{job_id}.json")[1:] == (None, replace(
         job_result(), verdict="valid", reasons=[]
-    )
+    ))  # an older worker's file has no lease: written while the job has no result
     assert spool.flush(store, str(folder)) == (1, 0)
     assert sorted(p.name for p in folder.iterdir()) == ["job-999.orphan"]
-    spool.save(str(folder), job_id, job_result())
+    spool.save(str(folder), job_id, "h:1", job_result())
     assert spool.flush(store, str(folder)) == (0, 1)  # at most one result
     with transaction(factory) as s:
         row = s.scalars(select(Result).where(Result.job_id == job_id)).one()

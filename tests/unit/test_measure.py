@@ -203,3 +203,41 @@ def test_adaptive_on_the_real_clock_ends_within_its_bounds() -> None:
 def test_first_call_is_the_first_warmup_call() -> None:
     result = measure(lambda: None, Protocol(warmup=3, iterations=2))
     assert result.first_call_ms == result.warmup_ns[0] / 1e6
+
+
+def test_the_timed_phase_hook_wraps_exactly_the_timed_calls() -> None:
+    """execute_job quiets the process (heartbeat stopped, lease extended) in this hook."""
+    from contextlib import contextmanager
+
+    fn, log = Counter(), []
+
+    @contextmanager
+    def phase(warm: np.ndarray) -> Iterator[None]:
+        log.append(("enter", fn.calls, warm.size))
+        yield
+        log.append(("exit", fn.calls))
+
+    measure(fn, Protocol(warmup=3, iterations=7), phase=phase)
+    assert log == [("enter", 3, 3), ("exit", 10)]
+
+
+def test_the_phase_bound_covers_the_timed_phase() -> None:
+    from farm.workers.quiet import MARGIN, phase_bound
+
+    ms = 1_000_000
+    warm = np.array([900 * ms, 10 * ms, 20 * ms], dtype=np.int64)  # a cold first call
+    # the call cap at the slowest steady warm-up call (20 ms), with the margin
+    assert phase_bound(Protocol(iterations=1000), warm, 5, 3600) == pytest.approx(
+        MARGIN * 1000 * 0.02
+    )
+    # a minimum duration longer than the calls take
+    assert phase_bound(Protocol(iterations=10, min_duration_s=60), warm, 5, 3600) == (
+        pytest.approx(MARGIN * 60.02)
+    )
+    # max_duration_s caps an adaptive phase (cap 20,000 calls = 400 s at 20 ms)
+    adaptive = Protocol(iterations=1000, target_ci=0.01, max_duration_s=30)
+    assert phase_bound(adaptive, warm, 5, 3600) == pytest.approx(30 + MARGIN * 0.02)
+    # what is left of the job's timeout, when less
+    assert phase_bound(Protocol(iterations=1000, timeout_s=20), warm, 5, 3600) == 15
+    # no warm-up and no limit: the fallback (the visibility timeout)
+    assert phase_bound(Protocol(warmup=0), np.array([], dtype=np.int64), 5, 3600) == 3600
