@@ -10,8 +10,9 @@ from farm.db.session import session_factory
 from farm.settings import Settings
 from farm.workers.allocator import ensure_allocator
 from farm.workers.execute import WorkerContext, execute_job
+from farm.workers.pinning import pin
 from farm.workers.probe import host_fingerprint
-from farm.workers.worker import pin, register
+from farm.workers.worker import register
 
 
 class EmbeddedRunner:
