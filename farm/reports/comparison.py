@@ -27,6 +27,8 @@ VARIES = {
     "pool": ("pool",),
     "allocator": ("allocator",),
     "mode": ("mode",),
+    "instances": ("instances",),
+    "cores_per_instance": ("cores_per_instance",),
 }
 
 

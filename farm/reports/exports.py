@@ -77,6 +77,9 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
                 # Output checks are per job (`--format json`); the per-cell column stays
                 # empty, kept so that readers by position keep working.
                 "output_check": None,
+                # Throughput mode's layout (1 and 0 for latency cells), after the rest.
+                "instances": cell.instances,
+                "cores_per_instance": cell.cores_per_instance,
             }
             if table.baseline is not None:
                 record["baseline"] = column_label(table.baseline)

@@ -15,17 +15,21 @@ from farm.reports.cells import Cell, ReportError, plain
 # Selector keys that name rows, not columns (a baseline may not use them).
 ROW_FIELDS = ("model", "input", "batch", "batching", "mode")
 
-# A column as reports print it: backend(options)@pool+allocator, e.g. ipex(dtype=bf16)@spr.
+# A column as reports print it: backend(options)@pool+allocator[layout], e.g.
+# ipex(dtype=bf16)@spr, pytorch@icelake[2x1] (2 instances of 1 CPU: throughput mode).
 COLUMN_LABEL = re.compile(
-    r"(?P<backend>[^()@+=,\s]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\s]+)"
-    r"(?:\+(?P<allocator>[^()@+=,\s]+))?"
+    r"(?P<backend>[^()@+=,\s\[\]]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\s\[\]]+)"
+    r"(?:\+(?P<allocator>[^()@+=,\s\[\]]+))?(?:\[(?P<instances>\d+)x(?P<cores>\d+)\])?"
 )
+# Selector keys for the layout of throughput mode (cells without one: instances=1).
+LAYOUT_FIELDS = ("instances", "cores_per_instance")
 
 
 def parse_selector(text: str, what: str = "selector") -> dict[str, str]:
     """'backend=pytorch,pool=icelake' → {'backend': 'pytorch', 'pool': 'icelake'}.
 
-    Keys: model, input, batch, batching, backend, pool, allocator, mode; any other key is
+    Keys: model, input, batch, batching, backend, pool, allocator, mode, instances,
+    cores_per_instance (0: not throughput mode); any other key is
     a backend option (e.g. dtype=bf16). A column label as a report prints it
     ('pytorch(dtype=fp32)@icelake') selects exactly that column.
     """
@@ -37,6 +41,8 @@ def parse_selector(text: str, what: str = "selector") -> dict[str, str]:
             **{k: v for k, v in options.items() if k not in ("backend", "pool", "allocator")},
             "pool": label["pool"],
             "allocator": label["allocator"] or "default",
+            "instances": label["instances"] or "1",
+            "cores_per_instance": label["cores"] or "0",
         }
     selector: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -82,6 +88,10 @@ def field_value(cell: Cell, key: str) -> str | None:
         return cell.allocator
     if key == "mode":
         return cell.mode
+    if key == "instances":
+        return str(cell.instances)
+    if key == "cores_per_instance":
+        return str(cell.cores_per_instance)
     return option_value(cell.backend_options, key)
 
 

@@ -72,6 +72,8 @@ def report_rows(
         Result.weights_sha256,
         Result.model_identity["tokenizer"].as_string(),
         Result.output_check,
+        Job.instances,
+        Job.cores_per_instance,
     ).select_from(Job)
     stmt = (
         stmt.join(Campaign, Campaign.id == Job.campaign_id)
@@ -116,6 +118,8 @@ def report_rows(
                 "weights_sha256": r[30],
                 "tokenizer": r[31],
                 "output_check": r[32],
+                "instances": r[33],
+                "cores_per_instance": r[34],
             }
         )
     return rows
