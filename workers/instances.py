@@ -104,13 +104,14 @@ def aggregate(spec: JobSpec, instances: list[Instance], release_ns: int) -> Inst
     stats["latency_pooled_over_instances"] = True
     stats["throughput_per_s"] = window.throughput(spec.batch_size)
     stats["window"] = {**window.as_dict(spec.batch_size), "release_ns": release_ns}
-    reasons: list[str] = []
+    by_reason: dict[str, list[str]] = {}  # a reason → the instances it holds for
     per_instance = []
     for inst, calls in zip(instances, window.calls, strict=True):
         m = inst.m
         verdict = judge(describe(m.samples_ns), spec.protocol, m.warmup_ns, m.samples_ns,
                         m.stop_reason, m.timed_s)  # fmt: skip
-        reasons += [f"instance {inst.index}: {r}" for r in verdict.reasons]
+        for reason in verdict.reasons:
+            by_reason.setdefault(reason, []).append(str(inst.index))
         assert m.ends_ns is not None
         per_instance.append({
             **describe(m.samples_ns, spec.batch_size),
@@ -127,6 +128,10 @@ def aggregate(spec: JobSpec, instances: list[Instance], release_ns: int) -> Inst
             "ends_ns": base64.b64encode(encode_samples(m.ends_ns)).decode(),
         })  # fmt: skip
     stats["instances"] = per_instance
+    reasons = [
+        f"instance{'s' if len(which) > 1 else ''} {', '.join(which)}: {reason}"
+        for reason, which in by_reason.items()
+    ]
     if window.throughput(spec.batch_size) is None:
         reasons.append("instances never measured at the same time: no common window")
     environment = {
