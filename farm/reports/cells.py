@@ -200,11 +200,12 @@ def column_label(key: ColumnKey) -> str:
     label = f"{backend}({options})" if options else backend
     label += f"@{pool}"
     label = label if allocator == "default" else f"{label}+{allocator}"
-    return f"{label}[{layout}]" if layout else label
+    return f"{label}{{{layout}}}" if layout else label
 
 
 def layout_text(instances: int, cores_per_instance: int | None) -> str:
-    """How a column names a throughput-mode layout: '2x1' is 2 instances of 1 CPU each."""
+    """A throughput-mode layout as a column shows it in braces: '2x1' is 2 instances of
+    1 CPU each (`pytorch@icelake{2x1}`)."""
     return f"{instances}x{cores_per_instance}" if cores_per_instance else ""
 
 

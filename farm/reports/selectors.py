@@ -15,11 +15,11 @@ from farm.reports.cells import Cell, ReportError, plain
 # Selector keys that name rows, not columns (a baseline may not use them).
 ROW_FIELDS = ("model", "input", "batch", "batching", "mode")
 
-# A column as reports print it: backend(options)@pool+allocator[layout], e.g.
-# ipex(dtype=bf16)@spr, pytorch@icelake[2x1] (2 instances of 1 CPU: throughput mode).
+# A column as reports print it: backend(options)@pool+allocator{layout}, e.g.
+# ipex(dtype=bf16)@spr, pytorch@icelake{2x1} (2 instances of 1 CPU: throughput mode).
 COLUMN_LABEL = re.compile(
-    r"(?P<backend>[^()@+=,\s\[\]]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\s\[\]]+)"
-    r"(?:\+(?P<allocator>[^()@+=,\s\[\]]+))?(?:\[(?P<instances>\d+)x(?P<cores>\d+)\])?"
+    r"(?P<backend>[^()@+=,\s{}]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\s{}]+)"
+    r"(?:\+(?P<allocator>[^()@+=,\s{}]+))?(?:\{(?P<instances>\d+)x(?P<cores>\d+)\})?"
 )
 # Selector keys for the layout of throughput mode (cells without one: instances=1).
 LAYOUT_FIELDS = ("instances", "cores_per_instance")

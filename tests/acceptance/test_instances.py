@@ -103,8 +103,8 @@ def test_worker_runs_two_instances_and_a_larger_layout_waits_with_its_reason(
     report = farm("report", str(campaign), "--metric", "throughput", "--format", "markdown",
                   env=env)  # fmt: skip
     assert report.returncode == 0, report.stderr
-    assert "pytorch(dtype=fp32)@a[2x1] throughput (seq/s)" in report.stdout
-    assert "pytorch(dtype=fp32)@a[2x2] throughput (seq/s)" in report.stdout
+    assert "pytorch(dtype=fp32)@a{2x1} throughput (seq/s)" in report.stdout
+    assert "pytorch(dtype=fp32)@a{2x2} throughput (seq/s)" in report.stdout
     rows = {r["job"]: r for r in json.loads(farm("report", str(campaign), "--format", "json",
                                                  env=env).stdout)}  # fmt: skip
     assert (rows[first]["instances"], rows[first]["cores_per_instance"]) == (2, 1)

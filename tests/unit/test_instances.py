@@ -141,7 +141,7 @@ def test_reports_show_layouts_as_their_own_columns() -> None:
     ]
     table = wide_table(cells, ("throughput",))
     labels = [c.column_label for c in cells]
-    assert labels == ["pytorch@icelake", "pytorch@icelake[2x1]", "pytorch@icelake[1x2]"]
+    assert labels == ["pytorch@icelake", "pytorch@icelake{2x1}", "pytorch@icelake{1x2}"]
     assert len(table.columns) == 3
     for c in cells:  # each printed label is a baseline that finds exactly its column
         assert find_baseline(cells, parse_selector(c.column_label)) == c.column_key
