@@ -6,10 +6,22 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from farm.protocol import Protocol
 from farm.stacks import Allocator, queue_for
+
+# Throughput mode: at most this many pinned copies of a cell, each on at most this many CPUs.
+MAX_INSTANCES = 256
+MAX_CORES_PER_INSTANCE = 1024
 
 __all__ = ["JobSpec", "ModelSpec", "direct_queue", "queue_for"]
 
@@ -56,6 +68,25 @@ class JobSpec(BaseModel):
     repeat: int = Field(default=0, ge=0, le=1000)
     worker: str | None = None
     protocol: Protocol = Field(default_factory=Protocol)
+    # Throughput mode (farm.workers.instances): this many copies of the cell measured at
+    # once, each pinned to its own `cores_per_instance` CPUs. None: one copy on the
+    # worker's own pinning and threads (the latency mode).
+    instances: StrictInt = Field(default=1, ge=1, le=MAX_INSTANCES)
+    cores_per_instance: StrictInt | None = Field(default=None, ge=1, le=MAX_CORES_PER_INSTANCE)
+
+    @model_validator(mode="after")
+    def _layout(self) -> JobSpec:
+        if self.instances > 1 and self.cores_per_instance is None:
+            raise ValueError(
+                "cores_per_instance is required when instances > 1 "
+                "(how many CPUs each copy is pinned to)"
+            )
+        return self
+
+    @property
+    def cpus_needed(self) -> int:
+        """CPUs the job must own at once: instances × cores_per_instance (0: any worker)."""
+        return self.instances * (self.cores_per_instance or 0)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -73,7 +104,7 @@ class JobSpec(BaseModel):
     def queue(self) -> str:
         if self.worker:
             return direct_queue(self.worker)
-        return queue_for(self.pool, self.allocator, self.stack)
+        return queue_for(self.pool, self.allocator, self.stack, self.cpus_needed)
 
     def runner_key(self) -> str:
         """Jobs with the same key can reuse one loaded model + backend runner."""

@@ -28,7 +28,7 @@ from pydantic import (
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from farm.jobs import JobSpec, ModelSpec
+from farm.jobs import MAX_CORES_PER_INSTANCE, MAX_INSTANCES, JobSpec, ModelSpec
 from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
 from farm.stacks import ALLOCATORS, resolve_stack
@@ -41,7 +41,8 @@ DEFAULT_MAX_JOBS = 10_000
 MAX_INPUT_CHARS = 20_000
 MAX_EXCLUDES = 1000
 # The axes in expansion order and the CellMatch field each one is matched by.
-_AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator")
+_AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator", "instances",
+                "cores_per_instance")  # fmt: skip
 
 
 def _allocator(value: Any) -> Any:
@@ -56,6 +57,15 @@ Allocator = Annotated[str, BeforeValidator(_allocator)]
 
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+
+def _listed(value: Any) -> Any:
+    """One value is short for a list of one (`instances: 2` is `instances: [2]`)."""
+    return value if isinstance(value, list) else [value]
+
+
+Instances = Annotated[StrictInt, Field(ge=1, le=MAX_INSTANCES)]
+CoresPerInstance = Annotated[StrictInt, Field(ge=1, le=MAX_CORES_PER_INSTANCE)]
 
 
 def _input_length(text: str) -> str:
@@ -100,6 +110,8 @@ class CellMatch(BaseModel):
     backend: str | None = None
     pool: str | None = None
     allocator: str | None = None
+    instances: int | None = None
+    cores_per_instance: int | None = None
 
     def _wanted(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, include=set(CellMatch.model_fields))
@@ -112,6 +124,8 @@ class CellMatch(BaseModel):
             "backend": job.backend,
             "pool": job.pool,
             "allocator": job.allocator,
+            "instances": job.instances,
+            "cores_per_instance": job.cores_per_instance,
         }
         return all(pairs[k] == v for k, v in self._wanted().items())
 
@@ -150,6 +164,14 @@ class Matrix(BaseModel):
     pools: list[Name] = Field(min_length=1, max_length=100)
     # The allocator a worker preloads (the blog used tcmalloc); a dimension like any other.
     allocators: list[Allocator] = Field(default_factory=lambda: ["default"], min_length=1)
+    # Throughput mode: copies of each cell measured at once, each on its own CPUs
+    # (farm.workers.instances); cores_per_instance is required when instances > 1.
+    instances: Annotated[list[Instances], BeforeValidator(_listed)] = Field(
+        default_factory=lambda: [1], min_length=1, max_length=32
+    )
+    cores_per_instance: Annotated[list[CoresPerInstance] | None, BeforeValidator(_listed)] = (
+        Field(default=None, min_length=1, max_length=32)
+    )
     protocol: Protocol = Field(default_factory=Protocol)
     protocol_overrides: list[ProtocolOverride] = Field(default_factory=list, max_length=100)
     exclude: list[Exclude] = Field(default_factory=list, max_length=MAX_EXCLUDES)
@@ -158,6 +180,21 @@ class Matrix(BaseModel):
     @classmethod
     def _profile(cls, value: Any) -> Any:
         return resolve_profile(value)
+
+    @field_validator("cores_per_instance", mode="before")
+    @classmethod
+    def _cores_given(cls, value: Any) -> Any:
+        return [] if value is None else value  # null is refused like an empty list
+
+    @model_validator(mode="after")
+    def _cores_needed(self) -> Matrix:
+        if self.cores_per_instance is None and max(self.instances) > 1:
+            raise ValueError(
+                "cores_per_instance: required when instances > 1 (how many CPUs each "
+                "instance is pinned to; instances x cores_per_instance must fit the "
+                "worker's --cpus)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _overrides_valid(self) -> Matrix:
@@ -197,6 +234,8 @@ class Matrix(BaseModel):
             distinct(self.batch_sizes, lambda b: b),
             distinct(self.pools, lambda p: p),
             distinct(self.allocators, lambda a: a),
+            distinct(self.instances, lambda n: n),
+            distinct(self.cores_per_instance or [None], lambda c: c),
         ]
 
     def expand(self, max_jobs: int = DEFAULT_MAX_JOBS) -> list[JobSpec]:
@@ -257,7 +296,7 @@ class Matrix(BaseModel):
         jobs: dict[str, JobSpec] = {}
         # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
         for m, flat in kept:
-            for b, i, s, p, a in zip(*np.unravel_index(flat, shape[1:]), strict=True):
+            for b, i, s, p, a, n, c in zip(*np.unravel_index(flat, shape[1:]), strict=True):
                 backend = axes[1][b]
                 input_name, text = axes[2][i]
                 job = JobSpec(
@@ -273,6 +312,8 @@ class Matrix(BaseModel):
                     allocator=axes[5][a],
                     stack=backend.stack or "main",
                     protocol=self.protocol,
+                    instances=axes[6][n],
+                    cores_per_instance=axes[7][c],
                 )
                 for override in self.protocol_overrides:
                     if override.matches(job):

@@ -34,25 +34,42 @@ def resolve_stack(backend: str, stack: str | None) -> str:
     return stack
 
 
-def queue_for(pool: str, allocator: str = "default", stack: str = "main") -> str:
+def queue_for(pool: str, allocator: str = "default", stack: str = "main", cpus: int = 0) -> str:
     """The one place queue names are made: a job reaches only workers that can run it.
 
     One queue per pool for the main stack and the default allocator (`farm.<pool>`); a
     job for another stack or a preloaded allocator goes to that pool's queue for them,
-    which only workers of that stack started with that `--allocator` serve.
+    which only workers of that stack started with that `--allocator` serve. A job that
+    must own `cpus` CPUs at once (throughput mode, 2 or more) goes to `<that queue>.cpus<K>`,
+    served only by workers pinned to at least K CPUs (`cpu_queues`): it waits for one.
     """
     parts = ["farm", pool]
     if stack != "main":
         parts.append(stack)
     if allocator != "default":
         parts.append(allocator)
+    if cpus > 1:
+        parts.append(f"cpus{cpus}")
     return ".".join(parts)
+
+
+def cpu_queues(queue: str, cpus: int) -> list[str]:
+    """The queues a worker pinned to `cpus` CPUs serves for its pool queue `queue`."""
+    return [queue, *(f"{queue}.cpus{k}" for k in range(2, cpus + 1))]
+
+
+def queue_cpus(queue: str) -> int:
+    """The CPUs a job of this queue needs at once (0: any worker of its pool will do)."""
+    last = queue.rpartition(".")[2]
+    return int(last[4:]) if last.startswith("cpus") and last[4:].isdigit() else 0
 
 
 def queue_parts(queue: str) -> tuple[str, str, str]:
     """(pool, stack, allocator) of a pool queue made by queue_for."""
     _, _, rest = queue.partition(".")
     pieces = rest.split(".")
+    if len(pieces) > 1 and queue_cpus(queue):
+        pieces.pop()
     allocator = pieces.pop() if len(pieces) > 1 and pieces[-1] in ALLOCATORS else "default"
     stack = pieces.pop() if len(pieces) > 1 and pieces[-1] in STACKS else "main"
     return ".".join(pieces), stack, allocator

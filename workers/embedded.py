@@ -12,8 +12,9 @@ from farm.settings import Settings
 from farm.workers.allocator import ensure_allocator
 from farm.workers.execute import WorkerContext, execute_job
 from farm.workers.peak import refresh_peak
+from farm.workers.pinning import pin
 from farm.workers.probe import host_fingerprint
-from farm.workers.worker import pin, register
+from farm.workers.worker import register
 
 log = logging.getLogger("farm.worker")
 

@@ -8,6 +8,7 @@ options, so setup (load, optimise) is paid once and recorded apart from timed ca
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from contextlib import AbstractContextManager
@@ -28,6 +29,7 @@ from farm.workers import spool
 from farm.workers.backends import get_backend
 from farm.workers.backends.base import Runner
 from farm.workers.check import output_check
+from farm.workers.instances import measure_instances
 from farm.workers.lease import Heartbeat, JobTimeout, lease_alive, my_lease, time_limit
 from farm.workers.measure import TimedPhase, measure
 from farm.workers.models import count_tokens
@@ -150,14 +152,22 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
             f"input {spec.input_name!r} is {tokens} tokens; {spec.model.label} reads at most "
             f"{limit} (shorten the input)"
         )
-    m = measure(fn, spec.protocol, phase=phase)
-    stats = describe(m.samples_ns, spec.batch_size)
-    verdict = judge(stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s)
+    extra: dict[str, Any] = {}
+    if spec.cores_per_instance:  # throughput mode: N pinned copies at once, in processes
+        run = measure_instances(spec, sorted(os.sched_getaffinity(0)), f"worker {ctx.name}")
+        m, stats, reasons, extra = run.measurement, run.stats, run.reasons, run.environment
+    else:
+        m = measure(fn, spec.protocol, phase=phase)
+        stats = describe(m.samples_ns, spec.batch_size)
+        reasons = judge(
+            stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s
+        ).reasons
     check = output_check(ctx._references, runner, spec, fn)
     backend = getattr(runner, "identity", {}).get("backend") or {}
-    reasons = verdict.reasons + check_reasons(check) + precision_reasons(backend)
+    reasons = reasons + check_reasons(check) + precision_reasons(backend)
     environment = {
         **run_environment(ctx.threads),
+        **extra,
         "host": ctx.fingerprint,
         "gc_disabled_while_timing": True,
         "clock": "time.perf_counter_ns",

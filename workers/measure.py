@@ -35,6 +35,8 @@ class Measurement:
     wall_s: float
     stop_reason: str
     timed_s: float = 0.0  # wall time of the timed phase, bookkeeping between calls included
+    # clock() at the end of each timed call, when asked (throughput mode's common window).
+    ends_ns: npt.NDArray[np.int64] | None = None
 
     @property
     def first_call_ms(self) -> float:
@@ -56,9 +58,15 @@ def _warm_up(fn: Callable[[], Any], protocol: Protocol, clock: Clock) -> npt.NDA
 
 
 def _timed(
-    fn: Callable[[], Any], protocol: Protocol, clock: Clock
+    fn: Callable[[], Any],
+    protocol: Protocol,
+    clock: Clock,
+    ends: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.int64], str]:
-    """Timed calls until the protocol says stop; returns the samples and why it stopped."""
+    """Timed calls until the protocol says stop; returns the samples and why it stopped.
+
+    With `ends` (an array of the cap's size), each call's end time is kept there too,
+    after the call's own reading, outside its sample."""
     cap = protocol.call_cap
     min_ns = int(protocol.min_duration_s * NS)
     max_ns = int(protocol.max_duration_s * NS) if protocol.max_duration_s else None
@@ -72,6 +80,8 @@ def _timed(
         fn()
         t1 = clock()
         samples[n] = t1 - t0
+        if ends is not None:
+            ends[n] = t1
         n += 1
         if n >= cap:
             return samples[:n], "iterations" if cap == protocol.iterations else "call cap reached"
@@ -94,13 +104,16 @@ def measure(
     protocol: Protocol,
     clock: Clock = time.perf_counter_ns,
     phase: TimedPhase | None = None,
+    keep_ends: bool = False,
 ) -> Measurement:
     """Warm up, then time `fn` with `clock` (perf_counter_ns) until the protocol says stop,
     inside `phase(warm-up samples)` when given.
 
     The stopping rules read only `clock`, so a test can drive them with a scripted one and
-    get the same samples on any host, loaded or idle.
+    get the same samples on any host, loaded or idle. Throughput mode's copies wait for
+    their barrier in `phase`; `keep_ends` records each timed call's end time.
     """
+    ends = np.empty(protocol.call_cap, dtype=np.int64) if keep_ends else None
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
@@ -109,9 +122,10 @@ def measure(
         warm = _warm_up(fn, protocol, clock)
         with phase(warm) if phase is not None else nullcontext():
             timed_start = time.perf_counter()
-            samples, reason = _timed(fn, protocol, clock)
+            samples, reason = _timed(fn, protocol, clock, ends)
             end = time.perf_counter()
     finally:
         if was_enabled:
             gc.enable()
-    return Measurement(warm, samples, end - start, reason, end - timed_start)
+    kept = None if ends is None else ends[: samples.size].copy()
+    return Measurement(warm, samples, end - start, reason, end - timed_start, kept)

@@ -15,11 +15,13 @@ from farm.db.jobstore import DbJobStore
 from farm.db.session import check_database, session_factory
 from farm.jobs import direct_queue, queue_for
 from farm.settings import Settings
+from farm.stacks import cpu_queues
 from farm.store import JobStore, failure_name
 from farm.workers import spool
 from farm.workers.allocator import ensure_allocator
 from farm.workers.app import check_broker, create_app
 from farm.workers.execute import WorkerContext
+from farm.workers.pinning import pin
 from farm.workers.probe import host_fingerprint
 from farm.workers.quiet import between_phases, phase_lock_file
 from farm.workers.tasks import register_tasks
@@ -27,23 +29,15 @@ from farm.workers.tasks import register_tasks
 log = logging.getLogger("farm.worker")
 
 
-def pin(cpus: set[int] | None, threads: int | None) -> int:
-    """Apply affinity and thread count before torch is imported; returns the thread count."""
-    if cpus:
-        os.sched_setaffinity(0, cpus)
-    count = threads or len(os.sched_getaffinity(0))
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(count)
-    return count
-
-
 def default_name(pool: str) -> str:
     return f"{pool}@{socket.gethostname()}"
 
 
-def worker_queues(pool: str, allocator: str, stack: str, name: str) -> list[str]:
-    """The pool's queue for this stack and allocator, and one of its own (`farm calibrate`)."""
-    return [queue_for(pool, allocator, stack), direct_queue(name)]
+def worker_queues(pool: str, allocator: str, stack: str, name: str, cpus: int = 1) -> list[str]:
+    """The pool's queue for this stack and allocator, the queues of the throughput jobs
+    that fit in its `cpus` CPUs (instances x cores_per_instance), and one of its own
+    (`farm calibrate`). A throughput job that fits no live worker waits in its queue."""
+    return [*cpu_queues(queue_for(pool, allocator, stack), cpus), direct_queue(name)]
 
 
 def register(
@@ -95,7 +89,9 @@ def run_worker(
     app = create_app(settings)
     check_broker(app, settings.broker_url)
     fingerprint = host_fingerprint(allocator)
-    queues = worker_queues(pool, allocator, fingerprint["stack"], name)
+    queues = worker_queues(
+        pool, allocator, fingerprint["stack"], name, len(os.sched_getaffinity(0))
+    )
     store = DbJobStore(session_factory(settings.database_url))
     ctx = register(store, settings, name, pool, fingerprint, count, queues)
     ctx.phase_lock = lock = phase_lock_file()

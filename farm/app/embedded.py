@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from farm.app.ports import CampaignStore, LocalRunner
 from farm.errors import FarmError
+from farm.instances import DoesNotFit, shortfall
 from farm.jobs import JobSpec
 from farm.stacks import BACKEND_STACKS
 
@@ -33,6 +35,7 @@ def run_embedded(
             f"embedded mode preloads one allocator per run; this matrix asks for "
             f"{', '.join(allocators)}: run one allocator at a time, or use workers"
         )
+    check_fit(jobs, cpus)
     stack = runner.prepare(allocators[0], cpus, threads)  # may re-exec this process first
     if stack:
         jobs = in_stack(jobs, stack)
@@ -61,3 +64,18 @@ def in_stack(jobs: list[JobSpec], stack: str) -> list[JobSpec]:
             "a cell in two stacks: run it with workers of each stack, or name one stack"
         )
     return out
+def check_fit(jobs: list[JobSpec], cpus: set[int] | None) -> None:
+    """Throughput cells must fit this run's CPUs (`--cpus`, else this process's affinity):
+    no other worker will take a job this run cannot, so it is refused before anything is
+    written rather than left waiting."""
+    have = len(cpus) if cpus else len(os.sched_getaffinity(0))
+    for job in jobs:
+        if job.cores_per_instance is None:
+            continue
+        why = shortfall(job.instances, job.cores_per_instance, have, "this run (--cpus)")
+        if why:
+            raise DoesNotFit(
+                f"cell {job.model.label} {job.input_name} batch {job.batch_size} "
+                f"{job.backend} {why}: give farm run more CPUs with --cpus, or submit it "
+                "to a worker that has them"
+            )

@@ -152,7 +152,8 @@ def job_rows(
         known = queries.prices({r["pool"] for r in rows})
         for row in rows:
             row["price_per_hour"], row["currency"], row["cost_per_million"] = priced(
-                known.get(row["pool"]), row["mean_ms"], row["batch_size"]
+                known.get(row["pool"]), row["mean_ms"], row["batch_size"],
+                row["throughput"] if row.get("cores_per_instance") else None,
             )
     return rows
 

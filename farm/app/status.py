@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from farm.app.ports import CampaignStore, OnProgress, Snapshot, WorkerRow
 from farm.errors import FarmError
 from farm.hardware import mixed_pools
-from farm.stacks import queue_parts
+from farm.settings import parse_cpu_list
+from farm.stacks import queue_cpus, queue_parts
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,19 @@ def waiting_warnings(
         start = f"farm worker --pool {pool}" + (
             f" --allocator {allocator}" if allocator != "default" else ""
         )
+        need = queue_cpus(queue)
+        base = queue.rpartition(".")[0] if need else queue
+        fitting = [w for w in live_workers if base in (w.queues or [])]
         if not serving and pool not in live_pools:
             warnings.append(f"{head} no live worker serves that pool: start `{start}`")
+        elif not serving and fitting:
+            have = ", ".join(f"worker {w.name} has {len(parse_cpu_list(w.cpus or ''))}"
+                             for w in fitting)  # fmt: skip
+            warnings.append(
+                f"{head} no live worker of that pool has the CPUs they need at once — waiting: "
+                f"needs {need} CPUs (instances x cores_per_instance), {have}; start "
+                f"`{start} --cpus LIST` with at least {need} CPUs"
+            )
         elif not serving:
             warnings.append(
                 f"{head} no live worker of that pool can run them (they need allocator "

@@ -79,6 +79,9 @@ class Job(Base):
     input_hash: Mapped[str] = mapped_column(String(32), server_default="")  # md5 of the text
     # The software stack it was sent to run in (its result records the one it ran in).
     stack: Mapped[str] = mapped_column(String(50), server_default="main")
+    # Throughput mode: copies measured at once and CPUs each (0: the worker's own pinning).
+    instances: Mapped[int] = mapped_column(server_default="1")
+    cores_per_instance: Mapped[int] = mapped_column(server_default="0")
     # The broker queue the job was sent to: who may run it (pool, allocator, ...).
     queue: Mapped[str] = mapped_column(String(200), server_default="")
     attempts: Mapped[int] = mapped_column(default=0)
@@ -109,8 +112,8 @@ class Job(Base):
         return spec
 
 
-def spec_columns(spec: dict[str, Any]) -> dict[str, str]:
-    """The job columns copied from its spec JSON (the same rules as migration 0006)."""
+def spec_columns(spec: dict[str, Any]) -> dict[str, Any]:
+    """The job columns copied from its spec JSON (the same rules as migrations 0006, 0007)."""
     protocol = spec.get("protocol") or {}
     return {
         "batching": spec.get("batching") or "sequential",
@@ -118,6 +121,8 @@ def spec_columns(spec: dict[str, Any]) -> dict[str, str]:
         "options": canonical_json(spec.get("backend_options") or {}),
         "mode": "fixed" if protocol.get("target_ci") is None else "adaptive",
         "input_hash": _md5(str(spec.get("input_text", ""))),
+        "instances": spec.get("instances") or 1,
+        "cores_per_instance": spec.get("cores_per_instance") or 0,
     }
 
 

@@ -22,7 +22,8 @@ from farm.flops import gflops, percent_of_peak
 from farm.stacks import stack_name
 from farm.stats import Summary
 
-# --metric name → Cell attribute. Latencies are in ms; throughput in sequences per second.
+# --metric name → Cell attribute. Latencies are in ms; throughput in sequences per second
+# (of all instances together over their common window, for a throughput-mode cell).
 METRICS: dict[str, str] = {
     "mean": "mean_ms",
     "p50": "p50_ms",
@@ -41,12 +42,12 @@ NO_SPEEDUP = frozenset({"std"})  # a ratio of spreads is no speed-up
 DEFAULT_METRICS = ("mean", "p99")
 
 RowKey = tuple[str, str, int, str]
-ColumnKey = tuple[str, str, str, str, str]  # backend, options, pool, allocator, stack
+ColumnKey = tuple[str, str, str, str, str, str]  # backend, options, pool, allocator, layout, stack
 
 # The identity fields that make "the same cell" for `farm compare` (less those the
 # selectors vary). `identity_values` gives a cell's, `farm.db.reports.cells` their SQL.
 IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", "allocator",
-            "mode", "pool", "stack")  # fmt: skip
+            "mode", "pool", "stack", "instances", "cores_per_instance")  # fmt: skip
 
 
 @contextmanager
@@ -141,6 +142,14 @@ class Cell:
     def efficiency(self) -> float | None:
         """% of the peak; None without FLOPs or without a peak for every result."""
         return percent_of_peak(self.gflops, self.peak_gflops)
+    # Throughput mode: copies measured at once and CPUs each (1 and 0: the latency mode).
+    instances: int = 1
+    cores_per_instance: int = 0
+
+    @property
+    def layout(self) -> str:
+        """'NxC' for a throughput-mode cell, '' otherwise (its column says so)."""
+        return layout_text(self.instances, self.cores_per_instance)
 
     @property
     def row_key(self) -> RowKey:
@@ -151,7 +160,7 @@ class Cell:
         options = self.options_key
         if options is None:
             options = options_text(self.backend_options)
-        return (self.backend, options, self.pool, self.allocator, self.stack)
+        return (self.backend, options, self.pool, self.allocator, self.layout, self.stack)
 
     @property
     def column_label(self) -> str:
@@ -181,9 +190,14 @@ class Cell:
         parts = [f"{state} {count}" for state, count in sorted(self.states.items())]
         return ", ".join(parts)
 
+    @property
+    def aggregate(self) -> float | None:
+        """The throughput of every instance together (throughput mode), else None."""
+        return self.throughput if self.cores_per_instance else None
+
     def with_cost(self, price_per_hour: float | None, currency: str | None) -> None:
         price = None if price_per_hour is None else (price_per_hour, currency or "")
-        cost = priced(price, self.mean_ms, self.batch_size)[2]
+        cost = priced(price, self.mean_ms, self.batch_size, self.aggregate)[2]
         self.price_per_hour, self.currency = price_per_hour, currency
         if cost is not None:
             self.cost_per_million = cost
@@ -202,12 +216,19 @@ assert tuple(f.name for f in fields(Cell))[: len(CELL_FIELDS)] == CELL_FIELDS
 
 
 def column_label(key: ColumnKey, stack: str | None = None) -> str:
-    """backend(options)@pool+allocator, and [stack] when given (see column_labels)."""
-    backend, options, pool, allocator, _ = key
+    """backend(options)@pool+allocator{layout}, and [stack] when given (see column_labels)."""
+    backend, options, pool, allocator, layout, _ = key
     label = f"{backend}({options})" if options else backend
     label += f"@{pool}"
     label = label if allocator == "default" else f"{label}+{allocator}"
+    label = f"{label}{{{layout}}}" if layout else label
     return f"{label}[{stack}]" if stack else label
+
+
+def layout_text(instances: int, cores_per_instance: int | None) -> str:
+    """A throughput-mode layout as a column shows it in braces: '2x1' is 2 instances of
+    1 CPU each (`pytorch@icelake{2x1}`)."""
+    return f"{instances}x{cores_per_instance}" if cores_per_instance else ""
 
 
 def column_labels(keys: Iterable[ColumnKey]) -> dict[ColumnKey, str]:
@@ -221,9 +242,9 @@ def column_labels(keys: Iterable[ColumnKey]) -> dict[ColumnKey, str]:
         if len(same) == 1:
             labels[same[0]] = label
             continue
-        names = [stack_name(key[4]) for key in same]
+        names = [stack_name(key[5]) for key in same]
         for key, name in zip(same, names, strict=True):
-            labels[key] = column_label(key, name if names.count(name) == 1 else key[4])
+            labels[key] = column_label(key, name if names.count(name) == 1 else key[5])
     return labels
 
 
@@ -246,13 +267,19 @@ def cost_per_million(price_per_hour: float, mean_ms: float, batch_size: int) -> 
 
 
 def priced(
-    price: tuple[float, str] | None, mean_ms: float | None, batch_size: int
+    price: tuple[float, str] | None,
+    mean_ms: float | None,
+    batch_size: int,
+    aggregate: float | None = None,
 ) -> tuple[float | None, str | None, float | None]:
     """(price per hour, currency, cost per million inferences) of a cell or a job measured
-    on a pool with this price (None: the pool has none)."""
+    on a pool with this price (None: the pool has none). A throughput-mode cell's cost comes
+    from its `aggregate` sequences/s: every instance busy on the one priced worker."""
     if price is None:
         return None, None, None
     per_hour, currency = price
+    if aggregate:
+        return per_hour, currency, per_hour / 3600.0 / aggregate * 1e6
     cost = cost_per_million(per_hour, mean_ms, batch_size) if mean_ms is not None else None
     return per_hour, currency, cost
 
@@ -280,6 +307,8 @@ def identity_values(cell: Cell) -> tuple[Any, ...]:
         cell.mode,
         cell.pool,
         cell.stack,
+        cell.instances,
+        cell.cores_per_instance,
     )
 
 
@@ -320,6 +349,11 @@ def merge(into: Cell, other: Cell) -> None:
             setattr(into, attr, getattr(other, attr))
         into.throughput = other.throughput
     elif other.results:
+        if into.cores_per_instance and into.throughput and other.throughput:
+            mine = into.results - other.results  # aggregates: their mean over the jobs
+            into.throughput = (into.throughput * mine + other.throughput * other.results) / (
+                into.results
+            )
         total = (into.mean_ms or 0.0) * (into.n or 0) + (other.mean_ms or 0.0) * (other.n or 0)
         into.n = (into.n or 0) + (other.n or 0)
         into.min_ms = min(x for x in (into.min_ms, other.min_ms) if x is not None)
@@ -356,7 +390,8 @@ def unpooled(cell: Cell, weighted_sum: float | None) -> None:
     """A multi-job cell before its samples are pooled: the exact mean, nothing else."""
     cell.mean_ms = weighted_sum / cell.n if weighted_sum is not None and cell.n else None
     cell.std_ms = cell.p50_ms = cell.p90_ms = cell.p99_ms = None  # min and max stay exact
-    cell.throughput = cell.batch_size * 1000.0 / cell.mean_ms if cell.mean_ms else None
+    if not cell.cores_per_instance:  # a throughput-mode cell keeps its jobs' mean aggregate
+        cell.throughput = cell.batch_size * 1000.0 / cell.mean_ms if cell.mean_ms else None
 
 
 def set_pooled(cell: Cell, values_ms: npt.NDArray[np.float64]) -> None:
@@ -367,7 +402,8 @@ def set_pooled(cell: Cell, values_ms: npt.NDArray[np.float64]) -> None:
     for key, value in summary.as_dict().items():
         setattr(cell, key, value)
     mean = summary.mean_ms
-    cell.throughput = cell.batch_size * 1000.0 / mean if mean > 0 else None
+    if not cell.cores_per_instance:  # a throughput-mode cell keeps its jobs' mean aggregate
+        cell.throughput = cell.batch_size * 1000.0 / mean if mean > 0 else None
     cell.pooled = True
 
 

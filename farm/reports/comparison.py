@@ -28,6 +28,8 @@ VARIES = {
     "allocator": ("allocator",),
     "mode": ("mode",),
     "stack": ("stack",),  # only then are cells of two stacks the same cell
+    "instances": ("instances",),
+    "cores_per_instance": ("cores_per_instance",),
 }
 
 

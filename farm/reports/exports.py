@@ -78,6 +78,9 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
                 # empty, kept so that readers by position keep working.
                 "output_check": None,
                 "stack": cell.stack,
+                # Throughput mode's layout (1 and 0 for latency cells), after the rest.
+                "instances": cell.instances,
+                "cores_per_instance": cell.cores_per_instance,
             }
             if table.baseline is not None:
                 record["baseline"] = table.label(table.baseline)

@@ -156,7 +156,7 @@ def wide_table(
             options = c.options_key
             if options is None:
                 options = options_text(c.backend_options)
-            column = (c.backend, options, c.pool, c.allocator, c.stack)
+            column = (c.backend, options, c.pool, c.allocator, c.layout, c.stack)
             grid[(row, column)] = c
             rows[row] = None
             if column not in columns:

@@ -16,21 +16,26 @@ from farm.stacks import stack_matches
 # Selector keys that name rows, not columns (a baseline may not use them).
 ROW_FIELDS = ("model", "input", "batch", "batching", "mode")
 
-# A column as reports print it: backend(options)@pool+allocator[stack], e.g.
-# ipex(dtype=bf16)@spr; [stack] only where two columns differ by nothing else.
+# A column as reports print it: backend(options)@pool+allocator{layout}[stack], e.g.
+# ipex(dtype=bf16)@spr, pytorch@icelake{2x1} (2 instances of 1 CPU: throughput mode);
+# [stack] only where two columns differ by nothing else.
 COLUMN_LABEL = re.compile(
-    r"(?P<backend>[^()@+=,\[\]\s]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\[\]\s]+)"
-    r"(?:\+(?P<allocator>[^()@+=,\[\]\s]+))?(?:\[(?P<stack>[^()+=,\[\]\s]+)\])?"
+    r"(?P<backend>[^()@+=,\[\]\s{}]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\[\]\s{}]+)"
+    r"(?:\+(?P<allocator>[^()@+=,\[\]\s{}]+))?(?:\{(?P<instances>\d+)x(?P<cores>\d+)\})?"
+    r"(?:\[(?P<stack>[^()+=,\[\]\s]+)\])?"
 )
+# Selector keys for the layout of throughput mode (cells without one: instances=1).
+LAYOUT_FIELDS = ("instances", "cores_per_instance")
 
 
 def parse_selector(text: str, what: str = "selector") -> dict[str, str]:
     """'backend=pytorch,pool=icelake' → {'backend': 'pytorch', 'pool': 'icelake'}.
 
     Keys: model, input, batch, batching, backend, pool, allocator, mode, stack (`ipex`:
-    every lock of it, `ipex@LOCK`: one); any other key is a backend option (e.g.
-    dtype=bf16). A column label as a report prints it ('pytorch(dtype=fp32)@icelake',
-    'pytorch@zen4[ipex]') selects exactly that column.
+    every lock of it, `ipex@LOCK`: one), instances, cores_per_instance (0: not throughput
+    mode); any other key is a backend option (e.g. dtype=bf16). A column label as a report
+    prints it ('pytorch(dtype=fp32)@icelake', 'pytorch@zen4[ipex]') selects exactly that
+    column.
     """
     label = COLUMN_LABEL.fullmatch(text.strip())
     if label is not None:
@@ -41,6 +46,8 @@ def parse_selector(text: str, what: str = "selector") -> dict[str, str]:
             **{k: v for k, v in options.items() if k not in named},
             "pool": label["pool"],
             "allocator": label["allocator"] or "default",
+            "instances": label["instances"] or "1",
+            "cores_per_instance": label["cores"] or "0",
             **({"stack": label["stack"]} if label["stack"] else {}),
         }
     selector: dict[str, str] = {}
@@ -89,6 +96,10 @@ def field_value(cell: Cell, key: str) -> str | None:
         return cell.mode
     if key == "stack":
         return cell.stack
+    if key == "instances":
+        return str(cell.instances)
+    if key == "cores_per_instance":
+        return str(cell.cores_per_instance)
     return option_value(cell.backend_options, key)
 
 

@@ -71,11 +71,17 @@ def test_selectors_parse_and_refuse() -> None:
 
 
 def test_a_printed_column_label_selects_that_column() -> None:
+    latency = {"instances": "1", "cores_per_instance": "0"}  # a label without {NxC}
     assert parse_selector("ipex(dtype=bf16,jit=true)@spr+tcmalloc") == {
         "backend": "ipex", "dtype": "bf16", "jit": "true", "pool": "spr", "allocator": "tcmalloc",
+        **latency,
     }  # fmt: skip
     assert parse_selector("pytorch@icelake") == {
+        "backend": "pytorch", "pool": "icelake", "allocator": "default", **latency,
+    }  # fmt: skip
+    assert parse_selector("pytorch@icelake{2x1}") == {
         "backend": "pytorch", "pool": "icelake", "allocator": "default",
+        "instances": "2", "cores_per_instance": "1",
     }  # fmt: skip
     for c in BLOG:  # every column label the report prints is a baseline that finds it
         assert find_baseline(BLOG, parse_selector(c.column_label)) == c.column_key

@@ -67,6 +67,8 @@ def identity_columns() -> dict[str, Any]:
         "mode": Job.mode,
         "pool": Job.pool,
         "stack": stack_column(),
+        "instances": Job.instances,
+        "cores_per_instance": Job.cores_per_instance,
     }
     assert tuple(columns) == IDENTITY
     return columns
@@ -146,6 +148,7 @@ def aggregate_cells(
     if identity:
         ident = identity_columns()
         keys += [ident["mode"], Result.weights_sha256, ident["input_text"]]
+    keys += [Job.instances, Job.cores_per_instance]  # the throughput-mode layout
     keys = bytewise(keys, tune_for_aggregation(session))
     has_result = Result.id.is_not(None)
     invalid = Result.verdict == "invalid"
@@ -166,7 +169,7 @@ def aggregate_cells(
         func.max(Result.p50_ms),
         func.max(Result.p90_ms),
         func.max(Result.p99_ms),
-        func.max(Result.throughput),
+        func.avg(Result.throughput),  # one job's; several: the mean (see unpooled)
         func.count(case((Result.verdict == "valid", 1))),
         func.count(case((invalid, 1))),
         func.aggregate_strings(case((invalid, cast(Result.reasons, String))), "\n"),
@@ -232,6 +235,7 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
             error, bool(random),
         )  # fmt: skip
         cell.flops, cell.peak_gflops = flops, peak
+        cell.instances, cell.cores_per_instance = r[nk - 2], r[nk - 1]
         if n_results > 1:  # until pooled: the exact pooled mean, no percentiles
             unpooled(cell, weighted)
         cells[r[:nk]] = cell

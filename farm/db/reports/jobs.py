@@ -82,6 +82,8 @@ def report_rows(
         Result.gflops,
         Result.peak_gflops,
         Result.efficiency_pct,
+        Job.instances,
+        Job.cores_per_instance,
     ).select_from(Job)
     stmt = (
         stmt.join(Campaign, Campaign.id == Job.campaign_id)
@@ -131,6 +133,8 @@ def report_rows(
                 "gflops": r[35],
                 "peak_gflops": r[36],
                 "efficiency_pct": r[37],
+                "instances": r[38],
+                "cores_per_instance": r[39],
             }
         )
     return rows

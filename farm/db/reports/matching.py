@@ -42,7 +42,7 @@ from farm.db.reports.cells import (
 from farm.db.reports.tuning import bytewise, tune_for_aggregation
 from farm.reports.cells import IDENTITY
 from farm.reports.comparison import Match, Matches, Side
-from farm.reports.selectors import Filters, option_value
+from farm.reports.selectors import LAYOUT_FIELDS, Filters, option_value
 from farm.significance import DEFAULT_THRESHOLD
 
 # Which calibrated noise bounds an effect on each metric (mean noise, p99 noise).
@@ -172,8 +172,9 @@ def _selector(session: Session, side: Side) -> list[ColumnElement[bool]]:
     for key, value in side.selector.items():
         if key in SIMPLE_SELECTORS:
             where.append(SIMPLE_SELECTORS[key] == value)
-        elif key == "batch":
-            where.append(Job.batch_size == (int(value) if value.isdigit() else -1))
+        elif key in ("batch", *LAYOUT_FIELDS):
+            column = Job.batch_size if key == "batch" else getattr(Job, key)
+            where.append(column == (int(value) if value.isdigit() else -1))
         elif key == "stack":
             where.append(stack_condition(value))
         else:
