@@ -9,7 +9,7 @@ the cell, its labels and identity, merging two cells, pooling raw samples into o
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from farm.errors import FarmError
 from farm.flops import gflops, percent_of_peak
+from farm.reports.labels import ColumnKey, RowKey, column_label, layout_text
 from farm.stacks import stack_name
 from farm.stats import Summary
 
@@ -41,8 +42,6 @@ UNITS = {"throughput": "seq/s", "gflops": "GFLOP/s", "efficiency": "% of peak"}
 NO_SPEEDUP = frozenset({"std"})  # a ratio of spreads is no speed-up
 DEFAULT_METRICS = ("mean", "p99")
 
-RowKey = tuple[str, str, int, str]
-ColumnKey = tuple[str, str, str, str, str, str]  # backend, options, pool, allocator, layout, stack
 
 # The identity fields that make "the same cell" for `farm compare` (less those the
 # selectors vary). `identity_values` gives a cell's, `farm.db.reports.cells` their SQL.
@@ -213,48 +212,6 @@ CELL_FIELDS = (
     "invalid", "reasons", "states", "error", "random_weights",
 )  # fmt: skip
 assert tuple(f.name for f in fields(Cell))[: len(CELL_FIELDS)] == CELL_FIELDS
-
-
-def column_label(key: ColumnKey, stack: str | None = None) -> str:
-    """backend(options)@pool+allocator{layout}, and [stack] when given (see column_labels)."""
-    backend, options, pool, allocator, layout, _ = key
-    label = f"{backend}({options})" if options else backend
-    label += f"@{pool}"
-    label = label if allocator == "default" else f"{label}+{allocator}"
-    label = f"{label}{{{layout}}}" if layout else label
-    return f"{label}[{stack}]" if stack else label
-
-
-def layout_text(instances: int, cores_per_instance: int | None) -> str:
-    """A throughput-mode layout as a column shows it in braces: '2x1' is 2 instances of
-    1 CPU each (`pytorch@icelake{2x1}`)."""
-    return f"{instances}x{cores_per_instance}" if cores_per_instance else ""
-
-
-def column_labels(keys: Iterable[ColumnKey]) -> dict[ColumnKey, str]:
-    """Each column's label, qualified with its stack only where two would otherwise be the
-    same: with the stack's name where that tells them apart, else with its lock too."""
-    by_label: dict[str, list[ColumnKey]] = {}
-    for key in keys:
-        by_label.setdefault(column_label(key), []).append(key)
-    labels: dict[ColumnKey, str] = {}
-    for label, same in by_label.items():
-        if len(same) == 1:
-            labels[same[0]] = label
-            continue
-        names = [stack_name(key[5]) for key in same]
-        for key, name in zip(same, names, strict=True):
-            labels[key] = column_label(key, name if names.count(name) == 1 else key[5])
-    return labels
-
-
-def row_label(key: RowKey, tokens: int | None = None, tokens_max: int | None = None) -> str:
-    model, input_name, batch, batching = key
-    tok = ""
-    if tokens is not None:
-        tok = f" ({tokens})" if tokens_max in (None, tokens) else f" ({tokens}-{tokens_max})"
-    batched = " batched" if batching == "batched" else ""
-    return f"{model} · {input_name}{tok} · batch {batch}{batched}"
 
 
 def cost_per_million(price_per_hour: float, mean_ms: float, batch_size: int) -> float:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from farm.reports.cells import IDENTITY, Cell, ReportError, column_labels, identity, identity_values
+from farm.reports.cells import IDENTITY, Cell, ReportError, identity, identity_values
+from farm.reports.labels import column_labels
 from farm.reports.selectors import Filters, selector_text
 from farm.significance import FASTER, SAME, SLOWER
 

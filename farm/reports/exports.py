@@ -12,8 +12,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from farm.reports.cells import NO_SPEEDUP, Cell, column_labels
+from farm.reports.cells import NO_SPEEDUP, Cell
 from farm.reports.comparison import CompareReport
+from farm.reports.labels import column_labels
 from farm.reports.layout import WideTable
 from farm.stats import mean_interval
 

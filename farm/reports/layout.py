@@ -15,15 +15,11 @@ from farm.reports.cells import (
     METRICS,
     NO_SPEEDUP,
     Cell,
-    ColumnKey,
     ReportError,
-    RowKey,
-    column_label,
-    column_labels,
     no_gc,
     options_text,
-    row_label,
 )
+from farm.reports.labels import ColumnKey, RowKey, column_label, column_labels, row_label
 from farm.reports.selectors import ROW_FIELDS, matches, selector_text
 
 

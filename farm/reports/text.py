@@ -10,8 +10,9 @@ import html
 import math
 from collections.abc import Sequence
 
-from farm.reports.cells import NO_SPEEDUP, Cell, column_labels, metric_unit
+from farm.reports.cells import NO_SPEEDUP, Cell, metric_unit
 from farm.reports.comparison import CompareReport
+from farm.reports.labels import column_labels
 from farm.reports.layout import Report
 from farm.significance import FASTER, SAME, SLOWER
 

@@ -16,8 +16,9 @@ from farm.db.reports import SqlReports
 from farm.db.reports.jobs import REPORT_KEYS, report_rows, resolve_campaigns
 from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
-from farm.reports.cells import ReportError, column_label
+from farm.reports.cells import ReportError
 from farm.reports.exports import tidy_rows
+from farm.reports.labels import column_label
 from farm.reports.selectors import Filters
 from tests.support import reportdata
 
