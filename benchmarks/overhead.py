@@ -36,7 +36,6 @@ FARM_BROKER_URL or --redis), emptied before and after.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -49,268 +48,18 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from tests.support.harness import WorkerProcess  # noqa: E402 (after the checkout is on the path)
+from tests.support.benchfarm import (  # noqa: E402 (after the checkout is on the path)
+    FARM,
+    REDIS_DB,
+    SCRATCH_DB,
+    Services,
+    bootstrap_median_ci,
+    start_worker,
+    write_yaml,
+)
+from tests.support.plainloop import Plain, all_cpus  # noqa: E402
 
-FARM = str(Path(sys.executable).with_name("farm"))
 SHORT = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
-SCRATCH_DB = "farm_bench_overhead"
-ALL_CPUS = os.sched_getaffinity(0)
-
-
-def all_cpus() -> None:
-    """preexec_fn: a worker or plain process starts with every CPU, then pins itself."""
-    os.sched_setaffinity(0, ALL_CPUS)
-
-
-REDIS_DB = 13
-
-
-# --- the plain side: a process of its own, the blog's loop -------------------------------
-
-
-def serve_plain(cpus: set[int], threads: int, gc_off: bool) -> None:
-    """JSON lines on stdin → JSON lines on stdout. Pinned before torch is imported."""
-    os.sched_setaffinity(0, cpus)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    import gc
-
-    import torch
-    from transformers import logging as hf_logging
-    from transformers import pipeline
-
-    from farm.jobs import ModelSpec
-    from farm.stats import describe
-    from farm.workers.models import load_model
-
-    hf_logging.set_verbosity_error()
-    torch.set_num_threads(threads)
-    pipes: dict[str, Any] = {}
-
-    def pipe_for(model: dict[str, Any]) -> Any:
-        key = json.dumps(model, sort_keys=True)
-        if key not in pipes:
-            pipes.clear()
-            loaded = load_model(ModelSpec(**model), "text-classification")
-            pipes[key] = pipeline(
-                "text-classification", model=loaded.model, tokenizer=loaded.tokenizer, device="cpu"
-            )
-        return pipes[key]
-
-    def benchmark(pipe: Any, data: Any, warmup: int, iterations: int) -> list[int]:
-        """The blog's benchmark(): warm-up calls, then timed calls one by one."""
-        for _ in range(warmup):
-            pipe(data)
-        if gc_off:
-            gc.disable()
-        times = []
-        for _ in range(iterations):
-            tick = time.perf_counter_ns()
-            pipe(data)
-            tock = time.perf_counter_ns()
-            times.append(tock - tick)
-        gc.enable()
-        return times
-
-    def data_for(cell: dict[str, Any]) -> Any:
-        # batch 1: the sentence; batch N: a list of N copies the pipeline runs one by one
-        return cell["text"] if cell["batch"] == 1 else [cell["text"]] * cell["batch"]
-
-    def reply(obj: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
-    reply(
-        {
-            "ready": True,
-            "affinity": sorted(os.sched_getaffinity(0)),
-            "threads": torch.get_num_threads(),
-        }
-    )
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        if cmd["op"] == "quit":
-            return
-        if cmd["op"] == "cell":
-            pipe = pipe_for(cmd["model"])
-            times = benchmark(pipe, data_for(cmd), cmd["warmup"], cmd["iterations"])
-            stats = describe(times)  # Farm's own statistics, so percentiles compare alike
-            reply({"mean_ms": stats["mean_ms"], "p99_ms": stats["percentiles_ms"]["p99"]})
-        elif cmd["op"] == "matrix":
-            pipes.clear()
-            start = time.perf_counter()
-            means, load_s = [], 0.0
-            for cell in cmd["cells"]:
-                t0 = time.perf_counter()
-                pipe = pipe_for(cell["model"])  # model loads inside the timed region
-                load_s += time.perf_counter() - t0
-                times = benchmark(pipe, data_for(cell), cmd["warmup"], cmd["iterations"])
-                means.append(statistics.fmean(times) / 1e6)
-            wall = time.perf_counter() - start
-            reply({"wall_s": wall, "load_s": load_s, "means_ms": means})
-
-
-class Plain:
-    def __init__(self, cpus: str, threads: int, gc_off: bool):
-        args = [
-            sys.executable,
-            __file__,
-            "--serve-plain",
-            "--cpus",
-            cpus,
-            "--threads",
-            str(threads),
-        ]
-        if gc_off:
-            args.append("--plain-gc-off")
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        env["HF_HUB_OFFLINE"] = "1"
-        self.proc = subprocess.Popen(  # noqa: S603 (our own executables)
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            preexec_fn=all_cpus,
-        )
-        self.info = self._read()
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"plain process exited ({self.proc.wait()})")
-        return dict(json.loads(line))
-
-    def ask(self, **cmd: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.proc.stdin.close()
-            self.proc.wait(30)
-
-
-# --- the Farm side: services, a worker, submissions -----------------------------------------
-
-
-def with_db(url: str, db: str | int) -> str:
-    return f"{url.rsplit('/', 1)[0]}/{db}"
-
-
-class Services:
-    def __init__(self, postgres: str, redis_host: str):
-        from sqlalchemy import create_engine, text
-
-        self.admin = create_engine(with_db(postgres, "postgres"), isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{SCRATCH_DB}"'))
-        self.database_url = with_db(postgres, SCRATCH_DB)
-        self.broker_url = with_db(redis_host, REDIS_DB)
-        self._flush()
-        from farm.db.migrate import upgrade
-
-        upgrade(self.database_url)
-        self.engine = create_engine(self.database_url)
-        self.env = dict(
-            os.environ,
-            FARM_DATABASE_URL=self.database_url,
-            FARM_BROKER_URL=self.broker_url,
-            HF_HUB_OFFLINE="1",
-        )
-        self.env.pop("LD_PRELOAD", None)
-
-    def _flush(self) -> None:
-        import redis
-
-        client = redis.Redis.from_url(self.broker_url, socket_connect_timeout=2)
-        client.flushdb()
-        client.close()
-
-    def close(self) -> None:
-        from sqlalchemy import text
-
-        self.engine.dispose()
-        from farm.db.session import get_engine
-
-        get_engine(self.database_url).dispose()
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)'))
-        self.admin.dispose()
-        self._flush()
-
-    def submit(self, matrix: Path) -> int:
-        out = subprocess.run(  # noqa: S603 (our own executables)
-            [FARM, "submit", str(matrix)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"farm submit failed: {out.stderr}")
-        return int(out.stdout.strip().splitlines()[-1])
-
-    def wait(self, campaign: int, timeout: float = 3600, poll: float = 0.2) -> list[Any]:
-        """Poll until every job has ended; the results in job order."""
-        from sqlalchemy import text
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.engine.connect() as conn:
-                states = conn.execute(
-                    text("SELECT state, error FROM job WHERE campaign_id = :c"), {"c": campaign}
-                ).all()
-                if any(s == "failed" for s, _ in states):
-                    raise RuntimeError(f"campaign {campaign}: {[e for s, e in states if e]}")
-                if states and all(s == "succeeded" for s, _ in states):
-                    return list(
-                        conn.execute(
-                            text(
-                                "SELECT r.mean_ms, r.environment, r.setup_s, r.measure_s, r.p99_ms "
-                                "FROM result r "
-                                "JOIN job j ON j.id = r.job_id WHERE j.campaign_id = :c "
-                                "ORDER BY j.id"
-                            ),
-                            {"c": campaign},
-                        ).all()
-                    )
-            time.sleep(poll)
-        raise TimeoutError(f"campaign {campaign} unfinished after {timeout} s")
-
-
-def start_worker(services: Services, pool: str, cpus: str, threads: int, log: Path) -> Any:
-    """A real `farm worker` through the tests' harness: quiet, every CPU until it pins."""
-    return WorkerProcess(pool, f"{pool}-w", services.env, log, cpus=cpus, threads=threads,
-                         verbose=False, preexec_fn=all_cpus, start_timeout=120)  # fmt: skip
-
-
-def write_yaml(path: Path, data: dict[str, Any]) -> Path:
-    import yaml
-
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-# --- statistics ------------------------------------------------------------------------------
-
-
-def bootstrap_median_ci(
-    values: list[float], reps: int = 20_000, seed: int = 0
-) -> tuple[float, float]:
-    import numpy as np
-
-    arr = np.asarray(values)
-    rng = np.random.default_rng(seed)
-    medians = np.median(arr[rng.integers(0, arr.size, size=(reps, arr.size))], axis=1)
-    lo, hi = np.percentile(medians, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 # --- the two parts ---------------------------------------------------------------------------
@@ -419,7 +168,7 @@ def part_one(args: argparse.Namespace, services: Services, tmp: Path) -> None:
         head = " ".join(f"{name + ' mean/p99 ms':>24}" for name, _ in sides)
         print(f"{'round':>5}  {head}  ratios of means (A/A, worker, embedded)")
         for i in range(args.rounds):
-            order = sides[i % len(sides):] + sides[: i % len(sides)]
+            order = sides[i % len(sides) :] + sides[: i % len(sides)]
             got = {name: fn() for name, fn in order}
             ref_mean, ref_p99 = got["plain"]
             for path in PATHS:
@@ -561,13 +310,9 @@ def main() -> None:
         default=os.environ.get("FARM_BROKER_URL", "redis://127.0.0.1:6379/0"),
         help=f"a Redis URL whose server is used (database {REDIS_DB})",
     )
-    parser.add_argument("--serve-plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     from farm.settings import parse_cpu_list
 
-    if args.serve_plain:
-        serve_plain(parse_cpu_list(args.cpus), args.threads, args.plain_gc_off)
-        return
     if not args.postgres.startswith("postgresql"):
         parser.error("--postgres (or FARM_DATABASE_URL) must be a PostgreSQL URL")
     measured = parse_cpu_list(args.cpus)
