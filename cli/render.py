@@ -38,7 +38,9 @@ def _ms(value: float | None) -> str:
 def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> None:
     from farm.reports.text import RANDOM_WEIGHTS_NOTE
 
-    table = Table(title="latency per pipeline call, ms")
+    forward = any(r.get("measure") == "forward" for r in rows)
+    what = "call ([forward]: the model call alone)" if forward else "pipeline call"
+    table = Table(title=f"latency per {what}, ms")
     for col, justify in (
         ("model", "left"),
         ("input (tokens)", "left"),
@@ -57,6 +59,8 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
         random_weights |= r["weights"] == "random"
         options = ",".join(f"{k}={v}" for k, v in r["backend_options"].items())
         backend = f"{r['backend']} ({options})" if options else r["backend"]
+        if r.get("measure", "pipeline") != "pipeline":
+            backend += f" [{r['measure']}]"
         state = r["state"] if r["state"] != "failed" else f"[red]failed[/red]: {r['error']}"
         if r.get("verdict") == "invalid":
             state += " [yellow](invalid)[/yellow]"
@@ -170,7 +174,8 @@ def build_figure(table: WideTable, metric: str = "p99", title: str | None = None
         ax.set_title(model, fontsize=10)
         ax.margins(y=0.15)
         ax.legend(fontsize=8, loc="upper left")
-    suptitle = title or f"{metric} per pipeline call" + (
+    what = "call" if any(c[4] != "pipeline" for c in table.columns) else "pipeline call"
+    suptitle = title or f"{metric} per {what}" + (
         f" — speed-up against {column_label(table.baseline)}" if table.baseline else ""
     )
     fig.suptitle(suptitle, fontsize=11)

@@ -28,7 +28,7 @@ from pydantic import (
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from farm.jobs import JobSpec, ModelSpec
+from farm.jobs import JobSpec, Measure, ModelSpec
 from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
 from farm.stacks import ALLOCATORS, resolve_stack
@@ -41,7 +41,7 @@ DEFAULT_MAX_JOBS = 10_000
 MAX_INPUT_CHARS = 20_000
 MAX_EXCLUDES = 1000
 # The axes in expansion order and the CellMatch field each one is matched by.
-_AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator")
+_AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator", "measure")
 
 
 def _allocator(value: Any) -> Any:
@@ -56,6 +56,15 @@ Allocator = Annotated[str, BeforeValidator(_allocator)]
 
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+
+def _pipeline_only() -> list[Measure]:
+    return ["pipeline"]
+
+
+def _one_or_list(value: Any) -> Any:
+    """`measure: forward` is short for `measure: [forward]`."""
+    return [value] if isinstance(value, str) else value
 
 
 def _input_length(text: str) -> str:
@@ -100,6 +109,7 @@ class CellMatch(BaseModel):
     backend: str | None = None
     pool: str | None = None
     allocator: str | None = None
+    measure: Measure | None = None
 
     def _wanted(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, include=set(CellMatch.model_fields))
@@ -112,6 +122,7 @@ class CellMatch(BaseModel):
             "backend": job.backend,
             "pool": job.pool,
             "allocator": job.allocator,
+            "measure": job.measure,
         }
         return all(pairs[k] == v for k, v in self._wanted().items())
 
@@ -150,6 +161,10 @@ class Matrix(BaseModel):
     pools: list[Name] = Field(min_length=1, max_length=100)
     # The allocator a worker preloads (the blog used tcmalloc); a dimension like any other.
     allocators: list[Allocator] = Field(default_factory=lambda: ["default"], min_length=1)
+    # What a timed call covers: the pipeline call, the model forward, or both (two cells).
+    measure: Annotated[list[Measure], BeforeValidator(_one_or_list)] = Field(
+        default_factory=_pipeline_only, min_length=1
+    )
     protocol: Protocol = Field(default_factory=Protocol)
     protocol_overrides: list[ProtocolOverride] = Field(default_factory=list, max_length=100)
     exclude: list[Exclude] = Field(default_factory=list, max_length=MAX_EXCLUDES)
@@ -197,6 +212,7 @@ class Matrix(BaseModel):
             distinct(self.batch_sizes, lambda b: b),
             distinct(self.pools, lambda p: p),
             distinct(self.allocators, lambda a: a),
+            distinct(self.measure, lambda m: m),
         ]
 
     def expand(self, max_jobs: int = DEFAULT_MAX_JOBS) -> list[JobSpec]:
@@ -257,7 +273,7 @@ class Matrix(BaseModel):
         jobs: dict[str, JobSpec] = {}
         # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
         for m, flat in kept:
-            for b, i, s, p, a in zip(*np.unravel_index(flat, shape[1:]), strict=True):
+            for b, i, s, p, a, t in zip(*np.unravel_index(flat, shape[1:]), strict=True):
                 backend = axes[1][b]
                 input_name, text = axes[2][i]
                 job = JobSpec(
@@ -272,6 +288,7 @@ class Matrix(BaseModel):
                     pool=axes[4][p],
                     allocator=axes[5][a],
                     stack=backend.stack or "main",
+                    measure=axes[6][t],
                     protocol=self.protocol,
                 )
                 for override in self.protocol_overrides:

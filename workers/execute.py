@@ -23,7 +23,7 @@ from farm.store import JobStore, StoreUnavailable
 from farm.verdict import OUTPUT_TOLERANCE, check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
-from farm.workers.backends.base import Runner
+from farm.workers.backends.base import TIMED, Runner
 from farm.workers.lease import JobTimeout, heartbeat, lease_alive, my_lease, time_limit
 from farm.workers.measure import measure
 from farm.workers.models import count_tokens
@@ -111,7 +111,7 @@ def write_result(store: JobStore, job_id: int, result: JobResult, settings: Sett
 
 def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
     runner, setup_s = ctx.runner_for(spec)
-    fn = runner.bind(spec)
+    fn = runner.bind_measure(spec)
     tokens = count_tokens(runner.tokenizer, spec.input_text)
     limit = getattr(runner.tokenizer, "model_max_length", None)
     if isinstance(limit, int) and tokens > limit:  # HF uses ~1e30 for "no limit"
@@ -130,6 +130,8 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext) -> JobResult:
         "host": ctx.fingerprint,
         "gc_disabled_while_timing": True,
         "clock": "time.perf_counter_ns",
+        "measure": spec.measure,
+        "timed": TIMED[spec.measure],
         "stop_reason": m.stop_reason,
         "runner_reused": setup_s == 0.0,
     }

@@ -74,6 +74,8 @@ class Job(Base):
     allocator: Mapped[str] = mapped_column(String(16), server_default="default")
     options: Mapped[str] = mapped_column(Text, server_default="{}")  # canonical JSON
     mode: Mapped[str] = mapped_column(String(16), server_default="fixed")  # or adaptive
+    # What a timed call covers (farm.jobs.MEASURES): the pipeline call or the model forward.
+    measure: Mapped[str] = mapped_column(String(16), server_default="pipeline")
     input_hash: Mapped[str] = mapped_column(String(32), server_default="")  # md5 of the text
     # The broker queue the job was sent to: who may run it (pool, allocator, ...).
     queue: Mapped[str] = mapped_column(String(200), server_default="")
@@ -101,7 +103,7 @@ class Job(Base):
 
 
 def spec_columns(spec: dict[str, Any]) -> dict[str, str]:
-    """The job columns copied from its spec JSON (the same rules as migration 0006)."""
+    """The job columns copied from its spec JSON (the same rules as migrations 0006, 0007)."""
     protocol = spec.get("protocol") or {}
     return {
         "batching": spec.get("batching") or "sequential",
@@ -109,6 +111,7 @@ def spec_columns(spec: dict[str, Any]) -> dict[str, str]:
         "options": canonical_json(spec.get("backend_options") or {}),
         "mode": "fixed" if protocol.get("target_ci") is None else "adaptive",
         "input_hash": _md5(str(spec.get("input_text", ""))),
+        "measure": spec.get("measure") or "pipeline",
     }
 
 

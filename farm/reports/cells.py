@@ -1,4 +1,5 @@
-"""The report's cell: one model × input × batch × backend (with options) × pool × allocator.
+"""The report's cell: one model × input × batch × backend (with options) × pool × allocator
+× measure (what a timed call covers: the pipeline call, or the model forward alone).
 
 A cell is aggregated over the jobs that measured it (one job, or repeats and several
 campaigns pooled). `farm.db.reports` fills cells from SQL; everything here is pure data:
@@ -35,12 +36,12 @@ NO_SPEEDUP = frozenset({"std"})  # a ratio of spreads is no speed-up
 DEFAULT_METRICS = ("mean", "p99")
 
 RowKey = tuple[str, str, int, str]
-ColumnKey = tuple[str, str, str, str]
+ColumnKey = tuple[str, str, str, str, str]  # backend, options, pool, allocator, measure
 
 # The identity fields that make "the same cell" for `farm compare` (less those the
 # selectors vary). `identity_values` gives a cell's, `farm.db.reports.cells` their SQL.
 IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", "allocator",
-            "mode", "pool")  # fmt: skip
+            "mode", "measure", "pool")  # fmt: skip
 
 
 @contextmanager
@@ -93,6 +94,7 @@ class Cell:
     pool: str
     allocator: str = "default"
     mode: str = "fixed"  # the measure mode: a fixed count of calls, or adaptive
+    measure: str = "pipeline"  # what a timed call covers: pipeline or forward
     options_key: str | None = None  # options_text(backend_options), precomputed in bulk
     # The strict identity `farm compare` matches on (filled for compare queries).
     weights_sha256: str | None = None
@@ -132,7 +134,7 @@ class Cell:
         options = self.options_key
         if options is None:
             options = options_text(self.backend_options)
-        return (self.backend, options, self.pool, self.allocator)
+        return (self.backend, options, self.pool, self.allocator, self.measure)
 
     @property
     def column_label(self) -> str:
@@ -173,19 +175,22 @@ class Cell:
 # order is part of Cell's interface.
 CELL_FIELDS = (
     "model", "input", "batch_size", "batching", "backend", "backend_options", "pool",
-    "allocator", "mode", "options_key", "weights_sha256", "input_text", "tokens", "tokens_max",
-    "jobs", "results", "job_ids", "first_job", "n", "mean_ms", "std_ms", "min_ms", "max_ms",
-    "p50_ms", "p90_ms", "p99_ms", "throughput", "pooled", "valid", "invalid", "reasons",
-    "states", "error", "random_weights",
+    "allocator", "mode", "measure", "options_key", "weights_sha256", "input_text", "tokens",
+    "tokens_max", "jobs", "results", "job_ids", "first_job", "n", "mean_ms", "std_ms",
+    "min_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms", "throughput", "pooled", "valid",
+    "invalid", "reasons", "states", "error", "random_weights",
 )  # fmt: skip
 assert tuple(f.name for f in fields(Cell))[: len(CELL_FIELDS)] == CELL_FIELDS
 
 
 def column_label(key: ColumnKey) -> str:
-    backend, options, pool, allocator = key
+    """backend(options)@pool[+allocator][ [forward]]: the defaults (the default allocator,
+    the pipeline measure) are not written, so the blog's headers stay as they were."""
+    backend, options, pool, allocator, measure = key
     label = f"{backend}({options})" if options else backend
     label += f"@{pool}"
-    return label if allocator == "default" else f"{label}+{allocator}"
+    label = label if allocator == "default" else f"{label}+{allocator}"
+    return label if measure == "pipeline" else f"{label} [{measure}]"
 
 
 def row_label(key: RowKey, tokens: int | None = None, tokens_max: int | None = None) -> str:
@@ -239,6 +244,7 @@ def identity_values(cell: Cell) -> tuple[Any, ...]:
         cell.options_key if cell.options_key is not None else options_text(cell.backend_options),
         cell.allocator,
         cell.mode,
+        cell.measure,
         cell.pool,
     )
 

@@ -1,7 +1,7 @@
 """The selector language (`backend=pytorch,pool=icelake`, a column label) and the filters.
 
 Selectors name cells for --baseline and compare's --a/--b; filters are the report
-options --model/--input/--batch/--backend/--pool.
+options --model/--input/--batch/--backend/--pool/--measure.
 """
 
 from __future__ import annotations
@@ -14,29 +14,33 @@ from farm.reports.cells import Cell, ReportError, plain
 
 # Selector keys that name rows, not columns (a baseline may not use them).
 ROW_FIELDS = ("model", "input", "batch", "batching", "mode")
+# Selector keys a column label spells out.
+LABEL_FIELDS = ("backend", "pool", "allocator", "measure")
 
-# A column as reports print it: backend(options)@pool+allocator, e.g. ipex(dtype=bf16)@spr.
+# A column as reports print it: backend(options)@pool+allocator [measure], e.g.
+# ipex(dtype=bf16)@spr or openvino@spr [forward].
 COLUMN_LABEL = re.compile(
-    r"(?P<backend>[^()@+=,\s]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\s]+)"
-    r"(?:\+(?P<allocator>[^()@+=,\s]+))?"
+    r"(?P<backend>[^()@+=,\s]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\s\[\]]+)"
+    r"(?:\+(?P<allocator>[^()@+=,\s\[\]]+))?(?:\s*\[(?P<measure>[a-z]+)\])?"
 )
 
 
 def parse_selector(text: str, what: str = "selector") -> dict[str, str]:
     """'backend=pytorch,pool=icelake' → {'backend': 'pytorch', 'pool': 'icelake'}.
 
-    Keys: model, input, batch, batching, backend, pool, allocator, mode; any other key is
-    a backend option (e.g. dtype=bf16). A column label as a report prints it
-    ('pytorch(dtype=fp32)@icelake') selects exactly that column.
+    Keys: model, input, batch, batching, backend, pool, allocator, mode, measure; any other
+    key is a backend option (e.g. dtype=bf16). A column label as a report prints it
+    ('pytorch(dtype=fp32)@icelake', 'openvino@spr [forward]') selects exactly that column.
     """
     label = COLUMN_LABEL.fullmatch(text.strip())
     if label is not None:
         options = parse_selector(label["options"], what) if label["options"] else {}
         return {
             "backend": label["backend"],
-            **{k: v for k, v in options.items() if k not in ("backend", "pool", "allocator")},
+            **{k: v for k, v in options.items() if k not in LABEL_FIELDS},
             "pool": label["pool"],
             "allocator": label["allocator"] or "default",
+            "measure": label["measure"] or "pipeline",
         }
     selector: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -82,6 +86,8 @@ def field_value(cell: Cell, key: str) -> str | None:
         return cell.allocator
     if key == "mode":
         return cell.mode
+    if key == "measure":
+        return cell.measure
     return option_value(cell.backend_options, key)
 
 
@@ -100,6 +106,7 @@ class Filters:
     batches: tuple[int, ...] = ()
     backends: tuple[str, ...] = ()
     pools: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ()
 
     def describe(self) -> str:
         parts: list[str] = []
@@ -109,9 +116,13 @@ class Filters:
             ("--batch", self.batches),
             ("--backend", self.backends),
             ("--pool", self.pools),
+            ("--measure", self.measures),
         ):
             parts.extend(f"{flag} {v}" for v in values)
         return " ".join(parts)
 
     def __bool__(self) -> bool:
-        return bool(self.models or self.inputs or self.batches or self.backends or self.pools)
+        return bool(
+            self.models or self.inputs or self.batches or self.backends or self.pools
+            or self.measures
+        )  # fmt: skip

@@ -75,7 +75,8 @@ def test_0006_fills_report_columns_of_existing_rows(
     upgrade(url)
     with get_engine(url).connect() as conn:
         job = conn.execute(
-            text("SELECT batching, allocator, options, mode, input_hash FROM job WHERE id = 7")
+            text("SELECT batching, allocator, options, mode, input_hash, measure FROM job "
+                 "WHERE id = 7")
         ).one()
         result = conn.execute(text("SELECT weights_sha256, random_weights FROM result")).one()
     assert dict(job._mapping) == spec_columns(spec)

@@ -73,9 +73,10 @@ def test_selectors_parse_and_refuse() -> None:
 def test_a_printed_column_label_selects_that_column() -> None:
     assert parse_selector("ipex(dtype=bf16,jit=true)@spr+tcmalloc") == {
         "backend": "ipex", "dtype": "bf16", "jit": "true", "pool": "spr", "allocator": "tcmalloc",
+        "measure": "pipeline",
     }  # fmt: skip
     assert parse_selector("pytorch@icelake") == {
-        "backend": "pytorch", "pool": "icelake", "allocator": "default",
+        "backend": "pytorch", "pool": "icelake", "allocator": "default", "measure": "pipeline",
     }  # fmt: skip
     for c in BLOG:  # every column label the report prints is a baseline that finds it
         assert find_baseline(BLOG, parse_selector(c.column_label)) == c.column_key

@@ -1,4 +1,8 @@
-"""`pytorch`: the vanilla transformers pipeline, fp32 (the blog's baseline) or bf16 autocast."""
+"""`pytorch`: the vanilla transformers pipeline, fp32 (the blog's baseline) or bf16 autocast.
+
+Measure `forward` times the same model, under the same autocast, on the inputs the pipeline
+would hand it (recorded from one untimed pipeline call), without the pipeline around it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner, call_inputs
+from farm.workers.backends.runner import forward_callable, record_model_inputs
 from farm.workers.models import load_model
 
 
@@ -41,6 +46,16 @@ class PipelineRunner(Runner):
                 return pipe(data, **kwargs)
 
         return call
+
+    def bind_forward(self, spec: JobSpec) -> Callable[[], Any]:
+        model, context = self._pipe.model, self._context
+        inputs = record_model_inputs(self._pipe, model, spec)
+
+        def forward(kwargs: dict[str, Any]) -> Any:
+            with context():
+                return model(**kwargs)
+
+        return forward_callable(inputs, forward, self._torch)
 
     def _forward(self, text: str, context: contextlib.AbstractContextManager[Any]) -> Any:
         model = self._pipe.model

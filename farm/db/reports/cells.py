@@ -51,6 +51,7 @@ def identity_columns() -> dict[str, Any]:
         "options": Job.options,
         "allocator": Job.allocator,
         "mode": Job.mode,
+        "measure": Job.measure,
         "pool": Job.pool,
     }
     assert tuple(columns) == IDENTITY
@@ -88,6 +89,8 @@ def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[Col
         where.append(Job.backend.in_(filters.backends))
     if filters.pools:
         where.append(Job.pool.in_(filters.pools))
+    if filters.measures:
+        where.append(Job.measure.in_(filters.measures))
     return where
 
 
@@ -124,6 +127,7 @@ def aggregate_cells(
         Job.options,
         Job.pool,
         Job.allocator,
+        Job.measure,  # forward and pipeline cells never pool: a column each
     ]
     if identity:
         ident = identity_columns()
@@ -190,7 +194,7 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
     cells: dict[tuple[Any, ...], Cell] = {}
     parse = parse_options
     for r in rows:
-        (model, input_name, batch, batching, backend, options, pool, allocator) = r[:8]
+        (model, input_name, batch, batching, backend, options, pool, allocator, measure) = r[:9]
         (jobs, n_results, first, result_job, tok, tok_max, n, weighted, mean, std, lo,
          hi, p50, p90, p99, thr, n_valid, n_invalid, reasons, random, error, open_states,
          ) = r[nk:]  # fmt: skip
@@ -198,8 +202,8 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
         # Positional: ten times cheaper than keywords for 100,000 cells (order of Cell's fields).
         cell = Cell(
             model, input_name, batch, batching, backend, opts, pool, allocator,
-            r[8] if identity else "fixed", opts_key,
-            r[9] if identity else None, r[10] if identity else None,
+            r[9] if identity else "fixed", measure, opts_key,
+            r[10] if identity else None, r[11] if identity else None,
             tok, tok_max, jobs, n_results,
             [result_job] if n_results == 1 else [],
             first, int(n) if n is not None else None,

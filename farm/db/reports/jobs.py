@@ -72,6 +72,7 @@ def report_rows(
         Result.weights_sha256,
         Result.model_identity["tokenizer"].as_string(),
         Result.output_check,
+        Job.measure,
     ).select_from(Job)
     stmt = (
         stmt.join(Campaign, Campaign.id == Job.campaign_id)
@@ -93,6 +94,7 @@ def report_rows(
                 "tokens": r[17],
                 "batch_size": r[6],
                 "batching": r[7],
+                "measure": r[33],
                 "backend": r[8],
                 "backend_options": dict(parse_options(r[9])[0]),
                 "allocator": r[10],
