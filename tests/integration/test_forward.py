@@ -19,6 +19,7 @@ from farm.reports.cells import ReportError, column_label
 from farm.reports.selectors import Filters
 from tests.support import reportdata
 from tests.support.harness import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
+from tests.support.stacks import CALLS, check_forward, make_job
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +142,15 @@ def test_a_worker_times_the_forward_and_json_says_so(
     assert "pytorch(dtype=fp32)@fw mean" in table.stdout
     only = farm("report", str(campaign), "--measure", "forward", "--format", "json", env=env)
     assert {r["measure"] for r in json.loads(only.stdout)} == {"forward"}
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize(("batch", "batching"), CALLS)
+def test_pytorch_forward_runs_the_model_calls_alone(batch: int, batching: str, dtype: str) -> None:
+    """The dev venv's model backend (the stacks' are in tests/stacks/test_runners.py)."""
+    from farm.workers.backends import get_backend
+
+    spec = make_job("pytorch", {"dtype": dtype}, batch, batching)
+    runner = get_backend("pytorch").load(spec)
+    eager = np.repeat(runner.reference_logits(spec), batch, 0)  # fp32 eager, one row per text
+    check_forward(runner, spec, lambda _: eager, dtype)
