@@ -146,3 +146,23 @@ def test_compare_never_matches_across_measures() -> None:
 def test_the_measure_filter_describes_itself() -> None:
     filters = Filters(measures=("forward",))
     assert filters and filters.describe() == "--measure forward"
+
+
+def test_the_terminal_shows_the_forward_label_not_rich_markup() -> None:
+    """`[forward]` reads as a rich markup tag: the terminal views escape it."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from farm.cli.render import print_table, print_wide
+
+    console = Console(file=StringIO(), width=400)
+    print_wide(Report([(1, "blog")], wide_table(with_forward())), console)
+    row = {"model": "m", "input": "short", "tokens": 18, "batch_size": 1, "batching": "sequential",
+           "backend": "openvino", "backend_options": {}, "measure": "forward", "pool": "spr",
+           "host": "h", "mean_ms": 1.0, "p99_ms": 2.0, "n": 5, "state": "succeeded",
+           "verdict": "valid", "weights": "random"}  # fmt: skip
+    print_table([row], console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "pytorch@icelake [forward] mean / p99 (ms)" in text
+    assert "openvino [forward]" in text and "latency per call ([forward]" in text
