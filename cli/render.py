@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # the report modules load numpy: imported when a command renders
@@ -38,7 +39,9 @@ def _ms(value: float | None) -> str:
 def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> None:
     from farm.reports.text import RANDOM_WEIGHTS_NOTE
 
-    table = Table(title="latency per pipeline call, ms")
+    forward = any(r.get("measure") == "forward" for r in rows)
+    what = "call ([forward]: the model call alone)" if forward else "pipeline call"
+    table = Table(title=escape(f"latency per {what}, ms"))
     for col, justify in (
         ("model", "left"),
         ("input (tokens)", "left"),
@@ -57,6 +60,8 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
         random_weights |= r["weights"] == "random"
         options = ",".join(f"{k}={v}" for k, v in r["backend_options"].items())
         backend = f"{r['backend']} ({options})" if options else r["backend"]
+        if r.get("measure", "pipeline") != "pipeline":
+            backend += escape(f" [{r['measure']}]")  # a label, not rich markup
         state = r["state"] if r["state"] != "failed" else f"[red]failed[/red]: {r['error']}"
         if r.get("verdict") == "invalid":
             state += " [yellow](invalid)[/yellow]"
@@ -85,10 +90,10 @@ def print_wide(report: Report, console: Console | None = None) -> None:
 
     header, body, notes = wide_grid(report)
     table = Table(title=report.title)
-    for i, col in enumerate(header):
-        table.add_column(col, justify="left" if i < 2 else "right")
+    for i, col in enumerate(header):  # labels such as `openvino@spr [forward]` are not markup
+        table.add_column(escape(col), justify="left" if i < 2 else "right")
     for line in body:
-        table.add_row(*line)
+        table.add_row(*map(escape, line))
     console = console or stdout_console()
     console.print(table)
     for note in notes:
@@ -101,11 +106,13 @@ def print_compare(result: CompareReport, console: Console | None = None) -> None
     header, body, notes = compare_grid(result)
     table = Table(title=f"B against A: {result.metric}")
     for i, col in enumerate(header):
-        table.add_column(col, justify="left" if i < 2 or col in ("A", "B", "cell") else "right")
+        justify = "left" if i < 2 or col in ("A", "B", "cell") else "right"
+        table.add_column(escape(col), justify=justify)  # type: ignore[arg-type]
     colour = {"faster": "green", "slower": "red"}
     for line, pair in zip(body, result.pairs, strict=True):
         style = colour.get(pair.verdict or "")
-        table.add_row(*line[:-1], f"[{style}]{line[-1]}[/{style}]" if style else line[-1])
+        last = escape(line[-1])
+        table.add_row(*map(escape, line[:-1]), f"[{style}]{last}[/{style}]" if style else last)
     console = console or stdout_console()
     console.print(table)
     for note in notes:
@@ -170,7 +177,8 @@ def build_figure(table: WideTable, metric: str = "p99", title: str | None = None
         ax.set_title(model, fontsize=10)
         ax.margins(y=0.15)
         ax.legend(fontsize=8, loc="upper left")
-    suptitle = title or f"{metric} per pipeline call" + (
+    what = "call" if any(c[6] != "pipeline" for c in table.columns) else "pipeline call"
+    suptitle = title or f"{metric} per {what}" + (
         f" — speed-up against {table.label(table.baseline)}" if table.baseline else ""
     )
     fig.suptitle(suptitle, fontsize=11)

@@ -23,7 +23,12 @@ from farm.stacks import Allocator, queue_for
 MAX_INSTANCES = 256
 MAX_CORES_PER_INSTANCE = 1024
 
-__all__ = ["JobSpec", "ModelSpec", "direct_queue", "queue_for"]
+__all__ = ["MEASURES", "JobSpec", "Measure", "ModelSpec", "direct_queue", "queue_for"]
+
+# What one timed call is: the whole pipeline call (tokenise, forward, post-process: what the
+# blog timed), or only the model call on pre-tokenised inputs (what optimum-benchmark times).
+MEASURES = ("pipeline", "forward")
+Measure = Literal["pipeline", "forward"]
 
 
 class ModelSpec(BaseModel):
@@ -64,6 +69,7 @@ class JobSpec(BaseModel):
     pool: str
     allocator: Allocator = "default"  # preloaded by the worker
     stack: str = "main"  # the software stack (Python environment) that runs it
+    measure: Measure = "pipeline"  # what a timed call covers (MEASURES)
     # Set only by `farm calibrate`: the same cell again, on one named worker.
     repeat: int = Field(default=0, ge=0, le=1000)
     worker: str | None = None

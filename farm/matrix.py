@@ -28,7 +28,7 @@ from pydantic import (
 
 from farm.backends import validate_options
 from farm.errors import MatrixError
-from farm.jobs import MAX_CORES_PER_INSTANCE, MAX_INSTANCES, JobSpec, ModelSpec
+from farm.jobs import MAX_CORES_PER_INSTANCE, MAX_INSTANCES, JobSpec, Measure, ModelSpec
 from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
 from farm.stacks import ALLOCATORS, resolve_stack
@@ -42,7 +42,7 @@ MAX_INPUT_CHARS = 20_000
 MAX_EXCLUDES = 1000
 # The axes in expansion order and the CellMatch field each one is matched by.
 _AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator", "instances",
-                "cores_per_instance")  # fmt: skip
+                "cores_per_instance", "measure")  # fmt: skip
 
 
 def _allocator(value: Any) -> Any:
@@ -60,12 +60,18 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 
 def _listed(value: Any) -> Any:
-    """One value is short for a list of one (`instances: 2` is `instances: [2]`)."""
+    """One value is short for a list of one (`instances: 2` is `instances: [2]`,
+    `measure: forward` is `measure: [forward]`)."""
     return value if isinstance(value, list) else [value]
 
 
 Instances = Annotated[StrictInt, Field(ge=1, le=MAX_INSTANCES)]
 CoresPerInstance = Annotated[StrictInt, Field(ge=1, le=MAX_CORES_PER_INSTANCE)]
+
+
+def _pipeline_only() -> list[Measure]:
+    return ["pipeline"]
+
 
 
 def _input_length(text: str) -> str:
@@ -112,6 +118,7 @@ class CellMatch(BaseModel):
     allocator: str | None = None
     instances: int | None = None
     cores_per_instance: int | None = None
+    measure: Measure | None = None
 
     def _wanted(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, include=set(CellMatch.model_fields))
@@ -126,6 +133,7 @@ class CellMatch(BaseModel):
             "allocator": job.allocator,
             "instances": job.instances,
             "cores_per_instance": job.cores_per_instance,
+            "measure": job.measure,
         }
         return all(pairs[k] == v for k, v in self._wanted().items())
 
@@ -171,6 +179,10 @@ class Matrix(BaseModel):
     )
     cores_per_instance: Annotated[list[CoresPerInstance] | None, BeforeValidator(_listed)] = (
         Field(default=None, min_length=1, max_length=32)
+    )
+    # What a timed call covers: the pipeline call, the model forward, or both (two cells).
+    measure: Annotated[list[Measure], BeforeValidator(_listed)] = Field(
+        default_factory=_pipeline_only, min_length=1
     )
     protocol: Protocol = Field(default_factory=Protocol)
     protocol_overrides: list[ProtocolOverride] = Field(default_factory=list, max_length=100)
@@ -236,6 +248,7 @@ class Matrix(BaseModel):
             distinct(self.allocators, lambda a: a),
             distinct(self.instances, lambda n: n),
             distinct(self.cores_per_instance or [None], lambda c: c),
+            distinct(self.measure, lambda m: m),
         ]
 
     def expand(self, max_jobs: int = DEFAULT_MAX_JOBS) -> list[JobSpec]:
@@ -296,7 +309,7 @@ class Matrix(BaseModel):
         jobs: dict[str, JobSpec] = {}
         # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
         for m, flat in kept:
-            for b, i, s, p, a, n, c in zip(*np.unravel_index(flat, shape[1:]), strict=True):
+            for b, i, s, p, a, n, c, t in zip(*np.unravel_index(flat, shape[1:]), strict=True):
                 backend = axes[1][b]
                 input_name, text = axes[2][i]
                 job = JobSpec(
@@ -311,6 +324,7 @@ class Matrix(BaseModel):
                     pool=axes[4][p],
                     allocator=axes[5][a],
                     stack=backend.stack or "main",
+                    measure=axes[8][t],
                     protocol=self.protocol,
                     instances=axes[6][n],
                     cores_per_instance=axes[7][c],

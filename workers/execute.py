@@ -27,7 +27,7 @@ from farm.store import JobStore, StoreUnavailable
 from farm.verdict import check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
-from farm.workers.backends.base import Runner
+from farm.workers.backends.base import TIMED, Runner
 from farm.workers.check import output_check
 from farm.workers.instances import measure_instances
 from farm.workers.lease import Heartbeat, JobTimeout, lease_alive, my_lease, time_limit
@@ -144,7 +144,7 @@ def write_result(
 
 def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) -> JobResult:
     runner, setup_s = ctx.runner_for(spec)
-    fn = runner.bind(spec)
+    fn = runner.bind_measure(spec)
     tokens = count_tokens(runner.tokenizer, spec.input_text)
     limit = getattr(runner.tokenizer, "model_max_length", None)
     if isinstance(limit, int) and tokens > limit:  # HF uses ~1e30 for "no limit"
@@ -162,7 +162,10 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         reasons = judge(
             stats, spec.protocol, m.warmup_ns, m.samples_ns, m.stop_reason, m.timed_s
         ).reasons
-    check = output_check(ctx._references, runner, spec, fn)
+    # The timed output checked is a pipeline call's (labels, scores): forward's timed call
+    # returns raw model outputs, so it gets the pipeline callable (bound outside timing).
+    pipeline_fn = fn if spec.measure == "pipeline" else runner.bind(spec)
+    check = output_check(ctx._references, runner, spec, pipeline_fn)
     backend = getattr(runner, "identity", {}).get("backend") or {}
     reasons = reasons + check_reasons(check) + precision_reasons(backend)
     environment = {
@@ -171,6 +174,8 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         "host": ctx.fingerprint,
         "gc_disabled_while_timing": True,
         "clock": "time.perf_counter_ns",
+        "measure": spec.measure,
+        "timed": TIMED[spec.measure],
         "stop_reason": m.stop_reason,
         "runner_reused": setup_s == 0.0,
     }

@@ -35,6 +35,7 @@ from farm.reports.comparison import (
     empty_side,
     index_side,
     no_match,
+    same_measure,
     side_label,
     varied_fields,
 )
@@ -243,6 +244,7 @@ def compare(
         )
     a_label = side_label(a_id, a_name, sel_a)
     b_label = side_label(b_id, b_name, sel_b)
+    same_measure(sel_a, sel_b)
     varied = varied_fields(sel_a, sel_b)
     keep = [f for f in IDENTITY if f not in varied]
     found = queries.match(

@@ -76,6 +76,8 @@ class Job(Base):
     allocator: Mapped[str] = mapped_column(String(16), server_default="default")
     options: Mapped[str] = mapped_column(Text, server_default="{}")  # canonical JSON
     mode: Mapped[str] = mapped_column(String(16), server_default="fixed")  # or adaptive
+    # What a timed call covers (farm.jobs.MEASURES): the pipeline call or the model forward.
+    measure: Mapped[str] = mapped_column(String(16), server_default="pipeline")
     input_hash: Mapped[str] = mapped_column(String(32), server_default="")  # md5 of the text
     # The software stack it was sent to run in (its result records the one it ran in).
     stack: Mapped[str] = mapped_column(String(50), server_default="main")
@@ -123,6 +125,7 @@ def spec_columns(spec: dict[str, Any]) -> dict[str, Any]:
         "input_hash": _md5(str(spec.get("input_text", ""))),
         "instances": spec.get("instances") or 1,
         "cores_per_instance": spec.get("cores_per_instance") or 0,
+        "measure": spec.get("measure") or "pipeline",
     }
 
 

@@ -1,5 +1,6 @@
 """The report's cell: one model × input × batch × backend (with options) × pool × allocator
-× software stack (the one its results ran in: NAME@LOCK, `farm.stacks.stack_id`).
+× software stack (the one its results ran in: NAME@LOCK, `farm.stacks.stack_id`) × measure
+(what a timed call covers: the pipeline call, or the model forward alone).
 
 A cell is aggregated over the jobs that measured it (one job, or repeats and several
 campaigns pooled). `farm.db.reports` fills cells from SQL; everything here is pure data:
@@ -46,7 +47,7 @@ DEFAULT_METRICS = ("mean", "p99")
 # The identity fields that make "the same cell" for `farm compare` (less those the
 # selectors vary). `identity_values` gives a cell's, `farm.db.reports.cells` their SQL.
 IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", "allocator",
-            "mode", "pool", "stack", "instances", "cores_per_instance")  # fmt: skip
+            "mode", "measure", "pool", "stack", "instances", "cores_per_instance")  # fmt: skip
 
 
 @contextmanager
@@ -100,6 +101,7 @@ class Cell:
     allocator: str = "default"
     mode: str = "fixed"  # the measure mode: a fixed count of calls, or adaptive
     stack: str = "main"  # the software stack its results ran in (NAME@LOCK or NAME)
+    measure: str = "pipeline"  # what a timed call covers: pipeline or forward
     options_key: str | None = None  # options_text(backend_options), precomputed in bulk
     # The strict identity `farm compare` matches on (filled for compare queries).
     weights_sha256: str | None = None
@@ -159,7 +161,9 @@ class Cell:
         options = self.options_key
         if options is None:
             options = options_text(self.backend_options)
-        return (self.backend, options, self.pool, self.allocator, self.layout, self.stack)
+        return (
+            self.backend, options, self.pool, self.allocator, self.layout, self.stack, self.measure
+        )
 
     @property
     def column_label(self) -> str:
@@ -206,7 +210,8 @@ class Cell:
 # order is part of Cell's interface.
 CELL_FIELDS = (
     "model", "input", "batch_size", "batching", "backend", "backend_options", "pool",
-    "allocator", "mode", "stack", "options_key", "weights_sha256", "input_text", "tokens",
+    "allocator", "mode", "stack", "measure", "options_key", "weights_sha256", "input_text",
+    "tokens",
     "tokens_max", "jobs", "results", "job_ids", "first_job", "n", "mean_ms", "std_ms",
     "min_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms", "throughput", "pooled", "valid",
     "invalid", "reasons", "states", "error", "random_weights",
@@ -262,6 +267,7 @@ def identity_values(cell: Cell) -> tuple[Any, ...]:
         cell.options_key if cell.options_key is not None else options_text(cell.backend_options),
         cell.allocator,
         cell.mode,
+        cell.measure,
         cell.pool,
         cell.stack,
         cell.instances,

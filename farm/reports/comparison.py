@@ -31,6 +31,8 @@ VARIES = {
     "stack": ("stack",),  # only then are cells of two stacks the same cell
     "instances": ("instances",),
     "cores_per_instance": ("cores_per_instance",),
+    # Compare never matches across measures: naming one narrows a side, varies nothing.
+    "measure": (),
 }
 
 
@@ -66,6 +68,17 @@ class Matches:
     beyond: int  # pairs whose estimated change is past the threshold (or unknown)
     ambiguous_a: int  # groups of a side whose jobs differ in a field the selectors vary
     ambiguous_b: int
+
+
+def same_measure(a: dict[str, str], b: dict[str, str]) -> None:
+    """Compare never matches across measures: a forward cell and a pipeline cell time
+    different things, so --a and --b naming different ones is refused outright."""
+    if "measure" in a and "measure" in b and a["measure"] != b["measure"]:
+        raise ReportError(
+            f"--a and --b select different measures ({a['measure']} and {b['measure']}): a "
+            "forward cell times the model call alone, a pipeline cell the whole call, so "
+            "they never match; name the same measure on both sides, or none"
+        )
 
 
 def varied_fields(*selectors: dict[str, str]) -> set[str]:

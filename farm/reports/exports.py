@@ -26,7 +26,7 @@ CSV_KEYS = (
 # Added later, after the original columns (a reader by name or by position keeps working).
 CSV_EXTRA_KEYS = (
     "campaign_name", "allocator", "throughput", "verdict", "reasons", "weights_sha256",
-    "price_per_hour", "currency", "cost_per_million",
+    "price_per_hour", "currency", "cost_per_million", "measure",
 )  # fmt: skip
 # `farm export --raw`: one row per timed call.
 RAW_KEYS = (
@@ -93,6 +93,7 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
                 record["cost_per_million"] = cell.cost_per_million
             record["gflops"] = cell.gflops
             record["efficiency_pct"] = cell.efficiency
+            record["measure"] = cell.measure  # added last: readers by position keep working
             out.append(record)
     return out
 

@@ -1,6 +1,6 @@
 """How reports name rows and columns: the labels a person reads and types back as selectors.
 
-A column label is backend(options)@pool+allocator{layout}[stack]; the braces and brackets
+A column label is backend(options)@pool+allocator{layout}[stack] [measure]; the braces and brackets
 appear only where they tell cells apart (farm.reports.selectors parses them back).
 """
 
@@ -11,17 +11,21 @@ from collections.abc import Iterable
 from farm.stacks import stack_name
 
 RowKey = tuple[str, str, int, str]
-ColumnKey = tuple[str, str, str, str, str, str]  # backend, options, pool, allocator, layout, stack
+# backend, options, pool, allocator, layout, stack, measure
+ColumnKey = tuple[str, str, str, str, str, str, str]
 
 
 def column_label(key: ColumnKey, stack: str | None = None) -> str:
-    """backend(options)@pool+allocator{layout}, and [stack] when given (see column_labels)."""
-    backend, options, pool, allocator, layout, _ = key
+    """backend(options)@pool+allocator{layout}, [stack] when given (see column_labels), and
+    ' [forward]' for the forward measure: the defaults (the default allocator, no layout, the
+    pipeline measure) are not written, so the blog's headers stay as they were."""
+    backend, options, pool, allocator, layout, _, measure = key
     label = f"{backend}({options})" if options else backend
     label += f"@{pool}"
     label = label if allocator == "default" else f"{label}+{allocator}"
     label = f"{label}{{{layout}}}" if layout else label
-    return f"{label}[{stack}]" if stack else label
+    label = f"{label}[{stack}]" if stack else label
+    return label if measure == "pipeline" else f"{label} [{measure}]"
 
 
 def layout_text(instances: int, cores_per_instance: int | None) -> str:

@@ -1,5 +1,8 @@
 """The blog's layout: rows model × input × batch, columns backend@pool, speed-ups, the view.
 
+A measure other than the pipeline call is a column of its own (`openvino@spr [forward]`),
+so forward and pipeline cells of a backend stand side by side.
+
 A *baseline* column turns every other column into speed-ups, cell for cell.
 """
 
@@ -108,8 +111,8 @@ def find_baseline(cells: Iterable[Cell], selector: dict[str, str]) -> ColumnKey:
     if row_keys:
         raise ReportError(
             f"--baseline {selector_text(selector)!r} names {', '.join(row_keys)}: a baseline "
-            "is a column (backend, pool, allocator, stack or a backend option), compared row "
-            "by row"
+            "is a column (backend, pool, allocator, stack, measure or a backend option), "
+            "compared row by row"
         )
     columns: dict[ColumnKey, Cell] = {}
     for cell in cells:  # one cell stands for its column: a baseline names columns only
@@ -126,7 +129,7 @@ def find_baseline(cells: Iterable[Cell], selector: dict[str, str]) -> ColumnKey:
         names = ", ".join(labels[c] for c in found)
         raise ReportError(
             f"--baseline {selector_text(selector)!r} matches several columns ({names}); "
-            "name more of backend, pool, allocator, stack or a backend option"
+            "name more of backend, pool, allocator, stack, measure or a backend option"
         )
     return found[0]
 
@@ -152,7 +155,7 @@ def wide_table(
             options = c.options_key
             if options is None:
                 options = options_text(c.backend_options)
-            column = (c.backend, options, c.pool, c.allocator, c.layout, c.stack)
+            column = (c.backend, options, c.pool, c.allocator, c.layout, c.stack, c.measure)
             grid[(row, column)] = c
             rows[row] = None
             if column not in columns:

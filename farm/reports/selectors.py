@@ -1,7 +1,7 @@
 """The selector language (`backend=pytorch,pool=icelake`, a column label) and the filters.
 
 Selectors name cells for --baseline and compare's --a/--b; filters are the report
-options --model/--input/--batch/--backend/--pool/--stack.
+options --model/--input/--batch/--backend/--pool/--stack/--measure.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ from farm.stacks import stack_matches
 
 # Selector keys that name rows, not columns (a baseline may not use them).
 ROW_FIELDS = ("model", "input", "batch", "batching", "mode")
+# Selector keys a column label spells out.
+LABEL_FIELDS = ("backend", "pool", "allocator", "stack", "measure")
 
-# A column as reports print it: backend(options)@pool+allocator{layout}[stack], e.g.
-# ipex(dtype=bf16)@spr, pytorch@icelake{2x1} (2 instances of 1 CPU: throughput mode);
-# [stack] only where two columns differ by nothing else.
+# A column as reports print it: backend(options)@pool+allocator{layout}[stack] [measure],
+# e.g. ipex(dtype=bf16)@spr, pytorch@icelake{2x1} (2 instances of 1 CPU: throughput mode),
+# openvino@spr [forward]; [stack] only where two columns differ by nothing else.
 COLUMN_LABEL = re.compile(
     r"(?P<backend>[^()@+=,\[\]\s{}]+)(?:\((?P<options>[^()]*)\))?@(?P<pool>[^()@+=,\[\]\s{}]+)"
     r"(?:\+(?P<allocator>[^()@+=,\[\]\s{}]+))?(?:\{(?P<instances>\d+)x(?P<cores>\d+)\})?"
-    r"(?:\[(?P<stack>[^()+=,\[\]\s]+)\])?"
+    r"(?:\[(?P<stack>[^()+=,\[\]\s]+)\])?(?:\s+\[(?P<measure>pipeline|forward)\])?"
 )
 # Selector keys for the layout of throughput mode (cells without one: instances=1).
 LAYOUT_FIELDS = ("instances", "cores_per_instance")
@@ -31,24 +33,24 @@ LAYOUT_FIELDS = ("instances", "cores_per_instance")
 def parse_selector(text: str, what: str = "selector") -> dict[str, str]:
     """'backend=pytorch,pool=icelake' → {'backend': 'pytorch', 'pool': 'icelake'}.
 
-    Keys: model, input, batch, batching, backend, pool, allocator, mode, stack (`ipex`:
-    every lock of it, `ipex@LOCK`: one), instances, cores_per_instance (0: not throughput
-    mode); any other key is a backend option (e.g. dtype=bf16). A column label as a report
-    prints it ('pytorch(dtype=fp32)@icelake', 'pytorch@zen4[ipex]') selects exactly that
-    column.
+    Keys: model, input, batch, batching, backend, pool, allocator, mode, measure, stack
+    (`ipex`: every lock of it, `ipex@LOCK`: one), instances, cores_per_instance (0: not
+    throughput mode); any other key is a backend option (e.g. dtype=bf16). A column label as
+    a report prints it ('pytorch(dtype=fp32)@icelake', 'pytorch@zen4[ipex]', 'openvino@spr
+    [forward]') selects exactly that column.
     """
     label = COLUMN_LABEL.fullmatch(text.strip())
     if label is not None:
         options = parse_selector(label["options"], what) if label["options"] else {}
-        named = ("backend", "pool", "allocator", "stack")
         return {
             "backend": label["backend"],
-            **{k: v for k, v in options.items() if k not in named},
+            **{k: v for k, v in options.items() if k not in LABEL_FIELDS},
             "pool": label["pool"],
             "allocator": label["allocator"] or "default",
             "instances": label["instances"] or "1",
             "cores_per_instance": label["cores"] or "0",
             **({"stack": label["stack"]} if label["stack"] else {}),
+            "measure": label["measure"] or "pipeline",
         }
     selector: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -100,6 +102,8 @@ def field_value(cell: Cell, key: str) -> str | None:
         return str(cell.instances)
     if key == "cores_per_instance":
         return str(cell.cores_per_instance)
+    if key == "measure":
+        return cell.measure
     return option_value(cell.backend_options, key)
 
 
@@ -122,6 +126,7 @@ class Filters:
     backends: tuple[str, ...] = ()
     pools: tuple[str, ...] = ()
     stacks: tuple[str, ...] = ()  # a stack's name (every lock) or NAME@LOCK
+    measures: tuple[str, ...] = ()
 
     def describe(self) -> str:
         parts: list[str] = []
@@ -132,6 +137,7 @@ class Filters:
             ("--backend", self.backends),
             ("--pool", self.pools),
             ("--stack", self.stacks),
+            ("--measure", self.measures),
         ):
             parts.extend(f"{flag} {v}" for v in values)
         return " ".join(parts)
@@ -139,5 +145,5 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(
             self.models or self.inputs or self.batches or self.backends or self.pools
-            or self.stacks
+            or self.stacks or self.measures
         )  # fmt: skip

@@ -76,7 +76,7 @@ def test_0006_fills_report_columns_of_existing_rows(
     with get_engine(url).connect() as conn:
         job = conn.execute(
             text("SELECT batching, allocator, options, mode, input_hash, instances, "
-                 "cores_per_instance FROM job WHERE id = 7")  # 0007's defaults: one copy
+                 "cores_per_instance, measure FROM job WHERE id = 7")  # later defaults
         ).one()
         result = conn.execute(text("SELECT weights_sha256, random_weights FROM result")).one()
     assert dict(job._mapping) == spec_columns(spec)

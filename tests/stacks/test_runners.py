@@ -17,7 +17,14 @@ import pytest
 
 from farm.backends import validate_options
 from farm.errors import BackendUnavailable, MatrixError
-from tests.support.stacks import CALLS, IPEX_BF16_MISSING, NATIVE_BF16, check_runner, make_job
+from tests.support.stacks import (
+    CALLS,
+    IPEX_BF16_MISSING,
+    NATIVE_BF16,
+    check_forward,
+    check_runner,
+    make_job,
+)
 
 STACK_OF = {"ipex": "ipex", "optimum-ipex": "ipex", "openvino": "main", "torch-compile": "main"}
 OPENVINO_DTYPE = {"f32": "fp32", "bf16": "bf16"}  # OpenVINO's precision hint → our dtype
@@ -125,6 +132,16 @@ def test_runs_and_matches_fp32_eager(
     c, loaded = runner
     spec = make_job(c.backend, loaded.options, batch, batching)
     check_runner(loaded, spec, eager_logits, c.dtype)
+
+
+@pytest.mark.parametrize(("batch", "batching"), CALLS)
+@runners(CASES)
+def test_forward_measure_runs_the_model_calls_alone(
+    runner: Loaded, batch: int, batching: str, eager_logits: Callable[..., Any]
+) -> None:
+    c, loaded = runner
+    spec = make_job(c.backend, loaded.options, batch, batching)
+    check_forward(loaded, spec, eager_logits, c.dtype)
 
 
 def check_ipex_identity(identity: dict[str, Any], options: dict[str, Any]) -> None:

@@ -72,3 +72,20 @@ def check_runner(runner: Any, spec: JobSpec, eager: Callable[[JobSpec], Any], dt
     assert diff < TOLERANCE[dtype], f"max |logit diff| {diff} vs fp32 eager ({dtype})"
     labels = {r["label"] for r in out}
     assert labels == {runner.original.config.id2label[int(independent[0].argmax())]}
+
+
+def check_forward(runner: Any, spec: JobSpec, eager: Callable[[JobSpec], Any], dtype: str) -> None:
+    """Measure `forward`: the timed call makes the model calls of one pipeline call (one per
+    text for sequential, one of N for batched), no pipeline output, logits as fp32 eager's."""
+    import numpy as np
+
+    forward = spec.model_copy(update={"measure": "forward"})
+    out = runner.bind_measure(forward)()
+    calls = 1 if spec.batching == "batched" and spec.batch_size > 1 else spec.batch_size
+    assert isinstance(out, list) and len(out) == calls
+    got = np.concatenate([o["logits"].detach().float().numpy() for o in out])
+    independent = eager(spec)
+    assert got.shape == independent.shape == (spec.batch_size, 2)
+    assert (got.argmax(1) == independent.argmax(1)).all(), (got, independent)
+    diff = float(np.abs(got - independent).max())
+    assert diff < TOLERANCE[dtype], f"forward: max |logit diff| {diff} vs fp32 eager ({dtype})"

@@ -71,7 +71,7 @@ def test_selectors_parse_and_refuse() -> None:
 
 
 def test_a_printed_column_label_selects_that_column() -> None:
-    latency = {"instances": "1", "cores_per_instance": "0"}  # a label without {NxC}
+    latency = {"instances": "1", "cores_per_instance": "0", "measure": "pipeline"}
     assert parse_selector("ipex(dtype=bf16,jit=true)@spr+tcmalloc") == {
         "backend": "ipex", "dtype": "bf16", "jit": "true", "pool": "spr", "allocator": "tcmalloc",
         **latency,
@@ -81,7 +81,7 @@ def test_a_printed_column_label_selects_that_column() -> None:
     }  # fmt: skip
     assert parse_selector("pytorch@icelake{2x1}") == {
         "backend": "pytorch", "pool": "icelake", "allocator": "default",
-        "instances": "2", "cores_per_instance": "1",
+        "instances": "2", "cores_per_instance": "1", "measure": "pipeline",
     }  # fmt: skip
     for c in BLOG:  # every column label the report prints is a baseline that finds it
         assert find_baseline(BLOG, parse_selector(c.column_label)) == c.column_key

@@ -23,6 +23,14 @@ def call_inputs(spec: JobSpec) -> tuple[str | list[str], dict[str, Any]]:
     return texts, {}
 
 
+# What one timed call covers, per JobSpec.measure (recorded in each result's environment).
+TIMED = {
+    "pipeline": "pipeline call: tokenise + forward + softmax/argmax post-processing",
+    "forward": "model forward on pre-tokenised inputs, under no_grad (no tokenisation, no "
+    "post-processing): the model calls one pipeline call makes",
+}
+
+
 class Runner(ABC):
     """A loaded, optimised model, reusable across jobs with the same runner key."""
 
@@ -31,7 +39,16 @@ class Runner(ABC):
 
     @abstractmethod
     def bind(self, spec: JobSpec) -> Callable[[], Any]:
-        """Return the zero-argument callable that one timed call runs."""
+        """Return the zero-argument callable that one timed call runs (measure: pipeline)."""
+
+    @abstractmethod
+    def bind_forward(self, spec: JobSpec) -> Callable[[], Any]:
+        """The same for measure `forward`: the model calls of one pipeline call of the job
+        (one per text for sequential, one of N for batched) on inputs tokenised here."""
+
+    def bind_measure(self, spec: JobSpec) -> Callable[[], Any]:
+        """The callable the job's measure asks for."""
+        return self.bind_forward(spec) if spec.measure == "forward" else self.bind(spec)
 
 
 class Backend(ABC):

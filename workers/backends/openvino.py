@@ -57,7 +57,8 @@ class OpenvinoRunner(SwappedPipelineRunner):
             quiet.setLevel(level)
             shutil.rmtree(workdir, ignore_errors=True)
         actual: dict[str, str | None] = {}  # what the CPU plugin says it compiled with
-        for prop in ("INFERENCE_PRECISION_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS"):
+        for prop in ("INFERENCE_PRECISION_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS",
+                     "ENABLE_CPU_PINNING"):  # fmt: skip
             try:
                 value = self._ov.request.get_property(prop)
                 actual[prop] = value.to_string() if hasattr(value, "to_string") else str(value)

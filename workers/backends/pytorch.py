@@ -1,4 +1,8 @@
-"""`pytorch`: the vanilla transformers pipeline, fp32 (the blog's baseline) or bf16 autocast."""
+"""`pytorch`: the vanilla transformers pipeline, fp32 (the blog's baseline) or bf16 autocast.
+
+Measure `forward` times the same model, under the same autocast, on the inputs the pipeline
+would hand it (recorded from one untimed pipeline call), without the pipeline around it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner, call_inputs
-from farm.workers.backends.runner import pipeline_logits
+from farm.workers.backends.runner import forward_callable, pipeline_logits, record_model_inputs
 from farm.workers.models import load_model
 
 
@@ -54,6 +58,17 @@ class PipelineRunner(Runner):
     def _in_context(self, kwargs: dict[str, Any]) -> Any:
         with self._context():
             return self._model(**kwargs)
+
+    def bind_forward(self, spec: JobSpec) -> Callable[[], Any]:
+        model, context = self._pipe.model, self._context
+        inputs = record_model_inputs(self._pipe, model, spec)
+
+        def forward(kwargs: dict[str, Any]) -> Any:
+            with context():
+                return model(**kwargs)
+
+        return forward_callable(inputs, forward, self._torch)
+
 
     def logits(self, spec: JobSpec) -> Any:
         """This backend's logits for the job's inputs (one untimed pipeline call, each text

@@ -2,7 +2,9 @@
 optimum-ipex): a plain transformers pipeline whose *model call* is swapped for the backend's
 optimised one. A timed call is therefore exactly what the `pytorch` backend times — one
 pipeline call: tokenisation, forward, softmax/argmax post-processing — with only the forward
-differing. Heavy imports stay inside functions.
+differing; with measure `forward`, it is the model calls alone on the inputs the pipeline
+would have made (`record_model_inputs`, `forward_callable`, shared with `pytorch`). Heavy
+imports stay inside functions.
 """
 
 from __future__ import annotations
@@ -98,6 +100,28 @@ def pipeline_logits(pipe: Any, original: Any, call: Callable[[Kwargs], Any], spe
     return np.concatenate(record(pipe, original, call, spec).logits)
 
 
+def record_model_inputs(pipe: Any, original: Any, spec: JobSpec) -> list[Kwargs]:
+    """The keyword inputs `pipe` hands its model in one call of this job (one per text for
+    sequential, one batch of N for batched), recorded from a call of the eager `original`."""
+    return record(pipe, original, lambda kw: original(**kw), spec).inputs
+
+
+def forward_callable(
+    inputs: list[Kwargs], forward: Callable[[Kwargs], Any], torch: Any
+) -> Callable[[], Any]:
+    """Measure `forward`'s timed call: the model calls on pre-tokenised `inputs`, under the
+    no_grad the pipeline's own forward runs in (so pipeline − forward is exactly tokenisation
+    and post-processing); warmed once, outside the timed region."""
+    no_grad = torch.no_grad
+
+    def call() -> Any:
+        with no_grad():
+            return [forward(kw) for kw in inputs]
+
+    call()
+    return call
+
+
 class SwappedPipelineRunner(Runner):
     """A transformers pipeline with the model call swapped for the backend's optimised one.
 
@@ -137,7 +161,6 @@ class SwappedPipelineRunner(Runner):
             "backend": {
                 "name": self.backend_name,
                 **details,
-                "timed": "pipeline call: tokenise + optimised forward + softmax/argmax",
             },
         }
         self._pipe.model = _SwappedModel(self.original, self._forward_in_context)
@@ -166,9 +189,8 @@ class SwappedPipelineRunner(Runner):
             return self.forward(kwargs)
 
     def model_inputs(self, spec: JobSpec) -> list[Kwargs]:
-        """The keyword inputs the pipeline hands the model in one call of this job (one
-        per text for sequential, one batch of N for batched), recorded from an eager call."""
-        return record(self._pipe, self.original, lambda kw: self.original(**kw), spec).inputs
+        """The keyword inputs the pipeline hands the model in one call of this job."""
+        return record_model_inputs(self._pipe, self.original, spec)
 
     def bind(self, spec: JobSpec) -> Callable[[], Any]:
         seen: dict[ShapeKey, Kwargs] = {}
@@ -187,18 +209,10 @@ class SwappedPipelineRunner(Runner):
         return call
 
     def bind_forward(self, spec: JobSpec) -> Callable[[], Any]:
-        """Model-forward timing (benchmarks): the job's model calls on pre-tokenised inputs,
-        under the pipeline's no_grad, without tokenisation or post-processing."""
-        self.bind(spec)
-        inputs = self.model_inputs(spec)
-        forward, no_grad = self._forward_in_context, self._torch.no_grad
-
-        def call() -> Any:
-            with no_grad():
-                return [forward(dict(kw)) for kw in inputs]
-
-        call()
-        return call
+        """Measure `forward`: the job's model calls through the backend's optimised forward
+        (its context included, e.g. autocast) on pre-tokenised inputs."""
+        self.bind(spec)  # traces / compiles these shapes, outside the timed region
+        return forward_callable(self.model_inputs(spec), self._forward_in_context, self._torch)
 
     def logits(self, spec: JobSpec) -> Any:
         """The backend's logits for the job's inputs (one untimed call): float32 (N, labels)."""

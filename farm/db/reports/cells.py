@@ -65,6 +65,7 @@ def identity_columns() -> dict[str, Any]:
         "options": Job.options,
         "allocator": Job.allocator,
         "mode": Job.mode,
+        "measure": Job.measure,
         "pool": Job.pool,
         "stack": stack_column(),
         "instances": Job.instances,
@@ -107,6 +108,8 @@ def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[Col
         where.append(Job.pool.in_(filters.pools))
     if filters.stacks:
         where.append(or_(*(stack_condition(s) for s in filters.stacks)))
+    if filters.measures:
+        where.append(Job.measure.in_(filters.measures))
     return where
 
 
@@ -144,6 +147,7 @@ def aggregate_cells(
         Job.pool,
         Job.allocator,
         stack_column(),
+        Job.measure,  # forward and pipeline cells never pool: a column each
     ]
     if identity:
         ident = identity_columns()
@@ -216,7 +220,8 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
     cells: dict[tuple[Any, ...], Cell] = {}
     parse = parse_options
     for r in rows:
-        (model, input_name, batch, batching, backend, options, pool, allocator, stack) = r[:9]
+        (model, input_name, batch, batching, backend, options, pool, allocator, stack,
+         measure) = r[:10]  # fmt: skip
         (jobs, n_results, first, result_job, tok, tok_max, n, weighted, mean, std, lo,
          hi, p50, p90, p99, thr, n_valid, n_invalid, reasons, random, error, open_states,
          flops, peak) = r[nk:]  # fmt: skip
@@ -224,8 +229,8 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
         # Positional: ten times cheaper than keywords for 100,000 cells (order of Cell's fields).
         cell = Cell(
             model, input_name, batch, batching, backend, opts, pool, allocator,
-            r[9] if identity else "fixed", stack, opts_key,
-            r[10] if identity else None, r[11] if identity else None,
+            r[10] if identity else "fixed", stack, measure, opts_key,
+            r[11] if identity else None, r[12] if identity else None,
             tok, tok_max, jobs, n_results,
             [result_job] if n_results == 1 else [],
             first, int(n) if n is not None else None,

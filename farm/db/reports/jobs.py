@@ -84,6 +84,7 @@ def report_rows(
         Result.efficiency_pct,
         Job.instances,
         Job.cores_per_instance,
+        Job.measure,
     ).select_from(Job)
     stmt = (
         stmt.join(Campaign, Campaign.id == Job.campaign_id)
@@ -135,6 +136,7 @@ def report_rows(
                 "efficiency_pct": r[37],
                 "instances": r[38],
                 "cores_per_instance": r[39],
+                "measure": r[40],
             }
         )
     return rows

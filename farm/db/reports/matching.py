@@ -55,6 +55,7 @@ SIMPLE_SELECTORS = {
     "pool": Job.pool,
     "allocator": Job.allocator,
     "mode": Job.mode,
+    "measure": Job.measure,
 }
 
 
