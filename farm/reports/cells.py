@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from farm.errors import FarmError
 from farm.flops import gflops, percent_of_peak
-from farm.reports.labels import ColumnKey, RowKey, column_label, layout_text
+from farm.reports.labels import STACK, ColumnKey, RowKey, column_label, layout_text
 from farm.stacks import stack_name
 from farm.stats import Summary
 
@@ -330,14 +330,18 @@ def fold_pending(cells: list[Cell]) -> list[Cell]:
     join the measured cell of their row, if any), rather than make a column of their own."""
     if all(c.results for c in cells) or not any("@" in c.stack for c in cells):
         return cells
-    locks: dict[tuple[Any, ...], set[str]] = {}  # column less stack, stack name → stacks
+    def column(c: Cell, stack: str) -> tuple[Any, ...]:  # the column with `stack` for its stack
+        key = c.column_key
+        return (*key[:STACK], stack, *key[STACK + 1 :])
+
+    locks: dict[tuple[Any, ...], set[str]] = {}  # column with its stack's name → stacks
     for c in cells:
         if c.results:
-            locks.setdefault((*c.column_key[:-1], stack_name(c.stack)), set()).add(c.stack)
+            locks.setdefault(column(c, stack_name(c.stack)), set()).add(c.stack)
     measured = {cell_key(c): c for c in cells if c.results}
     out = []
     for c in cells:
-        found = locks.get((*c.column_key[:-1], c.stack), ()) if not c.results else ()
+        found = locks.get(column(c, c.stack), ()) if not c.results else ()
         if len(found) == 1 and "@" not in c.stack:
             c.stack = next(iter(found))
             into = measured.get(cell_key(c))

@@ -13,6 +13,7 @@ from farm.stacks import stack_name
 RowKey = tuple[str, str, int, str]
 # backend, options, pool, allocator, layout, stack, measure
 ColumnKey = tuple[str, str, str, str, str, str, str]
+STACK = 5  # the stack's place in a column key
 
 
 def column_label(key: ColumnKey, stack: str | None = None) -> str:
@@ -45,9 +46,9 @@ def column_labels(keys: Iterable[ColumnKey]) -> dict[ColumnKey, str]:
         if len(same) == 1:
             labels[same[0]] = label
             continue
-        names = [stack_name(key[5]) for key in same]
+        names = [stack_name(key[STACK]) for key in same]
         for key, name in zip(same, names, strict=True):
-            labels[key] = column_label(key, name if names.count(name) == 1 else key[5])
+            labels[key] = column_label(key, name if names.count(name) == 1 else key[STACK])
     return labels
 
 

@@ -75,10 +75,10 @@ def test_reports_keep_forward_and_pipeline_apart(url: str) -> None:
     both = _with(url, report, ["before", "after"]).table
     assert len(both.columns) == 4 and all(c.results == 2 for c in both.cells.values())
     forward_only = _with(url, report, ["before"], Filters(measures=("forward",))).table
-    assert [c[4] for c in forward_only.columns] == ["forward", "forward"]
+    assert [c[6] for c in forward_only.columns] == ["forward", "forward"]
     baseline = {"backend": "pytorch", "measure": "forward"}
     speed = _with(url, report, ["before"], baseline=baseline).table
-    ipex_forward = next(c for c in speed.columns if c[0] == "ipex" and c[4] == "forward")
+    ipex_forward = next(c for c in speed.columns if c[0] == "ipex" and c[6] == "forward")
     assert speed.speedup(speed.rows[0], ipex_forward, "mean") == pytest.approx(4.0, rel=0.02)
 
     rows = _with(url, job_rows, ["before"], Filters())
@@ -152,5 +152,5 @@ def test_pytorch_forward_runs_the_model_calls_alone(batch: int, batching: str, d
 
     spec = make_job("pytorch", {"dtype": dtype}, batch, batching)
     runner = get_backend("pytorch").load(spec)
-    eager = np.repeat(runner.reference_logits(spec), batch, 0)  # fp32 eager, one row per text
+    eager = runner.reference_logits(spec)  # fp32 eager through the pipeline, one row per text
     check_forward(runner, spec, lambda _: eager, dtype)

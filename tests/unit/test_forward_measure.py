@@ -53,7 +53,7 @@ def test_measure_takes_one_value_or_a_list_and_multiplies_the_cells() -> None:
         ("fwd", r"measure\.0: Input should be 'pipeline' or 'forward'"),
         (["pipeline", "latency"], r"measure\.1: Input should be 'pipeline' or 'forward'"),
         ([], r"measure: List should have at least 1 item"),
-        ({"forward": True}, r"measure: Input should be a valid list"),
+        ({"forward": True}, r"measure.0: Input should be .pipeline. or .forward."),
     ],
 )
 def test_a_bad_measure_is_refused_naming_the_allowed_values(value: Any, message: str) -> None:
@@ -121,6 +121,7 @@ def test_selectors_and_baselines_name_the_measure() -> None:
     cells = with_forward()
     forward = parse_selector("pytorch@icelake [forward]")
     assert forward == {"backend": "pytorch", "pool": "icelake", "allocator": "default",
+                       "instances": "1", "cores_per_instance": "0",
                        "measure": "forward"}  # fmt: skip
     assert parse_selector("pytorch@icelake")["measure"] == "pipeline"
     assert [c.first_job for c in cells if matches({"measure": "forward"}, c)] == [5, 6]
@@ -129,7 +130,7 @@ def test_selectors_and_baselines_name_the_measure() -> None:
     with pytest.raises(ReportError, match="several columns.*measure"):
         find_baseline(cells, {"backend": "pytorch"})
     table = wide_table(cells, ("mean",), {"backend": "pytorch", "measure": "forward"})
-    ipex_forward = next(c for c in table.columns if c[0] == "ipex" and c[4] == "forward")
+    ipex_forward = next(c for c in table.columns if c[0] == "ipex" and c[6] == "forward")
     assert table.speedup(table.rows[0], ipex_forward, "mean") == pytest.approx(4.0)  # 20 / 5
 
 

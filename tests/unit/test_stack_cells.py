@@ -70,7 +70,7 @@ def test_a_single_stack_report_keeps_its_headers() -> None:
 def test_a_stack_qualified_label_parses_back_and_selects_its_column() -> None:
     assert parse_selector("pytorch(dtype=fp32)@zen4+tcmalloc[ipex]") == {
         "backend": "pytorch", "dtype": "fp32", "pool": "zen4", "allocator": "tcmalloc",
-        "instances": "1", "cores_per_instance": "0", "stack": "ipex",
+        "instances": "1", "cores_per_instance": "0", "stack": "ipex", "measure": "pipeline",
     }  # fmt: skip
     assert parse_selector(f"pytorch@zen4[{MAIN}]")["stack"] == MAIN
     cells = _two_stacks()
