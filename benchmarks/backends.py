@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import statistics
 import sys
@@ -45,6 +44,7 @@ from farm.jobs import JobSpec, ModelSpec  # noqa: E402
 from farm.workers.backends import available_backends, get_backend  # noqa: E402
 from farm.workers.backends.runner import Kwargs, SwappedPipelineRunner  # noqa: E402
 from farm.workers.models import LoadedModel  # noqa: E402
+from tests.support.timing import time_calls  # noqa: E402
 
 SENTENCE = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
 FLAG_AT = 0.30
@@ -94,19 +94,6 @@ def job(backend: str, options: dict[str, Any], layers: int | None) -> JobSpec:
         backend_options=validate_options(backend, options),
         pool="bench",
     )
-
-
-def time_calls(fn: Callable[[], Any], calls: int) -> list[float]:
-    out = []
-    gc.disable()
-    try:
-        for _ in range(calls):
-            start = time.perf_counter_ns()
-            fn()
-            out.append((time.perf_counter_ns() - start) / 1e6)
-    finally:
-        gc.enable()
-    return out
 
 
 def cpu_flags() -> str:

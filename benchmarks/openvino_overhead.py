@@ -25,13 +25,11 @@ only between runs at the same load average, printed at the end.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,21 +39,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from farm.backends import validate_options  # noqa: E402
 from farm.jobs import JobSpec, ModelSpec  # noqa: E402
+from tests.support.timing import time_calls  # noqa: E402
 
 SENTENCE = "This is a really nice pair of shoes, I am completely satisfied with my purchase"
-
-
-def timed(fn: Callable[[], Any], calls: int) -> list[float]:
-    out = []
-    gc.disable()
-    try:
-        for _ in range(calls):
-            start = time.perf_counter_ns()
-            fn()
-            out.append((time.perf_counter_ns() - start) / 1e6)
-    finally:
-        gc.enable()
-    return out
 
 
 def plain_callables(spec: JobSpec, ov_config: dict[str, str]) -> dict[str, Callable[[], Any]]:
@@ -119,12 +105,12 @@ def main() -> int:
         "forward": plain["forward"],
     }
     for fn in fns.values():
-        timed(fn, args.warmup)
+        time_calls(fn, args.warmup)
     medians: dict[str, list[float]] = {name: [] for name in fns}
     for r in range(args.rounds):
         order = list(fns) if r % 2 == 0 else list(reversed(fns))
         for name in order:
-            medians[name].append(statistics.median(timed(fns[name], args.calls)))
+            medians[name].append(statistics.median(time_calls(fns[name], args.calls)))
     compiled = runner.identity["backend"]["compiled_properties"]
     load = os.getloadavg()[0]
     print(f"torch threads {torch.get_num_threads()}, hint {args.hint} (compiled: {compiled}),"
