@@ -154,7 +154,8 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         )
     extra: dict[str, Any] = {}
     if spec.cores_per_instance:  # throughput mode: N pinned copies at once, in processes
-        run = measure_instances(spec, sorted(os.sched_getaffinity(0)), f"worker {ctx.name}")
+        cpus = sorted(os.sched_getaffinity(0))
+        run = measure_instances(spec, cpus, f"worker {ctx.name}", phase)
         m, stats, reasons, extra = run.measurement, run.stats, run.reasons, run.environment
     else:
         m = measure(fn, spec.protocol, phase=phase)

@@ -9,7 +9,9 @@ single job (farm.workers.measure), keeping each call's end time, and sends back 
 samples as JSON lines on its own pipe — numbers only, never a pickled object.
 
 Messages, one JSON line each: parent → child `{"spec", "cpus"}` then `"go"`; child →
-parent `{"ready": ns}` then `{"result": {...}}`, or `{"error": "..."}` and exit 1.
+parent `{"ready": ns, "warmup_ns": [...]}` then `{"result": {...}}`, or `{"error": "..."}`
+and exit 1. The parent holds the job's quiet phase (farm.workers.quiet) from the release
+to the last result, bounded by the copies' warm-up.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -32,7 +34,7 @@ from farm.instances import common_window, first_start, split_cpus
 from farm.jobs import JobSpec
 from farm.stats import describe, encode_samples
 from farm.verdict import judge
-from farm.workers.measure import Measurement
+from farm.workers.measure import Measurement, TimedPhase
 
 MODULE = "farm.workers.instances"
 
@@ -59,8 +61,12 @@ class InstancesRun:
     environment: dict[str, Any]
 
 
-def measure_instances(spec: JobSpec, cpus: list[int], who: str) -> InstancesRun:
-    """Run the job's instances on `cpus` (this worker's set) and aggregate them."""
+def measure_instances(
+    spec: JobSpec, cpus: list[int], who: str, phase: TimedPhase | None = None
+) -> InstancesRun:
+    """Run the job's instances on `cpus` (this worker's set) and aggregate them; the copies'
+    timed phase runs inside `phase` (given all their warm-up samples), as a single process's
+    does, so this process's own heartbeat and its supervisor keep still meanwhile."""
     groups = split_cpus(cpus, spec.instances, spec.cores_per_instance or 1, who)
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -76,11 +82,14 @@ def measure_instances(spec: JobSpec, cpus: list[int], who: str) -> InstancesRun:
             )
             procs.append(proc)
             _send(proc, {"spec": spec.to_json(), "cpus": group})
-        ready = [int(_receive(p, i, "ready")) for i, p in enumerate(procs)]
-        release_ns = time.perf_counter_ns()  # every copy is warm and waiting: go
-        for proc in procs:
-            _send(proc, "go")
-        results = [_receive(p, i, "result") for i, p in enumerate(procs)]
+        readies = [_receive(p, i, "ready") for i, p in enumerate(procs)]
+        ready = [int(r["ready"]) for r in readies]
+        warm = np.concatenate([np.asarray(r["warmup_ns"], dtype=np.int64) for r in readies])
+        with phase(warm) if phase is not None else nullcontext():
+            release_ns = time.perf_counter_ns()  # every copy is warm and waiting: go
+            for proc in procs:
+                _send(proc, "go")
+            results = [_receive(p, i, "result")["result"] for i, p in enumerate(procs)]
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -162,13 +171,14 @@ def _send(proc: subprocess.Popen[str], message: Any) -> None:
     proc.stdin.flush()
 
 
-def _receive(proc: subprocess.Popen[str], index: int, key: str) -> Any:
-    """The next message of instance `index`; its error, or its death, as an exception."""
+def _receive(proc: subprocess.Popen[str], index: int, key: str) -> dict[str, Any]:
+    """The next message of instance `index`, which must have `key`; its error, or its death,
+    as an exception."""
     assert proc.stdout is not None
     line = proc.stdout.readline()
     message = json.loads(line) if line.strip() else {}
     if key in message:
-        return message[key]
+        return dict(message)
     why = message.get("error") or f"exited with status {proc.wait()} before sending {key}"
     raise RuntimeError(f"instance {index}: {why}")
 
@@ -191,12 +201,12 @@ def _child(channel: IO[str]) -> None:
 
     spec = JobSpec.from_json(config["spec"])
     start = time.perf_counter()
-    fn = get_backend(spec.backend).load(spec).bind(spec)
+    fn = get_backend(spec.backend).load(spec).bind_measure(spec)
     setup_s = time.perf_counter() - start
 
     @contextmanager
-    def barrier(_warm: Any) -> Iterator[None]:
-        _write(channel, {"ready": time.perf_counter_ns()})
+    def barrier(warm: npt.NDArray[np.int64]) -> Iterator[None]:
+        _write(channel, {"ready": time.perf_counter_ns(), "warmup_ns": warm.tolist()})
         if sys.stdin.readline().strip() != '"go"':
             raise SystemExit("the parent went away before the barrier was released")
         yield
