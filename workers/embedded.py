@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from functools import cached_property
 
 from farm.db.jobstore import DbJobStore
@@ -11,12 +10,10 @@ from farm.db.session import session_factory
 from farm.settings import Settings
 from farm.workers.allocator import ensure_allocator
 from farm.workers.execute import WorkerContext, execute_job
-from farm.workers.peak import refresh_peak
+from farm.workers.peak import ensure_peak
 from farm.workers.pinning import pin
 from farm.workers.probe import host_fingerprint
 from farm.workers.worker import register
-
-log = logging.getLogger("farm.worker")
 
 
 class EmbeddedRunner:
@@ -40,12 +37,7 @@ class EmbeddedRunner:
         fingerprint = host_fingerprint(allocator)
         name = f"embedded@{fingerprint['hostname']}"
         self.ctx = register(self.store, self.settings, name, "embedded", fingerprint, count, [])
-        if self.ctx.peak is None:  # once per host, CPUs and threads: results need a roof
-            peak = refresh_peak(
-                self.store, self.ctx, self.settings.peak_sizes, self.settings.peak_repeats
-            )
-            log.info("measured this host's peak: fp32 %s, bf16 %s GFLOP/s",
-                     peak["fp32_gflops"], peak["bf16_gflops"])  # fmt: skip
+        ensure_peak(self.store, self.ctx)
         return str(fingerprint["stack"])  # the jobs run in this venv's stack, not their home
 
     def run(self, job_id: int) -> None:

@@ -9,6 +9,7 @@ torch is imported inside the function, as every heavy import on a worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,8 @@ from farm.store import JobStore
 
 if TYPE_CHECKING:
     from farm.workers.execute import WorkerContext
+
+log = logging.getLogger("farm.worker")
 
 
 def gemm_gflops(size: int, dtype: str, repeats: int) -> float:
@@ -92,3 +95,13 @@ def refresh_peak(
     store.record_peak(ctx.name, peak)
     ctx.peak = peak
     return peak
+
+
+def ensure_peak(store: JobStore, ctx: WorkerContext) -> None:
+    """Measure and store the peak once per host, CPUs and threads (a worker's child at
+    start, `farm run` before its first job): without one, results have no % of peak."""
+    if ctx.peak is not None:
+        return
+    peak = refresh_peak(store, ctx, ctx.settings.peak_sizes, ctx.settings.peak_repeats)
+    log.info("measured this host's peak: fp32 %s, bf16 %s GFLOP/s",
+             peak["fp32_gflops"], peak["bf16_gflops"])  # fmt: skip

@@ -14,7 +14,7 @@ from farm.db.session import get_engine, session_factory
 from farm.store import failure_name
 from farm.workers.app import PEAK_TASK, TASK_NAME
 from farm.workers.execute import WorkerContext, execute_job
-from farm.workers.peak import refresh_peak, valid_request
+from farm.workers.peak import ensure_peak, refresh_peak, valid_request
 
 log = logging.getLogger("farm.worker")
 
@@ -67,3 +67,7 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
             import torch
 
             torch.set_num_threads(ctx.threads)
+        try:  # none stored for this host, CPUs and threads: measure it before any job
+            ensure_peak(DbJobStore(session_factory(database_url)), ctx)
+        except Exception as exc:
+            log.warning("could not measure this worker's peak: %s", failure_name(exc))

@@ -1,6 +1,7 @@
-"""Efficiency end to end: `farm calibrate --peak` through a real worker, `farm hosts` shows
-the peak; embedded `farm run` measures it once and every result gets GFLOP/s and % of peak,
-which `farm report --metric efficiency` and `--format json` show. Small GEMMs only."""
+"""Efficiency end to end: a real worker measures its peak as it starts, `farm calibrate
+--peak` measures it again on request, and `farm hosts` shows it; embedded `farm run` measures
+it once and every result gets GFLOP/s and % of peak, which `farm report --metric efficiency`
+and `--format json` show. Small GEMMs only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support.harness import WorkerProcess, farm, farm_env, write_matrix
+from tests.support.harness import WorkerProcess, farm, farm_env, wait_for, write_matrix
 
 pytestmark = pytest.mark.acceptance
 
@@ -32,7 +33,10 @@ def test_calibrate_peak_stores_a_real_workers_peak_and_hosts_shows_it(
     env = farm_env(migrated_pg, redis_url)
     worker = WorkerProcess("p", "w-peak", env, tmp_path / "worker.log", cpus="0", threads=1)
     try:
-        assert _peaks(migrated_pg) == {"w-peak": None}
+        # None stored for this host, CPUs and threads: the worker measured it as it started
+        wait_for(lambda: _peaks(migrated_pg)["w-peak"] is not None, 60)
+        first = _peaks(migrated_pg)["w-peak"]
+        assert first["sizes"] == [64] and first["request"] is None and first["fp32_gflops"] > 0
         done = farm("calibrate", "--peak", "--pool", "p", "--sizes", "32,64", "--repeats", "2",
                     "--timeout", "120", env=env)  # fmt: skip
         assert done.returncode == 0, done.stderr + done.stdout
