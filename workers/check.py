@@ -35,7 +35,7 @@ SAME_COMPUTATION = (
     "construction; the timed output is the check that counts"
 )
 FORWARD = "the backend's forward against fp32 eager"
-TIMED = (
+TIMED_OUTPUT = (
     "labels and scores of one more call of the timed callable, against the pipeline's "
     "post-processing of the reference logits"
 )
@@ -95,19 +95,19 @@ def timed_output_check(output: Any, ref: Array, config: Any) -> dict[str, Any]:
     rows = output if isinstance(output, list) else [output]
     shaped = all(isinstance(r, dict) and {"label", "score"} <= set(r) for r in rows)
     if not shaped or len(rows) != len(ref):
-        return {"status": "mismatch", "compares": TIMED, "reason": (
+        return {"status": "mismatch", "compares": TIMED_OUTPUT, "reason": (
             f"the timed call returned {_describe(output)}, not one label and score for each "
             f"of the {len(ref)} texts")}  # fmt: skip
     unknown = sorted({str(r["label"]) for r in rows} - set(label_ids))
     if unknown:
-        return {"status": "mismatch", "compares": TIMED,
+        return {"status": "mismatch", "compares": TIMED_OUTPUT,
                 "reason": f"the timed call returned labels the model lacks: {unknown}"}  # fmt: skip
     ids = np.array([label_ids[str(r["label"])] for r in rows])
     scores = np.array([float(r["score"]) for r in rows])
     diff = np.abs(scores - expected[np.arange(len(rows)), ids])
     return {
         "status": "checked",
-        "compares": TIMED,
+        "compares": TIMED_OUTPUT,
         "rows_checked": len(rows),
         "label_agreement": float(np.mean(ids == expected.argmax(-1))),
         "max_abs_score_diff": float(diff.max()),

@@ -10,20 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.support.harness import WorkerProcess, farm, farm_env, wait_for, write_matrix
+from tests.support.harness import WorkerProcess, farm, farm_env, sql_rows, wait_for, write_matrix
 
 pytestmark = pytest.mark.acceptance
 
 
 def _peaks(url: str) -> dict[str, Any]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT name, peak FROM worker")).all()
-    finally:
-        engine.dispose()
+    rows = sql_rows(url, "SELECT name, peak FROM worker")
     return {name: json.loads(p) if isinstance(p, str) else p for name, p in rows}
 
 

@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 
 from farm.stats import decode_samples
-from tests.support.harness import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
+from tests.support.harness import (
+    WorkerProcess,
+    farm,
+    farm_env,
+    job_states,
+    sql_rows,
+    wait_for,
+    write_matrix,
+)
 
 pytestmark = pytest.mark.acceptance
 
@@ -24,21 +32,12 @@ ITERATIONS = 30
 
 
 def stored_result(url: str, job_id: int) -> dict[str, Any]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(
-                text(
-                    "SELECT r.stats, r.samples, r.throughput, r.n, j.batch_size, j.instances, "
-                    "j.cores_per_instance FROM result r JOIN job j ON j.id = r.job_id "
-                    "WHERE r.job_id = :j"
-                ),  # fmt: skip
-                {"j": job_id},
-            ).one()
-    finally:
-        engine.dispose()
+    (row,) = sql_rows(
+        url,
+        "SELECT r.stats, r.samples, r.throughput, r.n, j.batch_size, j.instances, "
+        "j.cores_per_instance FROM result r JOIN job j ON j.id = r.job_id WHERE r.job_id = :j",
+        j=job_id,
+    )
     stats = row[0] if isinstance(row[0], dict) else json.loads(row[0])
     return {"stats": stats, "samples": decode_samples(bytes(row[1])), "throughput": row[2],
             "n": row[3], "batch": row[4], "layout": (row[5], row[6])}  # fmt: skip

@@ -122,31 +122,29 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
     raise TimeoutError(f"condition not met within {timeout} s")
 
 
-def job_states(database_url: str, campaign_id: int) -> dict[int, tuple[str, str, str | None]]:
-    """job id → (pool, state, worker)."""
+def sql_rows(database_url: str, query: str, **params: Any) -> list[Any]:
+    """The rows of one SQL query, on an engine of its own (disposed: no pool left behind)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT id, pool, state, worker FROM job WHERE campaign_id = :c"),
-                {"c": campaign_id},
-            )
-            return {r[0]: (r[1], r[2], r[3]) for r in rows}
+            return list(conn.execute(text(query), params).all())
     finally:
         engine.dispose()
+
+
+def job_states(database_url: str, campaign_id: int) -> dict[int, tuple[str, str, str | None]]:
+    """job id → (pool, state, worker)."""
+    rows = sql_rows(
+        database_url, "SELECT id, pool, state, worker FROM job WHERE campaign_id = :c",
+        c=campaign_id,
+    )  # fmt: skip
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
 def count_rows(database_url: str, table: str) -> int:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
-    finally:
-        engine.dispose()
+    return int(sql_rows(database_url, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608
 
 
 def job_spec(pool: str = "a", batch: int = 1) -> Any:
