@@ -62,5 +62,6 @@ def pytest_terminal_summary(
     widths = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(COLUMNS)]
     terminalreporter.section("multi-host drills: nothing lost, nothing run twice")
     for values in [list(COLUMNS), *cells]:
-        terminalreporter.write_line("| " + " | ".join(v.ljust(w) for v, w in zip(values, widths,
-                                                                              strict=True)) + " |")
+        terminalreporter.write_line(
+            "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+        )

@@ -379,7 +379,7 @@ def bed_ids() -> list[str]:
     names = sh("ip", "netns", "list", check=False).split()
     spaces = {n.split("-")[1] for n in names if n.startswith(f"{PREFIX}-") and n.count("-") == 2}
     links = sh("ip", "-o", "link", "show", "type", "bridge", check=False)
-    bridges = {w[len(PREFIX):].rstrip(":") for w in links.split() if w.startswith(PREFIX)}
+    bridges = {w[len(PREFIX) :].rstrip(":") for w in links.split() if w.startswith(PREFIX)}
     return sorted(i for i in dirs | spaces | bridges if len(i) == 6)
 
 
