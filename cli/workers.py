@@ -66,14 +66,15 @@ SHOWN_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni",
 def hosts(settings: Settings) -> None:
     """Registered workers: pool, host, CPU, pinning and when each was last seen."""
     from farm.db import repo
-    from farm.db.models import as_utc, utcnow
+    from farm.db.clock import db_now
+    from farm.db.models import as_utc
 
     with wire_store(settings).transaction() as session:
         workers = repo.list_workers(session)
+        now = db_now(session)  # "last seen" is the database's time, as the heartbeats are
     table = Table()
     for col in COLUMNS:
         table.add_column(col)
-    now = utcnow()
     live: list[tuple[str, str | None]] = []
     for w in workers:
         age = (now - as_utc(w.last_seen)).total_seconds()

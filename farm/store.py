@@ -16,6 +16,8 @@ from farm.results import JobResult
 
 # lease → True/False when this host can tell whether its process lives, None when it cannot.
 LeaseCheck = Callable[[str], bool | None]
+# Sends (job id, queue) messages to the broker; raises when it cannot.
+Send = Callable[[list[tuple[int, str]]], object]
 
 
 class StoreUnavailable(Exception):
@@ -89,6 +91,13 @@ class JobStore(Protocol):
         self, campaign_id: int | None, ttl_s: float, lease_alive: LeaseCheck | None = None
     ) -> int:
         """Put running jobs whose lease is dead back to `queued`; how many."""
+        ...
+
+    def requeue_expired(self, ttl_s: float, send: Send) -> list[tuple[int, str]]:
+        """Put running jobs of every campaign whose lease ran out (by the store's clock) back
+        to `queued` and `send` their (job id, queue) messages before committing, so a send
+        that fails changes nothing (the next sweep tries again) and a commit that fails
+        leaves messages whose delivery takes the expired job over (claim). Returns them."""
         ...
 
     def register_worker(self, **fields: Any) -> None:

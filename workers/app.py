@@ -32,8 +32,17 @@ def create_app(settings: Settings) -> Celery:
         # A broker blip must not cancel the benchmark in hand: its result goes to the
         # database, and `farm recover` re-sends whatever lost its message.
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        # Redis redelivers unacked tasks after this; it must outlast the longest job.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            # Redis redelivers unacked tasks after this; it must outlast the longest job.
+            "visibility_timeout": settings.visibility_timeout_s,
+            # A partition drops packets without a reset: no command waits more than 5 s,
+            # and a BRPOP whose reply is overdue is dropped and reconnected within about
+            # 1 + 2 x 4 s (kombu's BRPOP health check), so the worker goes on by itself.
+            "socket_timeout": 5,
+            "socket_connect_timeout": 5,
+            "socket_keepalive": True,
+            "health_check_interval": 4,
+        },
     )
     return app
 

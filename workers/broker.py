@@ -50,7 +50,7 @@ def pending_job_ids(app: Celery, queues: set[str]) -> set[int]:
         return set()
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=5)
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     raw = [m for q in queues for m in client.lrange(q, 0, -1)]
     ids: set[int] = set()
     for message in raw:

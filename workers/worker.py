@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from celery.signals import worker_ready
 
 from farm.db.jobstore import DbJobStore
@@ -24,6 +25,7 @@ from farm.workers.execute import WorkerContext
 from farm.workers.pinning import pin
 from farm.workers.probe import host_fingerprint
 from farm.workers.quiet import between_phases, phase_lock_file
+from farm.workers.recover import recover_expired
 from farm.workers.tasks import register_tasks
 
 log = logging.getLogger("farm.worker")
@@ -97,7 +99,9 @@ def run_worker(
     ctx.phase_lock = lock = phase_lock_file()
     register_tasks(app, ctx, settings.database_url)
     # Started once the pool child exists, so no thread is running when Celery forks.
-    worker_ready.connect(lambda **_: _start_heartbeat(store, name, settings, lock), weak=False)
+    worker_ready.connect(
+        lambda **_: _start_heartbeat(store, name, settings, lock, app), weak=False
+    )
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     try:
         app.worker_main(
@@ -123,9 +127,12 @@ def run_worker(
         Path(lock).unlink(missing_ok=True)
 
 
-def _start_heartbeat(store: JobStore, name: str, settings: Settings, lock: str) -> None:
-    """From the parent: keep `last_seen` fresh and write results spooled during an outage,
-    never while the child times calls (it holds `lock` then: this thread sleeps on it)."""
+def _start_heartbeat(
+    store: JobStore, name: str, settings: Settings, lock: str, app: Celery
+) -> None:
+    """From the parent: keep `last_seen` fresh, write results spooled during an outage and
+    re-queue jobs whose lease expired (a host lost to the network), never while the child
+    times calls (it holds `lock` then: this thread sleeps on it)."""
 
     def beat() -> None:
         while True:
@@ -133,7 +140,8 @@ def _start_heartbeat(store: JobStore, name: str, settings: Settings, lock: str) 
                 try:
                     store.touch_worker(name)
                     spool.flush(store, settings.spool_dir)
-                except Exception as exc:  # the database may blip; keep serving
+                    recover_expired(store, app, settings)
+                except Exception as exc:  # the database or broker may blip; keep serving
                     log.warning("heartbeat failed: %s", failure_name(exc))
             threading.Event().wait(settings.worker_heartbeat_s)
 

@@ -15,9 +15,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from farm.db import repo
+from farm.db.clock import db_now
 from farm.db.session import transaction
 from farm.results import JobResult
-from farm.store import Claim, Completion, LeaseCheck, StoreUnavailable
+from farm.store import Claim, Completion, LeaseCheck, Send, StoreUnavailable
 
 
 class DbJobStore:
@@ -69,11 +70,22 @@ class DbJobStore:
     ) -> int:
         requeued = 0
         with self._session() as session:
+            now = db_now(session)
             for job in repo.running_jobs(session, campaign_id):
-                if not repo.lease_held(job, ttl_s, lease_alive):
+                if not repo.lease_held(job, ttl_s, lease_alive, now):
                     repo.requeue(session, job, f"recovered: lease {job.lease} is dead")
                     requeued += 1
         return requeued
+
+    def requeue_expired(self, ttl_s: float, send: Send) -> list[tuple[int, str]]:
+        with self._session() as session:
+            jobs = repo.expired_jobs(session, ttl_s)
+            for job in jobs:
+                repo.requeue(session, job, f"recovered: lease {job.lease} expired")
+            messages = [(job.id, job.queue) for job in jobs]
+            if messages:
+                send(messages)  # before the commit: a failed send leaves them as they were
+            return messages
 
     def register_worker(self, **fields: Any) -> None:
         with self._session() as session:

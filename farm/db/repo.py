@@ -6,12 +6,13 @@ result and its `succeeded` state are written in one transaction.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, object_session
 
+from farm.db.clock import db_now
 from farm.db.models import (
     TERMINAL_STATES,
     Calibration,
@@ -77,8 +78,10 @@ def _record(job: Job, error: str) -> None:
 
 def _history(job: Job, attempt: int | None, worker: str | None, lease: str | None,
              error: str) -> None:  # fmt: skip
+    session = object_session(job)
+    at = db_now(session) if session is not None else utcnow()
     entry = {"attempt": attempt, "worker": worker, "lease": lease, "error": error,
-             "at": utcnow().isoformat()}  # fmt: skip
+             "at": at.isoformat()}  # fmt: skip
     job.history = [*(job.history or []), entry]
 
 
@@ -104,36 +107,38 @@ def claim_job(
     if job.state in TERMINAL_STATES:
         return Claim(None, f"already {job.state}")
     if job.state == "running" and job.lease and job.lease != lease:
-        if lease_held(job, ttl_s, lease_alive):
+        if lease_held(job, ttl_s, lease_alive, db_now(session)):
             return Claim(None, f"held by live lease {job.lease}")
         _record(job, f"worker lost while running it (lease {job.lease})")
     if job.attempts >= max_attempts:
         last = (job.history or [{}])[-1].get("error") or job.error or "unknown"
         job.state = "failed"
         job.error = f"gave up after {job.attempts} attempts; last: {last}"[:MAX_ERROR_CHARS]
-        job.finished_at = utcnow()
+        job.finished_at = db_now(session)
         job.lease = None
         return Claim(None, "gave up")
     job.state = "running"
     job.attempts += 1
     job.worker = worker
     job.lease = lease or None
-    job.started_at = job.heartbeat_at = utcnow()
+    job.started_at = job.heartbeat_at = db_now(session)
     job.lease_until = None
     return Claim(JobSpec.from_json(job.spec), "claimed")
 
 
-def lease_held(job: Job, ttl_s: float, lease_alive: LeaseCheck | None = None) -> bool:
+def lease_held(
+    job: Job, ttl_s: float, lease_alive: LeaseCheck | None, now: datetime
+) -> bool:
     """Is the process holding this running job still at it?
 
     A dead pid (this host can tell) ends the lease at once; otherwise it holds while its
-    heartbeat is younger than `ttl_s` or its extension (a timed phase) has not run out. A
-    live pid alone does not hold it: a process that spooled the job's result goes on to
-    other jobs, and that job's lease must expire like any other.
+    heartbeat is younger than `ttl_s` or its extension (a timed phase) has not run out, both
+    by `now`, the database's clock (farm.db.clock). A live pid alone does not hold it: a
+    process that spooled the job's result goes on to other jobs, and that job's lease must
+    expire like any other.
     """
     if lease_alive and job.lease and lease_alive(job.lease) is False:
         return False
-    now = utcnow()
     if job.lease_until is not None and now < as_utc(job.lease_until):
         return True
     beat = as_utc(job.heartbeat_at) if job.heartbeat_at else None
@@ -150,7 +155,7 @@ def heartbeat_job(session: Session, job_id: int, lease: str) -> bool:
     job = _held_by(session, job_id, lease)
     if job is None:
         return False
-    job.heartbeat_at = utcnow()
+    job.heartbeat_at = db_now(session)
     job.lease_until = None
     return True
 
@@ -160,7 +165,7 @@ def extend_lease(session: Session, job_id: int, lease: str, seconds: float) -> b
     job = _held_by(session, job_id, lease)
     if job is None:
         return False
-    job.heartbeat_at = now = utcnow()
+    job.heartbeat_at = now = db_now(session)
     job.lease_until = now + timedelta(seconds=seconds)
     return True
 
@@ -199,7 +204,7 @@ def complete_job(
         return Completion("refused", _refuse(job, lease, "result"))
     session.add(Result(job_id=job_id, **result.columns()))
     job.state = "succeeded"
-    job.finished_at = utcnow()
+    job.finished_at = db_now(session)
     job.error = None
     job.lease = job.lease_until = None
     return Completion("written")
@@ -217,7 +222,7 @@ def fail_job(session: Session, job_id: int, reason: str, lease: str | None = Non
     _record(job, reason[:MAX_ERROR_CHARS])
     job.state = "failed"
     job.error = reason[:MAX_ERROR_CHARS]
-    job.finished_at = utcnow()
+    job.finished_at = db_now(session)
     job.lease = job.lease_until = None
     return True
 
@@ -228,6 +233,25 @@ def running_jobs(session: Session, campaign_id: int | None = None) -> list[Job]:
     if campaign_id is not None:
         stmt = stmt.where(Job.campaign_id == campaign_id)
     return list(session.scalars(stmt.with_for_update()))
+
+
+def expired_jobs(session: Session, ttl_s: float) -> list[Job]:
+    """Running jobs whose lease ran out by the database's clock (no heartbeat for `ttl_s`,
+    no extension left), locked; rows another transaction holds are skipped, not waited on,
+    so the workers that all sweep now and then never queue up behind one another."""
+    now = db_now(session)
+    stale = now - timedelta(seconds=ttl_s)
+    stmt = (
+        select(Job)
+        .where(
+            Job.state == "running",
+            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale),
+            or_(Job.lease_until.is_(None), Job.lease_until < now),
+        )
+        .order_by(Job.id)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(stmt))
 
 
 def requeue(session: Session, job: Job, why: str) -> None:
@@ -277,7 +301,7 @@ def list_campaigns(session: Session, limit: int = 50) -> list[tuple[Campaign, di
 
 def register_worker(session: Session, **fields: Any) -> Worker:
     worker = session.get(Worker, fields["name"])
-    now = utcnow()
+    now = db_now(session)
     if worker is None:
         worker = Worker(**fields, started_at=now, last_seen=now)
         session.add(worker)
@@ -294,7 +318,7 @@ def register_worker(session: Session, **fields: Any) -> Worker:
 def touch_worker(session: Session, name: str) -> None:
     worker = session.get(Worker, name)
     if worker is not None:
-        worker.last_seen = utcnow()
+        worker.last_seen = db_now(session)
 
 
 def worker_peak(session: Session, name: str) -> dict[str, Any] | None:
@@ -314,7 +338,7 @@ def list_workers(session: Session) -> list[Worker]:
 
 
 def live_workers(session: Session, ttl_s: int) -> list[Worker]:
-    cutoff = utcnow() - timedelta(seconds=ttl_s)
+    cutoff = db_now(session) - timedelta(seconds=ttl_s)
     return list(session.scalars(select(Worker).where(Worker.last_seen >= cutoff)))
 
 

@@ -26,10 +26,32 @@ def get_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+            engine = create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ServiceUnavailable(f"invalid database URL {mask_url(url)}: {exc}") from None
     return engine
+
+
+# No call may hang on a link that went down silently (a partition drops packets, it sends no
+# reset): libpq gives up connecting after 4 s, on data unacknowledged for 4 s
+# (tcp_user_timeout) and on an idle socket whose keepalives go unanswered for 4 + 3 x 1 s.
+# The server ends a transaction whose client went quiet for 10 s, so a partitioned worker
+# cannot keep row locks that every other worker waits on, and no lock wait exceeds 8 s.
+PG_CONNECT_ARGS: dict[str, object] = {
+    "connect_timeout": 4,
+    "keepalives": 1,
+    "keepalives_idle": 4,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 4000,
+    "options": "-c lock_timeout=8000 -c idle_in_transaction_session_timeout=10000",
+}
+
+
+def _connect_args(url: str) -> dict[str, object]:
+    if url.startswith("postgresql"):
+        return dict(PG_CONNECT_ARGS)
+    return {"connect_timeout": 5}
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

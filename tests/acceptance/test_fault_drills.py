@@ -307,7 +307,9 @@ def _kill_whole_worker_then_recover(drill: Drill, reap: bool) -> tuple[int, str,
     dead_lease = drill.until_running(campaign)["lease"]
     time.sleep(0.5)
     kill_whole_worker(drill, first, lease_pid(dead_lease), reap=reap)
-    drill.worker("d2-second", cpus="1")
+    # A lease TTL longer than the drill: this worker's own sweep (drill 8) must not re-queue
+    # the job before `farm recover`, which finds the dead pid, does.
+    drill.worker("d2-second", cpus="1", FARM_LEASE_TTL="300")
     return campaign, dead_lease, drill.recover(campaign).strip()
 
 
@@ -461,3 +463,34 @@ def test_drill_7_timeout(drill: Drill) -> None:
     drill.account("7 timeout", slow, normal, note=f"failed after {seconds(job):.1f} s of 50 s")
     assert after["state"] == "succeeded" and after["wrote"] == "d7"
     assert worker.proc.poll() is None and drill.worker_row("d7")["pid"] == parent
+
+
+def test_drill_8_frozen_host_swept_by_a_live_worker(drill: Drill) -> None:
+    """A host that stops answering (SIGSTOP: as a partition looks from the database) loses
+    its job to the periodic sweep of another worker of the pool — nobody runs `farm
+    recover` — and once it wakes it finds its lease gone and writes nothing: one result, two
+    attempts. (A run that finished while cut off has its late result refused: drill 5's
+    spool path, and tests/multihost.)"""
+    sweep = {"FARM_WORKER_HEARTBEAT": "1"}
+    first = drill.worker("d8-first", cpus="0", **sweep)
+    campaign = drill.submit("drill8", iterations=100)  # 5 s
+    running = drill.until_running(campaign)
+    lease, job_id = running["lease"], running["id"]
+    child = lease_pid(lease)
+    os.kill(first.proc.pid, signal.SIGSTOP)
+    os.kill(child, signal.SIGSTOP)
+    try:
+        frozen = time.monotonic()
+        drill.worker("d8-second", cpus="1", **sweep)
+        drill.until("the job to be run again", lambda: drill.job(campaign)["state"] == "succeeded",
+                    90)  # fmt: skip
+        took = time.monotonic() - frozen
+    finally:
+        os.kill(child, signal.SIGCONT)
+        os.kill(first.proc.pid, signal.SIGCONT)
+    drill.until("the woken run to give the job up",
+                lambda: f"job {job_id} abandoned, nothing written" in first.log.read_text(),
+                60)  # fmt: skip
+    (job,) = drill.account("8 frozen host, swept", campaign, note=f"run again {took:.0f} s later")
+    assert job["wrote"] == "d8-second" and job["attempts"] == 2
+    assert [h["error"] for h in job["history"]] == [f"recovered: lease {lease} expired"]

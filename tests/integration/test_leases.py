@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from farm.db import repo
+from farm.db.clock import db_now
 from farm.db.jobstore import DbJobStore
 from farm.db.migrate import upgrade
 from farm.db.models import Job, Result, utcnow
@@ -102,11 +103,11 @@ def test_recover_queries_find_dead_leases(factory) -> None:  # type: ignore[no-u
         repo.claim_job(s, job_id, "w", "elsewhere:1")
     with transaction(factory) as s:
         (job,) = repo.running_jobs(s)
-        assert repo.lease_held(job, ttl_s=60)
+        assert repo.lease_held(job, 60, None, db_now(s))
     _age_heartbeat(factory, job_id, 61)
     with transaction(factory) as s:
         (job,) = repo.running_jobs(s)
-        assert not repo.lease_held(job, ttl_s=60)
+        assert not repo.lease_held(job, 60, None, db_now(s))
         repo.requeue(s, job, "recovered")
     with transaction(factory) as s:
         assert [j.id for j in repo.queued_jobs(s)] == [job_id]
