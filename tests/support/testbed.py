@@ -361,6 +361,13 @@ class Testbed:
         host = self.hosts[name]
         self._rules(host, "-D", None if service is None else self._service(service))
 
+    def dialing(self, name: str, service: str) -> bool:
+        """Is a process of this host opening a new connection to the service (SYN sent)?
+        Seen while it is cut: it gave up a stale connection and tries again by itself."""
+        host, addr = self.hosts[name], self._service(service)
+        out = sh("ip", "netns", "exec", host.ns, "ss", "-Htn", "state", "syn-sent", "dst", addr)
+        return bool(out.strip())
+
     def _service(self, service: str) -> str:
         return {"db": self.pg_addr, "redis": self.redis_addr}[service]
 
