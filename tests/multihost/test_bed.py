@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,11 +172,52 @@ def test_broker_cut_worker_reconnects(bed: Testbed, ledger: Ledger, tmp_path: Pa
     assert all(j["state"] == "succeeded" and j["wrote"] == "c@c1" for j in done), done
 
 
+# Run inside a host: open Farm's own database engine and broker connection, say "ready",
+# and once told (the link is down by then) time one call on each of these live connections.
+PROBE = """
+import sys, time
+from sqlalchemy import text
+from farm.db.session import get_engine
+from farm.settings import Settings
+from farm.workers.app import create_app
+settings = Settings.from_env()
+engine = get_engine(settings.database_url)
+with engine.connect() as c:
+    c.execute(text("SELECT 1"))
+conn = create_app(settings).connection_for_write()
+client = conn.default_channel.client
+client.ping()
+print("ready", flush=True)
+sys.stdin.readline()
+for name, call in (("database", lambda: engine.connect().execute(text("SELECT 1"))),
+                   ("broker", client.ping)):
+    began = time.monotonic()
+    try:
+        call()
+        outcome = "returned"
+    except Exception as exc:
+        outcome = type(exc).__name__
+    print(name, outcome, round(time.monotonic() - began, 1), flush=True)
+"""
+
+
 def test_no_call_hangs_when_a_link_goes_down(bed: Testbed) -> None:
-    worker = bed.workers["a1"]
+    host, worker = bed.hosts["a1"], bed.workers["a1"]
     start = len(worker.text())
-    bed.partition("a1")
-    cut = time.monotonic()
+    probe = subprocess.Popen(bed.in_host(host, [sys.executable, "-c", PROBE]), env=bed.env(host),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert probe.stdout is not None and probe.stdin is not None
+        assert probe.stdout.readline().strip() == "ready", probe.communicate(timeout=30)
+        bed.partition("a1")
+        cut_at = time.time()
+        out, _ = probe.communicate("go\n", timeout=4 * HANG)
+    finally:
+        probe.kill()
+    print(f"calls on live connections of a cut host: {out.strip()!r}")
+    for line in out.strip().splitlines():
+        name, outcome, took = line.split()
+        assert outcome != "returned" and float(took) < HANG, f"{name}: {line}"
     try:
         for command in (["status"], ["hosts"]):
             began = time.monotonic()
@@ -184,13 +228,21 @@ def test_no_call_hangs_when_a_link_goes_down(bed: Testbed) -> None:
             assert len(out.stderr.strip().splitlines()) == 1, out.stderr
             assert took < HANG + 5, f"farm {command[0]} took {took:.1f} s"
         until(bed, "a1 to log its heartbeat failure",
-              lambda: "heartbeat failed" in worker.text()[start:], HANG + 5)  # fmt: skip
-        print(f"a1 logged its heartbeat failure {time.monotonic() - cut:.1f} s after the cut")
+              lambda: "heartbeat failed" in worker.text()[start:], 2 * HANG)  # fmt: skip
+        logged = _stamp(worker.text()[start:], "heartbeat failed") - cut_at
+        print(f"a1 logged its heartbeat failure {logged:.1f} s after the cut")
+        assert logged < HANG + 5, "the heartbeat's calls hung"  # + the beat's own 1 s wait
     finally:
         bed.heal("a1")
     seen = time.monotonic()
     until(bed, "a1 to be seen again", lambda: _seen_within(bed, "a@a1", 3), 30)
     print(f"a1 seen again {time.monotonic() - seen:.1f} s after the heal")
+
+
+def _stamp(log: str, what: str) -> float:
+    """The epoch time of the first log line that says `what` (logging's local time)."""
+    line = next(x for x in log.splitlines() if what in x)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def _seen_within(bed: Testbed, name: str, seconds: float) -> bool:

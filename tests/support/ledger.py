@@ -33,9 +33,8 @@ class Ledger:
         self.rows.append(row)
         line = "| " + " | ".join(str(row[c]) for c in COLUMNS) + " |"
         print(f"\n{' | '.join(COLUMNS)}\n{line}")
-        new = not self.path.exists()
         with self.path.open("a") as fh:
-            if new:
+            if len(self.rows) == 1:  # this session's first row: its table's head
                 fh.write(f"| {' | '.join(COLUMNS)} |\n|{'---|' * len(COLUMNS)}\n")
             fh.write(line + "\n")
         assert row["lost"] == 0, f"{drill}: jobs neither succeeded nor failed: {jobs}"
