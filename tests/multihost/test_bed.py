@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,9 @@ def test_partition_mid_job_requeued_without_recover(bed: Testbed, ledger: Ledger
     campaign = submit(bed, tmp_path, "partition", ["a"], iterations=160)
     first = host_of(running(bed, campaign)["worker"])
     other = next(h.name for h in bed.hosts.values() if h.pool == "a" and h.name != first)
+    until(bed, "the timed phase to begin (its lease extended)",
+          lambda: jobs(bed, campaign)[0]["lease_until"] is not None, 30)  # fmt: skip
+    expires = jobs(bed, campaign)[0]["lease_until"]  # no heartbeat in a timed phase
     bed.partition(first)
     bound = 16 + 3 * TTL + 20  # its lease: the phase's bound (2 x 8 s) + TTL; then recovery
     try:
@@ -134,6 +137,11 @@ def test_partition_mid_job_requeued_without_recover(bed: Testbed, ledger: Ledger
     assert job["state"] == "succeeded" and job["wrote"] == f"a@{other}", job
     assert job["attempts"] == 2, job
     assert {h.get("attempt") for h in job["history"]} == {1}, job["history"]
+    lost = next(h for h in job["history"] if h["lease"].startswith(first) and "refused" not in
+                h["error"])  # fmt: skip
+    late = (_utc(datetime.fromisoformat(lost["at"])) - _utc(expires)).total_seconds()
+    print(f"re-queued {late:.2f} s after its lease expired at {expires} ({lost})")
+    assert late < 2 * TTL, f"re-queued {late:.1f} s after the lease expired: {job['history']}"
 
 
 def test_database_cut_result_spooled_then_written(bed: Testbed, ledger: Ledger,
@@ -237,6 +245,10 @@ def test_no_call_hangs_when_a_link_goes_down(bed: Testbed) -> None:
     seen = time.monotonic()
     until(bed, "a1 to be seen again", lambda: _seen_within(bed, "a@a1", 3), 30)
     print(f"a1 seen again {time.monotonic() - seen:.1f} s after the heal")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _stamp(log: str, what: str) -> float:
