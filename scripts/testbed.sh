@@ -4,6 +4,7 @@
 #   scripts/testbed.sh up [--workers]         # prints the bed id and the FARM_* exports
 #   scripts/testbed.sh exec ID HOST CMD...    # CMD in that host (its netns and hostname)
 #   scripts/testbed.sh partition|heal ID HOST # silent drop of all its traffic, and back
+#   scripts/testbed.sh partition ID HOST --link   # its link down instead (heal: the same)
 #   scripts/testbed.sh cut ID HOST db|redis   # only the database or the broker;
 #   scripts/testbed.sh heal ID HOST db|redis  #   heal with the same words
 #   scripts/testbed.sh list | down ID... | down --all   # --all: beds whose run has died

@@ -348,9 +348,13 @@ class Testbed:
             rule = ["ip", "netns", "exec", ns, "iptables", action, "INPUT", *match, "-j", "DROP"]
             sh(*rule, check=action == "-I")
 
-    def partition(self, name: str) -> None:
-        """Cut the host off the bed: its packets and those to it are dropped, no error."""
-        self._rules(self.hosts[name], "-I", None)
+    def partition(self, name: str, link: bool = False) -> None:
+        """Cut the host off the bed: its packets and those to it are dropped, no error;
+        `link` sets its cable's bridge end down instead (ARP then fails after a while)."""
+        if link:
+            sh("ip", "link", "set", self.hosts[name].root_veth, "down")
+        else:
+            self._rules(self.hosts[name], "-I", None)
 
     def cut(self, name: str, service: str) -> None:
         """Cut only the database ('db') or only the broker ('redis') from one host."""
@@ -360,6 +364,8 @@ class Testbed:
         """Undo partition() (service None) or cut(); a rule not there is no error."""
         host = self.hosts[name]
         self._rules(host, "-D", None if service is None else self._service(service))
+        if service is None:
+            sh("ip", "link", "set", host.root_veth, "up")
 
     def dialing(self, name: str, service: str) -> bool:
         """Is a process of this host opening a new connection to the service (SYN sent)?
@@ -465,7 +471,7 @@ def main(argv: list[str]) -> int:
     else:
         bed = Testbed.load(rest[0])
         if cmd == "partition":
-            bed.partition(rest[1])
+            bed.partition(rest[1], link="--link" in rest)
         elif cmd == "cut":
             bed.cut(rest[1], rest[2])
         else:
