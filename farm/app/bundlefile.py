@@ -26,6 +26,7 @@ FORMAT = "farm-bundle"
 SCHEMA = 1  # bump when a reader of this schema would misread a newer payload
 MAX_PAYLOAD = 4 << 30  # decompressed bytes: a bundle of 100,000 jobs is well under this
 GZIP_MAGIC = b"\x1f\x8b"
+GZIP_HEADER = 10  # bytes of a gzip member's fixed header
 
 
 class BundleError(FarmError):
@@ -132,6 +133,8 @@ def decode(raw: bytes, name: str) -> Bundle:
 
 def _gunzip(raw: bytes, name: str) -> bytes:
     try:
+        if len(raw) < GZIP_HEADER:
+            raise EOFError  # the magic number and no more: cut inside the gzip header
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
             data = stream.read(MAX_PAYLOAD + 1)
     except EOFError:

@@ -77,13 +77,14 @@ class RowError(ValueError):
     """A row of a bundle that does not fit this database's table."""
 
 
-def from_json(table: Table, values: dict[str, Any], where: str) -> dict[str, Any]:
-    """A bundle's row back as column values; RowError says which column is wrong."""
+def from_json(table: Table, values: dict[str, Any], source: str, where: str) -> dict[str, Any]:
+    """A bundle's row back as column values; RowError says which column of which row
+    (`where`) is wrong, BundleError that the bundle `source` has columns this Farm lacks."""
     known = {c.key: c for c in carried(table)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise BundleError(
-            f"{where} has {table.name} column(s) {', '.join(unknown)} this Farm does not know: "
+            f"{source} has {table.name} column(s) {', '.join(unknown)} this Farm does not know: "
             "it was made by a newer Farm; upgrade Farm"
         )
     out: dict[str, Any] = {}
@@ -236,13 +237,17 @@ def export_rows(session: Session, campaign_id: int) -> dict[str, Any]:
 def import_rows(session: Session, payload: dict[str, Any], source: str) -> Pushed:
     """Campaign, jobs (new ids, in the bundle's order), their results, and the workers this
     database has no row of (a worker it knows keeps its own row)."""
-    campaign = from_json(CAMPAIGN, payload["campaign"], source)
+    campaign = from_json(CAMPAIGN, payload["campaign"], source, "campaign")
     if not campaign.get("bundle_id"):
         raise RowError("its campaign has no bundle id")
-    jobs = uniform([from_json(JOB, j["row"], source) for j in payload["jobs"]], "job", source)
-    for job in jobs:
+    jobs = uniform(
+        [from_json(JOB, j["row"], source, f"job {i}") for i, j in enumerate(payload["jobs"])],
+        "job",
+        source,
+    )
+    for i, job in enumerate(jobs):
         if job.get("state") not in TERMINAL_STATES:
-            raise RowError(f"a job is {job.get('state')!r}; a bundle carries ended jobs only")
+            raise RowError(f"job {i} is {job.get('state')!r}; a bundle carries ended jobs only")
     campaign_id = session.execute(insert(CAMPAIGN).returning(CAMPAIGN.c.id), campaign).scalar_one()
     ids = session.execute(
         insert(JOB).returning(JOB.c.id, sort_by_parameter_order=True),
@@ -250,8 +255,8 @@ def import_rows(session: Session, payload: dict[str, Any], source: str) -> Pushe
     ).scalars().all()  # fmt: skip
     results = uniform(
         [
-            {**from_json(RESULT, j["result"], source), "job_id": job_id}
-            for job_id, j in zip(ids, payload["jobs"], strict=True)
+            {**from_json(RESULT, j["result"], source, f"job {i}"), "job_id": job_id}
+            for i, (job_id, j) in enumerate(zip(ids, payload["jobs"], strict=True))
             if j.get("result") is not None
         ],
         "result",
@@ -259,7 +264,12 @@ def import_rows(session: Session, payload: dict[str, Any], source: str) -> Pushe
     )
     if results:
         session.execute(insert(RESULT), results)
-    workers = {w["name"]: w for w in (from_json(WORKER, w, source) for w in payload["workers"])}
+    workers = {
+        row["name"]: row
+        for row in (
+            from_json(WORKER, w, source, f"worker {i}") for i, w in enumerate(payload["workers"])
+        )
+    }
     known = set(session.scalars(select(Worker.name).where(Worker.name.in_(workers))))
     for name, worker in workers.items():
         if name not in known:
