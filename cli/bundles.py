@@ -18,8 +18,15 @@ def write_run_bundle(settings: Settings, campaign_id: int, path: Path) -> None:
     """After `farm run`: the campaign it ran, to `path` (its summary on stderr)."""
     from farm.app.bundles import export_bundle
     from farm.db.bundles import SqlBundleStore
+    from farm.errors import FarmError
 
-    header = export_bundle(SqlBundleStore(settings.database_url), str(campaign_id), path)
+    try:
+        header = export_bundle(SqlBundleStore(settings.database_url), str(campaign_id), path)
+    except FarmError as exc:  # the run itself is kept: say how to write its bundle again
+        raise FarmError(
+            f"{exc} (the run is campaign {campaign_id} of {mask_url(settings.database_url)}"
+            f": `farm bundle {campaign_id} FILE` writes its bundle)"
+        ) from None
     _written(header, path)
 
 
@@ -42,10 +49,8 @@ def bundle(settings: Settings, campaign: str, file: Path) -> None:
     the bundle id.
     """
     from farm.app.bundles import export_bundle
-    from farm.cli.options import wire_store
     from farm.db.bundles import SqlBundleStore
 
-    wire_store(settings)  # the database is up and has Farm's schema
     header = export_bundle(SqlBundleStore(settings.database_url), campaign, file)
     _written(header, file)
     click.echo(header.id)

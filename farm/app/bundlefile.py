@@ -201,4 +201,3 @@ def check_payload(payload: Any, name: str) -> None:
             raise bad(f"job {i} has a result that is not an object")
     if not isinstance(workers, list) or not all(isinstance(w, dict) for w in workers):
         raise bad("workers is not a list of objects")
-

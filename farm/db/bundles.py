@@ -147,12 +147,13 @@ class SqlBundleStore:
         return session_factory(self.url)
 
     def export_campaign(self, ref: str, new_id: str) -> dict[str, Any]:
+        self.check_schema()
         with transaction(self.factory) as session:
             campaign = repo.find_campaign(session, ref)
             open_jobs = session.scalar(
-                select(func.count()).select_from(Job).where(
-                    Job.campaign_id == campaign.id, Job.state.not_in(TERMINAL_STATES)
-                )
+                select(func.count())
+                .select_from(Job)
+                .where(Job.campaign_id == campaign.id, Job.state.not_in(TERMINAL_STATES))
             )
             if open_jobs:
                 raise FarmError(
@@ -226,8 +227,10 @@ def export_rows(session: Session, campaign_id: int) -> dict[str, Any]:
     return {
         "campaign": to_json(CAMPAIGN, campaign),
         "jobs": [
-            {"row": to_json(JOB, job),
-             "result": to_json(RESULT, results[job.id]) if job.id in results else None}
+            {
+                "row": to_json(JOB, job),
+                "result": to_json(RESULT, results[job.id]) if job.id in results else None,
+            }
             for job in jobs
         ],  # fmt: skip
         "workers": [to_json(WORKER, w) for w in workers],

@@ -82,9 +82,10 @@ def test_a_bundle_run_offline_reports_beside_the_farms_results(
     assert int(last_line(again.stdout)) == pushed and counts(migrated_pg) == after
 
     states = job_states(migrated_pg, pushed)
-    assert sorted((pool, state) for pool, state, _ in states.values()) == [
-        ("sapphirerapids", "succeeded")
-    ] * 2
+    assert (
+        sorted((pool, state) for pool, state, _ in states.values())
+        == [("sapphirerapids", "succeeded")] * 2
+    )
     here = socket.gethostname()
     report = farm("report", str(central), str(pushed), "--format", "json", env=env)
     assert report.returncode == 0, report.stderr
@@ -107,9 +108,7 @@ def test_a_bundle_run_offline_reports_beside_the_farms_results(
     print("report of both campaigns:\n" + table.stdout)  # the issue's closing note shows it
 
 
-def test_bad_bundles_are_refused_with_one_line(
-    migrated_pg: str, tmp_path: Path
-) -> None:
+def test_bad_bundles_are_refused_with_one_line(migrated_pg: str, tmp_path: Path) -> None:
     """Each refusal: exit status 1, one line on stderr, not a row written."""
     offline_db = f"sqlite:///{tmp_path / 'offline.db'}"
     bundle = tmp_path / "spr.farm"

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from farm.app.bundlefile import BundleError
 from farm.app.bundles import export_bundle, push_bundle
+from farm.app.ports import Pushed
 from farm.db.bundles import CAMPAIGN, JOB, RESULT, WORKER, SqlBundleStore
 from farm.db.migrate import upgrade
 from farm.db.models import as_utc
@@ -58,8 +59,7 @@ def rows(url: str, table: Any, where: Any = None) -> list[dict[str, Any]]:
     with get_engine(url).connect() as conn:
         found = conn.execute(stmt if where is None else stmt.where(where)).all()
     return [
-        {k: as_utc(v) if hasattr(v, "tzinfo") else v for k, v in r._mapping.items()}
-        for r in found
+        {k: as_utc(v) if hasattr(v, "tzinfo") else v for k, v in r._mapping.items()} for r in found
     ]
 
 
@@ -274,3 +274,21 @@ def test_a_campaign_with_jobs_not_ended_is_not_bundled(sqlite_url: str, tmp_path
     with pytest.raises(FarmError, match="has 1 jobs not ended"):
         export_bundle(SqlBundleStore(sqlite_url), str(campaign.id), tmp_path / "open.farm")
     assert not (tmp_path / "open.farm").exists()
+
+
+def test_two_pushes_racing_write_one_campaign(bundle: Path, migrated_pg: str) -> None:
+    """The second push looked before the first committed: the unique bundle id stops its
+    insert, and it answers with the first push's campaign."""
+    _, first = push_bundle(SqlBundleStore(migrated_pg), bundle)
+    late = SqlBundleStore(migrated_pg)
+    looked: list[str] = []
+
+    def racing(bundle_id: str) -> Pushed | None:
+        looked.append(bundle_id)
+        return None if len(looked) == 1 else SqlBundleStore.pushed(late, bundle_id)
+
+    late.pushed = racing  # type: ignore[method-assign]
+    _, second = push_bundle(late, bundle)
+    assert len(looked) == 2  # before the insert, and after the constraint stopped it
+    assert second.already and second.campaign_id == first.campaign_id
+    assert counts(migrated_pg) == {"campaign": 1, "job": 3, "result": 1, "worker": 1}

@@ -26,8 +26,10 @@ def payload() -> dict[str, Any]:
     return {
         "campaign": {"name": "offline", "matrix": {"pools": ["spr"]}, "bundle_id": ID},
         "jobs": [
-            {"row": {"state": "succeeded", "pool": "spr"},
-             "result": {"mean_ms": 12.5, "samples": "AAEC", "host": "sprbox"}},
+            {
+                "row": {"state": "succeeded", "pool": "spr"},
+                "result": {"mean_ms": 12.5, "samples": "AAEC", "host": "sprbox"},
+            },
             {"row": {"state": "failed", "pool": "spr"}, "result": None},
         ],  # fmt: skip
         "workers": [{"name": "embedded@sprbox", "fingerprint": {"cpu": "x"}}],
@@ -97,8 +99,7 @@ def test_a_newer_schema_is_refused_by_name(bundle: Path, tmp_path: Path) -> None
     newer = edited(bundle, tmp_path / "new.farm", header_edit=lambda h: h.update(schema=2))
     message = refusal(newer)
     assert message.endswith(
-        "was made by a newer Farm (0.1.0): bundle schema 2, this Farm reads up to 1; "
-        "upgrade Farm"
+        "was made by a newer Farm (0.1.0): bundle schema 2, this Farm reads up to 1; upgrade Farm"
     )
 
 
