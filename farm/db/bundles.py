@@ -252,14 +252,15 @@ def import_rows(session: Session, payload: dict[str, Any], source: str) -> Pushe
         if job.get("state") not in TERMINAL_STATES:
             raise RowError(f"job {i} is {job.get('state')!r}; a bundle carries ended jobs only")
     campaign_id = session.execute(insert(CAMPAIGN).returning(CAMPAIGN.c.id), campaign).scalar_one()
-    ids = session.execute(
-        insert(JOB).returning(JOB.c.id, sort_by_parameter_order=True),
-        [{**job, "campaign_id": campaign_id} for job in jobs],
-    ).scalars().all()  # fmt: skip
+    # A plain executemany (RETURNING many rows costs psycopg seconds to parse); a job's new
+    # id is found by its cell key, unique in its campaign.
+    session.execute(insert(JOB), [{**job, "campaign_id": campaign_id} for job in jobs])
+    new_ids = select(JOB.c.cell_key, JOB.c.id).where(JOB.c.campaign_id == campaign_id)
+    ids = {key: job_id for key, job_id in session.execute(new_ids)}
     results = uniform(
         [
-            {**from_json(RESULT, j["result"], source, f"job {i}"), "job_id": job_id}
-            for i, (job_id, j) in enumerate(zip(ids, payload["jobs"], strict=True))
+            {**from_json(RESULT, j["result"], source, f"job {i}"), "job_id": ids[job["cell_key"]]}
+            for i, (job, j) in enumerate(zip(jobs, payload["jobs"], strict=True))
             if j.get("result") is not None
         ],
         "result",
