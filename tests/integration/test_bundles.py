@@ -165,6 +165,10 @@ def _uneven(p: dict[str, Any]) -> None:
     del p["jobs"][1]["row"]["error"]  # a nullable column, in one row only
 
 
+def _twice(p: dict[str, Any]) -> None:
+    p["jobs"][1]["row"]["cell_key"] = p["jobs"][0]["row"]["cell_key"]
+
+
 def _long(p: dict[str, Any]) -> None:
     p["jobs"][0]["row"]["pool"] = "x" * 101
 
@@ -199,6 +203,10 @@ BAD: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
     "uneven rows": (
         lambda src, dst: edited(src, dst, payload_edit=_uneven),
         "its job rows differ in their columns",
+    ),
+    "a cell twice": (
+        lambda src, dst: edited(src, dst, payload_edit=_twice),
+        "does not fit this database (a row breaks a constraint); nothing written",
     ),
     "too long": (
         lambda src, dst: edited(src, dst, payload_edit=_long),
