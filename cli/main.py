@@ -42,6 +42,7 @@ def commands() -> list[click.Command]:
     """Every top-level command, imported when the CLI runs (so `--help` stays fast to
     import and a command module never needs the group)."""
     from farm.cli.admin import cancel, delete, rerun, retry
+    from farm.cli.bundles import bundle, push
     from farm.cli.calibrate import calibrate
     from farm.cli.commands import campaigns, db, run, status, submit
     from farm.cli.export import export
@@ -53,7 +54,7 @@ def commands() -> list[click.Command]:
 
     campaigns.add_command(delete, name="delete")  # `farm campaigns delete` = `farm delete`
     return [submit, run, status, campaigns, db, cancel, retry, rerun, delete, calibrate,
-            recover, pools, worker, hosts, report, compare, export, plot]  # fmt: skip
+            recover, pools, worker, hosts, report, compare, export, plot, bundle, push]  # fmt: skip
 
 
 def main() -> None:

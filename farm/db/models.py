@@ -52,6 +52,9 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     matrix: Mapped[dict[str, Any]]
+    # The bundle it travelled in (farm.app.bundles): set when it is exported or pushed, so
+    # a second push of the same campaign finds it instead of writing it again.
+    bundle_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     jobs: Mapped[list[Job]] = relationship(back_populates="campaign", order_by="Job.id")
 
 
