@@ -22,8 +22,8 @@ from farm.reports.recommend import (
     Objective,
     Recommendation,
     exclusions,
+    find_objective,
     margin,
-    objective,
     per_call,
     pick,
     ranked,
@@ -40,13 +40,13 @@ Group = tuple[tuple[Any, ...], list[Cell]]
 def recommend(
     queries: ReportQueries,
     refs: Iterable[str],
-    objective_name: str = "mean",
+    objective: str = "mean",
     filters: Filters | None = None,
     alpha: float = DEFAULT_ALPHA,
 ) -> Recommendation:
     """The best backend@pool of each row (model × input × batch × measure) of CAMPAIGNS for
     the objective (mean, p99, throughput or cost), with its margin and its significance."""
-    goal = objective(objective_name)
+    goal = find_objective(objective)
     cost = goal.name == "cost"
     metric = "mean" if cost else goal.name
     rep = report(queries, refs, filters, (metric,), cost=cost)

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from farm.reports.cells import Cell, ReportError
 from farm.significance import DEFAULT_THRESHOLD, FASTER, mann_whitney_u, verdict
+from farm.verdict import MIN_SAMPLES
 
 OUTPUT_CHECK = "output check:"  # how farm.verdict.check_reasons begins each of its reasons
 # A reason about one percentile only (farm.verdict): it bears on that percentile alone.
@@ -49,17 +50,26 @@ OBJECTIVES = {
 }
 
 
-def objective(name: str) -> Objective:
+def find_objective(name: str) -> Objective:
     found = OBJECTIVES.get(name)
     if found is None:
         raise ReportError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
     return found
 
 
-def bears_on(reason: str, goal: Objective) -> bool:
-    """Whether a validity reason excludes a cell for this objective."""
+def bears_on(reason: str, goal: Objective, n: int | None = None) -> bool:
+    """Whether a validity reason excludes a cell for this objective. A percentile its own
+    results did not support is supported by `n` samples pooled over several jobs when
+    they are enough (farm.verdict.MIN_SAMPLES)."""
     found = PERCENTILE_REASON.match(reason)
-    return found is None or found[1] == goal.name
+    if found is None:
+        return True
+    if found[1] != goal.name:
+        return False
+    need = MIN_SAMPLES.get(found[1])
+    if "not supported" in reason and need is not None and n is not None:
+        return n < need
+    return True
 
 
 def exclusions(cell: Cell, goal: Objective, checks: Mapping[int, Any]) -> list[str]:
@@ -76,7 +86,7 @@ def exclusions(cell: Cell, goal: Objective, checks: Mapping[int, Any]) -> list[s
             return ["output check: none recorded"]
         if check.get("status") != "checked":
             return [f"output check: {check.get('status')} ({check.get('reason', 'no reason')})"]
-    bearing = [r for r in cell.reasons if bears_on(r, goal)]
+    bearing = [r for r in cell.reasons if bears_on(r, goal, cell.n if cell.pooled else None)]
     if bearing:
         return bearing
     if getattr(cell, goal.attr) is None:
