@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from farm.reports.cells import Cell, ReportError
+from farm.reports.notes import group_reasons
 from farm.significance import DEFAULT_THRESHOLD, FASTER, mann_whitney_u, verdict
 from farm.verdict import MIN_SAMPLES
 
@@ -222,7 +223,8 @@ class Choice:
             return None
         if not self.excluded:
             return "no cell"
-        return "; ".join(f"{e.column}: {', '.join(e.reasons)}" for e in self.excluded)
+        pairs = [(reason, e.column) for e in self.excluded for reason in e.reasons]
+        return "; ".join(f"{r} ({', '.join(cols)})" for r, cols in group_reasons(pairs))
 
     @property
     def verdict(self) -> str:

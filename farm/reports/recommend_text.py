@@ -22,7 +22,7 @@ def choice_line(rec: Recommendation, c: Choice) -> list[str]:
     batch = f"{c.batch_size}" + (" batched" if c.batching == "batched" else "") + measure
     line = [c.model, c.input + tokens, batch]
     if c.best is None:
-        return [*line, "-", "-", "-", "-", "-", "-", "nothing qualifies"]
+        return [*line, "-", "-", "-", "-", "-", "-", f"nothing qualifies: {c.why}"]
     m = c.margin
     runner = c.runner_up
     return [
