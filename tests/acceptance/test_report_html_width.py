@@ -39,9 +39,9 @@ def _chromium() -> Any:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         unavailable("playwright", exc)
-    path = os.environ.get("FARM_CHROMIUM") or shutil.which("chromium")
+    path = os.environ.get("FARM_TEST_CHROMIUM") or shutil.which("chromium")
     if path is None:
-        unavailable("chromium", "no chromium executable on PATH (Debian: apt install chromium)")
+        unavailable("chromium", "not installed: apt-get install chromium")
     return sync_playwright, path
 
 
