@@ -61,10 +61,16 @@ COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "stack"
 SHOWN_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512_fp16")
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @pass_settings
-def hosts(settings: Settings) -> None:
-    """Registered workers: pool, host, CPU, pinning and when each was last seen."""
+@click.pass_context
+def hosts(ctx: click.Context, settings: Settings) -> None:
+    """Registered workers: pool, host, CPU, pinning and when each was last seen.
+
+    `farm hosts drain NAME` stops a worker (or every worker of a host) after its job in hand.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from farm.db import repo
     from farm.db.models import as_utc, utcnow
 
@@ -92,7 +98,7 @@ def hosts(settings: Settings) -> None:
             str(w.threads or "-"),
             " / ".join(gflops_text((w.peak or {}).get(f"{d}_gflops")) for d in DTYPES),
             f"{age:.0f} s ago",
-            "yes" if age <= settings.worker_ttl_s else "no",
+            _live(age <= settings.worker_ttl_s, w.drain_requested_at is not None),
         )
     console = stdout_console()
     console.print(table)
@@ -101,3 +107,31 @@ def hosts(settings: Settings) -> None:
             f"[yellow]warning:[/yellow] pool {pool!r} mixes hardware classes: "
             f"{', '.join(sorted(classes))}"
         )
+
+
+def _live(live: bool, drain: bool) -> str:
+    if drain:
+        return "draining" if live else "no (drained)"
+    return "yes" if live else "no"
+
+
+@hosts.command()
+@click.argument("name")
+@pass_settings
+def drain(settings: Settings, name: str) -> None:
+    """Stop worker NAME, or every worker of host NAME, after its job in hand.
+
+    Each takes no new job, finishes and writes the one it runs, and exits 0 (within
+    FARM_WORKER_HEARTBEAT seconds of its job's end); what it did not start stays queued
+    for the pool's other workers. A worker started again under the name serves normally.
+    """
+    from farm.db import repo
+    from farm.db.models import as_utc, utcnow
+
+    with wire_store(settings).transaction() as session:
+        marked = repo.request_drain(session, name)
+        now = utcnow()
+        for w in marked:
+            age = (now - as_utc(w.last_seen)).total_seconds()
+            note = "" if age <= settings.worker_ttl_s else f" (not seen for {age:.0f} s)"
+            click.echo(f"draining {w.name} (pool {w.pool}, host {w.hostname}){note}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -98,6 +99,7 @@ def run_worker(
     register_tasks(app, ctx, settings.database_url)
     # Started once the pool child exists, so no thread is running when Celery forks.
     worker_ready.connect(lambda **_: _start_heartbeat(store, name, settings, lock), weak=False)
+    worker_ready.connect(lambda **_: _start_drain_watch(store, name, settings, lock), weak=False)
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     try:
         app.worker_main(
@@ -138,3 +140,26 @@ def _start_heartbeat(store: JobStore, name: str, settings: Settings, lock: str) 
             threading.Event().wait(settings.worker_heartbeat_s)
 
     threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()
+
+
+def _start_drain_watch(store: JobStore, name: str, settings: Settings, lock: str) -> None:
+    """From the parent: once `farm hosts drain` marks this worker, stop it as SIGTERM does
+    (Celery's warm shutdown: no new job is taken, the one in hand is finished and written,
+    and an unstarted message goes back to its queue). Sleeps, like the heartbeat, while the
+    child times calls."""
+
+    def watch() -> None:
+        while not threading.Event().wait(settings.worker_heartbeat_s):
+            with between_phases(lock):
+                try:
+                    drain = store.drain_requested(name)
+                except Exception as exc:  # the database may blip; ask again next time
+                    log.warning("drain check failed: %s", failure_name(exc))
+                    continue
+            if drain:
+                log.warning("worker %s: drain requested (farm hosts drain); finishing the job "
+                            "in hand, then exiting", name)  # fmt: skip
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="farm-drain", daemon=True).start()

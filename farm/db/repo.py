@@ -286,6 +286,7 @@ def register_worker(session: Session, **fields: Any) -> Worker:
             setattr(worker, key, value)
         worker.started_at = now
         worker.last_seen = now
+        worker.drain_requested_at = None  # a worker started again serves normally
         if not peak_matches(worker.peak, worker.hostname, worker.cpus, worker.threads or 0):
             worker.peak = None  # measured with other CPUs, threads or on another host
     return worker
@@ -307,6 +308,25 @@ def record_peak(session: Session, name: str, peak: dict[str, Any]) -> None:
     if worker is None:
         raise NotFound(f"worker {name!r} is not registered")
     worker.peak = dict(peak)
+
+
+def request_drain(session: Session, name: str) -> list[Worker]:
+    """Ask the worker called `name`, or else every worker of the host `name`, to finish its
+    job in hand and exit; the workers marked (NotFound when none has that name or host)."""
+    workers = [w] if (w := session.get(Worker, name)) is not None else list(
+        session.scalars(select(Worker).where(Worker.hostname == name).order_by(Worker.name))
+    )
+    if not workers:
+        raise NotFound(f"no worker or host named {name!r}; `farm hosts` lists them")
+    now = utcnow()
+    for worker in workers:
+        worker.drain_requested_at = worker.drain_requested_at or now
+    return workers
+
+
+def drain_requested(session: Session, name: str) -> bool:
+    worker = session.get(Worker, name)
+    return worker is not None and worker.drain_requested_at is not None
 
 
 def list_workers(session: Session) -> list[Worker]:

@@ -1,0 +1,29 @@
+"""worker.drain_requested_at: `farm hosts drain` asks a worker to stop after its job in hand
+
+NULL for a worker serving normally; a worker that registers again clears it.
+
+Revision ID: 0012_drain
+Revises: 0011_forward
+Create Date: 2026-12-03 10:00:00
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0012_drain'
+down_revision: str | None = '0011_forward'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('worker', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('drain_requested_at', sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('worker', schema=None) as batch_op:
+        batch_op.drop_column('drain_requested_at')
