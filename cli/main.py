@@ -45,6 +45,7 @@ def commands() -> list[click.Command]:
     from farm.cli.calibrate import calibrate
     from farm.cli.commands import campaigns, db, run, status, submit
     from farm.cli.export import export
+    from farm.cli.monitor import flower
     from farm.cli.plot import plot
     from farm.cli.pools import pools
     from farm.cli.recover import recover
@@ -53,7 +54,7 @@ def commands() -> list[click.Command]:
 
     campaigns.add_command(delete, name="delete")  # `farm campaigns delete` = `farm delete`
     return [submit, run, status, campaigns, db, cancel, retry, rerun, delete, calibrate,
-            recover, pools, worker, hosts, report, compare, export, plot]  # fmt: skip
+            recover, pools, worker, hosts, flower, report, compare, export, plot]  # fmt: skip
 
 
 def main() -> None:

@@ -53,7 +53,9 @@ def worker(
     """Serve the pool's queue: one job at a time, pinned to CPUS with THREADS threads."""
     from farm.workers.worker import run_worker
 
-    run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator)
+    raise SystemExit(
+        run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator)
+    )
 
 
 COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "stack", "allocator",
@@ -78,12 +80,13 @@ def hosts(ctx: click.Context, settings: Settings) -> None:
         workers = repo.list_workers(session)
     table = Table()
     for col in COLUMNS:
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("worker", "live"))
     now = utcnow()
     live: list[tuple[str, str | None]] = []
     for w in workers:
         age = (now - as_utc(w.last_seen)).total_seconds()
-        if age <= settings.worker_ttl_s:
+        alive = age <= settings.worker_ttl_s and w.stopped_at is None
+        if alive:
             live.append((w.pool, w.hardware_class))
         on = [f for f, present in w.fingerprint.get("flags", {}).items() if present]
         table.add_row(
@@ -98,7 +101,7 @@ def hosts(ctx: click.Context, settings: Settings) -> None:
             str(w.threads or "-"),
             " / ".join(gflops_text((w.peak or {}).get(f"{d}_gflops")) for d in DTYPES),
             f"{age:.0f} s ago",
-            _live(age <= settings.worker_ttl_s, w.drain_requested_at is not None),
+            _live(alive, w.stopped_at is not None, w.drain_requested_at is not None),
         )
     console = stdout_console()
     console.print(table)
@@ -109,9 +112,11 @@ def hosts(ctx: click.Context, settings: Settings) -> None:
         )
 
 
-def _live(live: bool, drain: bool) -> str:
+def _live(live: bool, stopped: bool, drain: bool) -> str:
+    if stopped:
+        return "no (drained)" if drain else "no (stopped)"
     if drain:
-        return "draining" if live else "no (drained)"
+        return "draining" if live else "no"
     return "yes" if live else "no"
 
 

@@ -82,7 +82,8 @@ def run_worker(
     threads: int | None,
     loglevel: str = "INFO",
     allocator: str = "default",
-) -> None:
+) -> int:
+    """Serve until SIGTERM or `farm hosts drain`; Celery's exit status (0: a clean stop)."""
     ensure_allocator(allocator)  # may re-exec this process with LD_PRELOAD set
     name = name or default_name(pool)
     count = pin(cpus, threads)
@@ -102,7 +103,7 @@ def run_worker(
     worker_ready.connect(lambda **_: _start_drain_watch(store, name, settings, lock), weak=False)
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     try:
-        app.worker_main(
+        code = app.start(  # worker_main, but keeping Celery's exit status
             [
                 "worker",
                 "--queues",
@@ -123,6 +124,12 @@ def run_worker(
         )
     finally:
         Path(lock).unlink(missing_ok=True)
+    if not code:
+        try:  # the job in hand is written: `farm hosts` and `farm status` show it gone
+            store.worker_stopped(name)
+        except Exception as exc:
+            log.warning("could not record this worker's stop: %s", failure_name(exc))
+    return int(code or 0)
 
 
 def _start_heartbeat(store: JobStore, name: str, settings: Settings, lock: str) -> None:

@@ -83,6 +83,10 @@ class DbJobStore:
         with self._session() as session:
             repo.touch_worker(session, name)
 
+    def worker_stopped(self, name: str) -> None:
+        with self._session() as session:
+            repo.worker_stopped(session, name)
+
     def drain_requested(self, name: str) -> bool:
         with self._session() as session:
             return repo.drain_requested(session, name)

@@ -286,7 +286,7 @@ def register_worker(session: Session, **fields: Any) -> Worker:
             setattr(worker, key, value)
         worker.started_at = now
         worker.last_seen = now
-        worker.drain_requested_at = None  # a worker started again serves normally
+        worker.drain_requested_at = worker.stopped_at = None  # started again: serves
         if not peak_matches(worker.peak, worker.hostname, worker.cpus, worker.threads or 0):
             worker.peak = None  # measured with other CPUs, threads or on another host
     return worker
@@ -324,6 +324,12 @@ def request_drain(session: Session, name: str) -> list[Worker]:
     return workers
 
 
+def worker_stopped(session: Session, name: str) -> None:
+    worker = session.get(Worker, name)
+    if worker is not None:
+        worker.stopped_at = utcnow()
+
+
 def drain_requested(session: Session, name: str) -> bool:
     worker = session.get(Worker, name)
     return worker is not None and worker.drain_requested_at is not None
@@ -335,7 +341,11 @@ def list_workers(session: Session) -> list[Worker]:
 
 def live_workers(session: Session, ttl_s: int) -> list[Worker]:
     cutoff = utcnow() - timedelta(seconds=ttl_s)
-    return list(session.scalars(select(Worker).where(Worker.last_seen >= cutoff)))
+    return list(
+        session.scalars(
+            select(Worker).where(Worker.last_seen >= cutoff, Worker.stopped_at.is_(None))
+        )
+    )
 
 
 def waiting_by_queue(session: Session, campaign_id: int) -> dict[tuple[str, str, str], int]:

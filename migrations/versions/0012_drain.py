@@ -1,6 +1,8 @@
-"""worker.drain_requested_at: `farm hosts drain` asks a worker to stop after its job in hand
+"""worker.drain_requested_at and worker.stopped_at: draining a worker
 
-NULL for a worker serving normally; a worker that registers again clears it.
+drain_requested_at: `farm hosts drain` asks the worker to stop after its job in hand;
+stopped_at: the worker exited cleanly (SIGTERM or a drain). Both NULL for a worker serving
+normally; a worker that registers again clears both.
 
 Revision ID: 0012_drain
 Revises: 0011_forward
@@ -22,8 +24,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('worker', schema=None) as batch_op:
         batch_op.add_column(sa.Column('drain_requested_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('stopped_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('worker', schema=None) as batch_op:
+        batch_op.drop_column('stopped_at')
         batch_op.drop_column('drain_requested_at')

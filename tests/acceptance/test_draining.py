@@ -107,6 +107,14 @@ def farm_(migrated_pg: str, redis_url: str, tmp_path: Path) -> Iterator[Farm]:
         harness.stop()
 
 
+def _live_column(f: Farm, name: str) -> str:
+    """The `live` cell of worker `name` in `farm hosts`."""
+    out = farm("hosts", env=f.env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    (row,) = [line for line in out.stdout.splitlines() if line.startswith(f"│ {name} ")]
+    return row.strip("│ ").rpartition("│")[2].strip()
+
+
 def _drained(f: Farm, campaign: int, first: WorkerProcess, in_hand: dict[str, Any]) -> None:
     """`first` exits 0 after writing the job in hand; the other job waits for a second worker,
     which runs it: one result each, one attempt each."""
@@ -135,6 +143,7 @@ def test_sigterm_finishes_the_job_in_hand_and_leaves_the_next_queued(farm_: Farm
     in_hand = farm_.running(campaign)
     first.proc.send_signal(signal.SIGTERM)
     _drained(farm_, campaign, first, in_hand)
+    assert _live_column(farm_, "first") == "no (stopped)"
 
 
 def test_hosts_drain_stops_the_worker_after_its_job_in_hand(farm_: Farm) -> None:
@@ -144,19 +153,19 @@ def test_hosts_drain_stops_the_worker_after_its_job_in_hand(farm_: Farm) -> None
     out = farm("hosts", "drain", "first", env=farm_.env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("draining first (pool a, host "), out.stdout
-    table = farm("hosts", env=farm_.env, timeout=60)
-    assert table.returncode == 0 and "draining" in table.stdout, table.stdout
+    assert _live_column(farm_, "first") == "draining"
     _drained(farm_, campaign, first, in_hand)
     assert "drain requested" in first.log.read_text()
+    assert _live_column(farm_, "first") == "no (drained)"
 
     # Started again under the same name, it serves normally.
     again = farm_.worker("first")
     campaign2 = farm_.submit(jobs=1, iterations=2)
     farm_.until("the restarted worker to run a job",
-                lambda: [j["state"] for j in farm_.jobs(campaign2)] == ["succeeded"], 60)  # fmt: skip
+                lambda: [j["state"] for j in farm_.jobs(campaign2)] == ["succeeded"],
+                60)  # fmt: skip
     assert again.proc.poll() is None
-    table = farm("hosts", env=farm_.env, timeout=60)
-    assert "draining" not in table.stdout, table.stdout
+    assert _live_column(farm_, "first") == "yes"
 
 
 def test_hosts_drain_by_hostname_and_an_unknown_name(farm_: Farm) -> None:
