@@ -13,6 +13,7 @@ from farm.hardware import mixed_pools
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
 from farm.stacks import ALLOCATORS
+from farm.workers.cpuclaim import DEFAULT_DIR as CPU_LOCK_DIR
 
 
 def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -39,6 +40,20 @@ def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
     show_default=True,
     help="Preload this allocator (the worker re-executes itself with LD_PRELOAD).",
 )
+@click.option(
+    "--claim",
+    type=click.IntRange(1, 4096),
+    help="Pin to this many of --cpus (default: all allowed) that no other worker sharing "
+    "FARM_CPU_LOCK_DIR holds: replicas started alike get disjoint CPUs.",
+)
+@click.option(
+    "--claim-dir",
+    envvar="FARM_CPU_LOCK_DIR",
+    show_envvar=True,
+    default=CPU_LOCK_DIR,
+    show_default=True,
+    help="Folder of the CPU lock files, shared by the workers of one machine.",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @pass_settings
 def worker(
@@ -48,13 +63,16 @@ def worker(
     cpus: str | None,
     threads: int | None,
     allocator: str,
+    claim: int | None,
+    claim_dir: str,
     loglevel: str,
 ) -> None:
     """Serve the pool's queue: one job at a time, pinned to CPUS with THREADS threads."""
     from farm.workers.worker import run_worker
 
     raise SystemExit(
-        run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator)
+        run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator,
+                   claim, claim_dir)  # fmt: skip
     )
 
 

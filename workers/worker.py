@@ -21,6 +21,7 @@ from farm.store import JobStore, failure_name
 from farm.workers import spool
 from farm.workers.allocator import ensure_allocator
 from farm.workers.app import check_broker, create_app
+from farm.workers.cpuclaim import DEFAULT_DIR, claim_cpus
 from farm.workers.execute import WorkerContext
 from farm.workers.pinning import pin
 from farm.workers.probe import host_fingerprint
@@ -82,9 +83,14 @@ def run_worker(
     threads: int | None,
     loglevel: str = "INFO",
     allocator: str = "default",
+    claim: int | None = None,
+    claim_dir: str = DEFAULT_DIR,
 ) -> int:
-    """Serve until SIGTERM or `farm hosts drain`; Celery's exit status (0: a clean stop)."""
+    """Serve until SIGTERM or `farm hosts drain`; Celery's exit status (0: a clean stop).
+    `claim`: pin to that many of `cpus` (or of all allowed) that no other worker holds."""
     ensure_allocator(allocator)  # may re-exec this process with LD_PRELOAD set
+    if claim:
+        cpus = claim_cpus(cpus or os.sched_getaffinity(0), claim, Path(claim_dir))
     name = name or default_name(pool)
     count = pin(cpus, threads)
     check_database(settings.database_url)
