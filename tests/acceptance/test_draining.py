@@ -148,11 +148,15 @@ def test_sigterm_finishes_the_job_in_hand_and_leaves_the_next_queued(farm_: Farm
 
 def test_hosts_drain_stops_the_worker_after_its_job_in_hand(farm_: Farm) -> None:
     first = farm_.worker("first")
-    campaign = farm_.submit(jobs=2, iterations=60)  # 3 s each
+    # 10 s each: the drain is marked well before the job in hand ends. (Marked after, the
+    # worker may start the next job before it looks again; it drains after that one.)
+    campaign = farm_.submit(jobs=2, iterations=200)
     in_hand = farm_.running(campaign)
     out = farm("hosts", "drain", "first", env=farm_.env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("draining first (pool a, host "), out.stdout
+    states = {j["id"]: j["state"] for j in farm_.jobs(campaign)}
+    assert states[in_hand["id"]] == "running", "the drain was marked after the job ended"
     assert _live_column(farm_, "first") == "draining"
     _drained(farm_, campaign, first, in_hand)
     assert "drain requested" in first.log.read_text()
