@@ -151,10 +151,13 @@ def drain(settings: Settings, name: str) -> None:
     from farm.db import repo
     from farm.db.models import as_utc, utcnow
 
+    lines = []
     with wire_store(settings).transaction() as session:
-        marked = repo.request_drain(session, name)
         now = utcnow()
-        for w in marked:
+        for w in repo.request_drain(session, name):
             age = (now - as_utc(w.last_seen)).total_seconds()
-            note = "" if age <= settings.worker_ttl_s else f" (not seen for {age:.0f} s)"
-            click.echo(f"draining {w.name} (pool {w.pool}, host {w.hostname}){note}")
+            note = (" (stopped already)" if w.stopped_at is not None
+                    else f" (not seen for {age:.0f} s)" if age > settings.worker_ttl_s
+                    else "")  # fmt: skip
+            lines.append(f"draining {w.name} (pool {w.pool}, host {w.hostname}){note}")
+    click.echo("\n".join(lines))  # once the marks are committed

@@ -181,6 +181,8 @@ def test_hosts_drain_by_hostname_and_an_unknown_name(farm_: Farm) -> None:
     assert "draining by-host (pool a" in out.stdout
     farm_.until("the idle worker to exit", lambda: worker.proc.poll() is not None, 30)
     assert worker.proc.returncode == 0, farm_.logs()
+    again = farm("hosts", "drain", "by-host", env=farm_.env, timeout=60)
+    assert again.returncode == 0 and again.stdout.strip().endswith("(stopped already)"), again
 
     unknown = farm("hosts", "drain", "no-such-host", env=farm_.env, timeout=60)
     assert unknown.returncode == 1
