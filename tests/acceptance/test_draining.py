@@ -128,6 +128,9 @@ def _drained(f: Farm, campaign: int, first: WorkerProcess, in_hand: dict[str, An
     assert waiting["state"] == "queued" and waiting["attempts"] == 0, waiting
     # Its message is back in (or never left) the queue now, not after the visibility timeout.
     assert f.in_redis() == ({waiting["id"]}, 0)
+    # The stopped worker no longer counts as live, though it was seen a moment ago.
+    status = farm("status", str(campaign), env=f.env, timeout=60)
+    assert "no live worker serves that pool" in status.stdout + status.stderr, status
     second = f.worker("second", cpus="1")
     f.until("the second worker to run the queued job",
             lambda: all(j["state"] == "succeeded" for j in f.jobs(campaign)), 60)  # fmt: skip

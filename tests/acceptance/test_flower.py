@@ -125,3 +125,12 @@ def test_farm_flower_without_flower_installed_says_how_to_install(tmp_path: Path
         "Error: Flower is not installed: pip install 'flower>=2,<3' "
         "(in the worker profile: scripts/install.sh VENV worker)"
     )
+
+
+def test_farm_flower_with_the_broker_down_is_one_line(tmp_path: Path) -> None:
+    _needs_flower()
+    env = farm_env("sqlite:///" + str(tmp_path / "farm.db"), f"redis://:{PASSWORD}@127.0.0.1:1/0")
+    out = farm("flower", "--port", str(free_port()), env=env, timeout=60)
+    assert out.returncode == 1
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("Error: broker redis://:***@127.0.0.1:1/0 is unreachable"), line
