@@ -162,7 +162,11 @@ def _start_drain_watch(store: JobStore, name: str, settings: Settings, lock: str
     child times calls."""
 
     def watch() -> None:
-        while not threading.Event().wait(settings.worker_heartbeat_s):
+        # Half a beat out of step with the heartbeat thread, so that the two never ask for
+        # a database connection at once: the parent keeps one pooled connection, not two.
+        wait = settings.worker_heartbeat_s / 2
+        while not threading.Event().wait(wait):
+            wait = settings.worker_heartbeat_s
             with between_phases(lock):
                 try:
                     drain = store.drain_requested(name)
