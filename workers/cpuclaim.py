@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import NoReturn
 
 from farm.errors import FarmError
 
@@ -21,16 +22,16 @@ DEFAULT_DIR = "/tmp/farm-cpus"  # noqa: S108 (lock files only; no data is read f
 def claim_cpus(candidates: set[int], count: int, folder: Path) -> set[int]:
     """The first `count` free CPUs of `candidates`, locked until this process and its
     children exit; one clear error, and nothing held, when fewer are free."""
+    held: dict[int, int] = {}
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FarmError(
-            f"cannot create the CPU lock folder {folder} ({exc.strerror}); set "
-            "FARM_CPU_LOCK_DIR to a folder the workers can write"
-        ) from None
-    held: dict[int, int] = {}
+        _unusable(folder, exc, held)
     for cpu in sorted(candidates):
-        fd = os.open(folder / f"cpu{cpu}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(folder / f"cpu{cpu}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError as exc:
+            _unusable(folder, exc, held)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -45,6 +46,15 @@ def claim_cpus(candidates: set[int], count: int, folder: Path) -> set[int]:
         f"--claim {count}: only {len(held)} of CPUs {_ranges(candidates)} are free (workers "
         f"sharing {folder} hold the others); start fewer workers or give --cpus more CPUs"
     )
+
+
+def _unusable(folder: Path, exc: OSError, held: dict[int, int]) -> NoReturn:
+    for fd in held.values():
+        os.close(fd)
+    raise FarmError(
+        f"cannot use the CPU lock folder {folder} ({exc.strerror}); set FARM_CPU_LOCK_DIR to "
+        "a folder the workers can write"
+    ) from None
 
 
 def _ranges(cpus: set[int]) -> str:

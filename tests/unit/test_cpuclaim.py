@@ -45,3 +45,10 @@ def test_an_unwritable_folder_says_which_variable_to_set(tmp_path: Path) -> None
     blocker.write_text("")
     with pytest.raises(FarmError, match="set FARM_CPU_LOCK_DIR to a folder the workers can"):
         claim_cpus({0}, 1, blocker / "cpus")
+
+
+def test_a_lock_file_that_cannot_be_made_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "cpu5.lock").mkdir()  # not a file: open() fails
+    with pytest.raises(FarmError, match=r"cannot use the CPU lock folder .* \(Is a directory\)"):
+        claim_cpus({3, 5}, 2, tmp_path)  # CPU 3 is locked first, then let go
+    assert claim_cpus({3}, 1, tmp_path) == {3}, "nothing was left held"
