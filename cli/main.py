@@ -46,6 +46,7 @@ def commands() -> list[click.Command]:
     from farm.cli.calibrate import calibrate
     from farm.cli.commands import campaigns, db, run, status, submit
     from farm.cli.export import export
+    from farm.cli.monitor import flower
     from farm.cli.plot import plot
     from farm.cli.pools import pools
     from farm.cli.recommend import recommend
@@ -55,8 +56,8 @@ def commands() -> list[click.Command]:
 
     campaigns.add_command(delete, name="delete")  # `farm campaigns delete` = `farm delete`
     return [submit, run, status, campaigns, db, cancel, retry, rerun, delete, calibrate,
-            recover, pools, worker, hosts, report, compare, recommend, export, plot, bundle,
-            push]  # fmt: skip
+            recover, pools, worker, hosts, flower, report, compare, recommend, export, plot,
+            bundle, push]  # fmt: skip
 
 
 def main() -> None:

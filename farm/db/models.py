@@ -162,6 +162,10 @@ class Worker(Base):
     # The measured GEMM peak (farm.workers.peak): fp32_gflops, bf16_gflops and how it was
     # measured (host, cpus, threads, sizes); dropped when the worker re-registers otherwise.
     peak: Mapped[dict[str, Any] | None]
+    # Set by `farm hosts drain`: the worker finishes its job in hand and exits (stopped_at:
+    # when it did, or left on SIGTERM); both cleared when a worker registers under the name.
+    drain_requested_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
 
 
 class Result(Base):
