@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -47,6 +49,11 @@ def submit(settings: Settings, spec: Matrix, jobs: list[JobSpec], wait: bool) ->
 @click.command()
 @matrix_options
 @pinning_options
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the campaign to this file, for `farm push FILE` where the farm is reachable.",
+)
 @pass_settings
 def run(
     settings: Settings,
@@ -54,16 +61,21 @@ def run(
     jobs: list[JobSpec],
     cpus: str | None,
     threads: int | None,
+    bundle: Path | None,
 ) -> None:
     """Run MATRIX here, in-process, with no broker (embedded mode), then print its report.
 
     Every job runs on this host whatever its pool; the database defaults to ./farm.db.
     A matrix that asks for an allocator runs with it preloaded (one allocator per run).
     """
+    from farm.app.bundles import check_writable
     from farm.app.reports import job_rows
+    from farm.cli.bundles import write_run_bundle
     from farm.cli.render import print_table
     from farm.reports.selectors import Filters
 
+    if bundle is not None:
+        check_writable(bundle)  # before the run, not after it
     farm, runner = wire_embedded(settings)
     with ProgressBar(quiet=True) as bar:  # drawn between jobs, never while one measures
         campaign_id = farm.run_embedded(
@@ -77,6 +89,8 @@ def run(
     with open_reports(settings) as queries:  # the run created and migrated the database
         rows = job_rows(queries, [str(campaign_id)], Filters())
     print_table(rows)
+    if bundle is not None:
+        write_run_bundle(settings, campaign_id, bundle)
     click.echo(campaign_id)
 
 

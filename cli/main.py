@@ -42,18 +42,22 @@ def commands() -> list[click.Command]:
     """Every top-level command, imported when the CLI runs (so `--help` stays fast to
     import and a command module never needs the group)."""
     from farm.cli.admin import cancel, delete, rerun, retry
+    from farm.cli.bundles import bundle, push
     from farm.cli.calibrate import calibrate
     from farm.cli.commands import campaigns, db, run, status, submit
     from farm.cli.export import export
+    from farm.cli.monitor import flower
     from farm.cli.plot import plot
     from farm.cli.pools import pools
+    from farm.cli.recommend import recommend
     from farm.cli.recover import recover
     from farm.cli.reports import compare, report
     from farm.cli.workers import hosts, worker
 
     campaigns.add_command(delete, name="delete")  # `farm campaigns delete` = `farm delete`
     return [submit, run, status, campaigns, db, cancel, retry, rerun, delete, calibrate,
-            recover, pools, worker, hosts, report, compare, export, plot]  # fmt: skip
+            recover, pools, worker, hosts, flower, report, compare, recommend, export, plot,
+            bundle, push]  # fmt: skip
 
 
 def main() -> None:

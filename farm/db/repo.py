@@ -310,6 +310,7 @@ def register_worker(session: Session, **fields: Any) -> Worker:
             setattr(worker, key, value)
         worker.started_at = now
         worker.last_seen = now
+        worker.drain_requested_at = worker.stopped_at = None  # started again: serves
         if not peak_matches(worker.peak, worker.hostname, worker.cpus, worker.threads or 0):
             worker.peak = None  # measured with other CPUs, threads or on another host
     return worker
@@ -333,13 +334,42 @@ def record_peak(session: Session, name: str, peak: dict[str, Any]) -> None:
     worker.peak = dict(peak)
 
 
+def request_drain(session: Session, name: str) -> list[Worker]:
+    """Ask the worker called `name`, or else every worker of the host `name`, to finish its
+    job in hand and exit; the workers marked (NotFound when none has that name or host)."""
+    workers = [w] if (w := session.get(Worker, name)) is not None else list(
+        session.scalars(select(Worker).where(Worker.hostname == name).order_by(Worker.name))
+    )
+    if not workers:
+        raise NotFound(f"no worker or host named {name!r}; `farm hosts` lists them")
+    now = db_now(session)
+    for worker in workers:
+        worker.drain_requested_at = worker.drain_requested_at or now
+    return workers
+
+
+def worker_stopped(session: Session, name: str) -> None:
+    worker = session.get(Worker, name)
+    if worker is not None:
+        worker.stopped_at = db_now(session)
+
+
+def drain_requested(session: Session, name: str) -> bool:
+    worker = session.get(Worker, name)
+    return worker is not None and worker.drain_requested_at is not None
+
+
 def list_workers(session: Session) -> list[Worker]:
     return list(session.scalars(select(Worker).order_by(Worker.pool, Worker.name)))
 
 
 def live_workers(session: Session, ttl_s: int) -> list[Worker]:
     cutoff = db_now(session) - timedelta(seconds=ttl_s)
-    return list(session.scalars(select(Worker).where(Worker.last_seen >= cutoff)))
+    return list(
+        session.scalars(
+            select(Worker).where(Worker.last_seen >= cutoff, Worker.stopped_at.is_(None))
+        )
+    )
 
 
 def waiting_by_queue(session: Session, campaign_id: int) -> dict[tuple[str, str, str], int]:

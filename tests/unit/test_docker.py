@@ -96,3 +96,38 @@ def test_compose_has_one_worker_per_pool(compose_config: dict[str, Any], pool: s
     # The schema exists before any worker starts.
     assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert worker["build"]["dockerfile"] == "docker/Dockerfile.worker"
+
+
+@pytest.mark.parametrize("pool", ["icelake", "sapphirerapids"])
+def test_compose_workers_scale_with_a_name_and_cpus_each(
+    compose_config: dict[str, Any], pool: str
+) -> None:
+    """`--scale worker-POOL=3` gives three workers: distinct hostnames (hence names
+    POOL@<container id>) and each its own CPU claimed in the shared lock volume."""
+    worker = compose_config["services"][f"worker-{pool}"]
+    assert not {"hostname", "container_name"} & set(worker), "replicas would share a name"
+    command = _command(worker)
+    assert "--name" not in command and "--claim 1" in command, command
+    lock_dir = worker["environment"]["FARM_CPU_LOCK_DIR"]
+    mounts = {(v["source"], v["target"]) if isinstance(v, dict) else tuple(v.split(":")[:2])
+              for v in worker["volumes"]}  # fmt: skip
+    assert ("farm-cpus", lock_dir) in mounts
+    assert "farm-cpus" in compose_config["volumes"]
+    # A drained worker exits 0 and stays down; a crashed one comes back.
+    assert worker["restart"] == "on-failure"
+
+
+def test_compose_flower_is_an_optional_service(compose_config: dict[str, Any]) -> None:
+    flower = compose_config["services"]["flower"]
+    assert flower["profiles"] == ["monitor"]
+    assert _command(flower) == "flower --address 0.0.0.0 --port 5555"
+    (port,) = flower["ports"]
+    published = port if isinstance(port, str) else f"{port['host_ip']}:{port['published']}:"
+    assert published.startswith("127.0.0.1:5555:"), port
+    assert flower["environment"]["FARM_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_the_image_makes_the_cpu_lock_folder_for_its_user() -> None:
+    runs = [args for instruction, args in _instructions(DOCKER / "Dockerfile.worker")
+            if instruction == "RUN"]  # fmt: skip
+    assert any("/var/lib/farm/cpus" in run and "chown farm" in run for run in runs), runs
