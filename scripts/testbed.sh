@@ -8,10 +8,10 @@
 #   scripts/testbed.sh cut ID HOST db|redis   # only the database or the broker;
 #   scripts/testbed.sh heal ID HOST db|redis  #   heal with the same words
 #   scripts/testbed.sh list | down ID... | down --all   # --all: beds whose run has died
-# The code is tests/support/testbed.py (what tests/multihost uses).
+# The code: tests/support/testbed.py (what tests/multihost uses) and testbed_cli.py.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-$here/.venv/bin/python}
 [ -x "$py" ] || py=python3
 cd "$here"
-PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec "$py" -m tests.support.testbed "$@"
+PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec "$py" -m tests.support.testbed_cli "$@"
