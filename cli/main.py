@@ -49,11 +49,12 @@ def commands() -> list[click.Command]:
     from farm.cli.pools import pools
     from farm.cli.recover import recover
     from farm.cli.reports import compare, report
+    from farm.cli.serve.command import serve
     from farm.cli.workers import hosts, worker
 
     campaigns.add_command(delete, name="delete")  # `farm campaigns delete` = `farm delete`
     return [submit, run, status, campaigns, db, cancel, retry, rerun, delete, calibrate,
-            recover, pools, worker, hosts, report, compare, export, plot]  # fmt: skip
+            recover, pools, worker, hosts, report, compare, export, plot, serve]  # fmt: skip
 
 
 def main() -> None:
