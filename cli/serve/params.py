@@ -31,7 +31,7 @@ def campaign_ref(text: str) -> str:
 
 
 def job_id(text: str) -> int:
-    if text.isdigit() and 0 < len(text) <= 10 and int(text) <= MAX_ID:
+    if text.isdigit() and 0 < len(text) <= 10 and 0 < int(text) <= MAX_ID:
         return int(text)
     raise bad(f"unknown job {text[:100]!r}: a job id is a positive whole number", 404)
 

@@ -1,0 +1,224 @@
+"""`farm serve` over plain HTTP: the JSON API and downloads are the CLI's bytes, bad input
+gets a 4xx page (never a traceback), nothing writes, the token gate, the database down."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.dashboard import ServeProcess
+from tests.support.harness import farm, farm_env
+from tests.support.proxy import TcpProxy
+from tests.support.reportdata import BLOG, add_campaign, seed_blog
+
+pytestmark = [
+    pytest.mark.acceptance,
+    pytest.mark.filterwarnings("ignore:Using `httpx`"),  # starlette's TestClient on httpx
+]
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def seeded(sqlite_url: str) -> tuple[str, int, int]:
+    """The blog campaigns, and a second "blog" run with one invalid cell."""
+    blog, _ = seed_blog(sqlite_url)
+    slower = {k: [v * 1.5 for v in vals] for k, vals in BLOG.items()}
+    invalid = {("short", "ipex", "spr"): {"verdict": "invalid", "reasons": ["too few calls"]}}
+    again = add_campaign(sqlite_url, "blog", slower, extra=invalid)
+    return sqlite_url, blog, again
+
+
+@pytest.fixture
+def client(seeded: tuple[str, int, int]) -> Iterator[object]:
+    from starlette.testclient import TestClient
+
+    from farm.cli.serve.app import create_app
+    from farm.settings import Settings
+
+    with TestClient(create_app(Settings(database_url=seeded[0])),
+                    raise_server_exceptions=False) as c:  # fmt: skip
+        yield c
+
+
+def test_the_api_and_downloads_are_what_the_cli_writes(
+    client: object, seeded: tuple[str, int, int]
+) -> None:
+    url, blog, again = seeded
+    env = farm_env(url)
+    for cid in (blog, again):
+        cli = farm("report", str(cid), "--format", "json", env=env)
+        assert cli.returncode == 0, cli.stderr
+        api = client.get(f"/api/campaigns/{cid}/report")  # type: ignore[attr-defined]
+        assert api.status_code == 200
+        assert api.json() == json.loads(cli.stdout)
+        for name, args in (
+            ("report.md", ["report", str(cid), "--format", "markdown"]),
+            ("report.csv", ["report", str(cid), "--format", "csv"]),
+            ("jobs.csv", ["report", str(cid), "--format", "csv", "--per-job"]),
+            ("cells.json", ["export", str(cid), "--cells", "--format", "json"]),
+            ("bmf.json", ["export", str(cid), "--bmf"]),
+            ("raw.csv", ["export", str(cid), "--raw"]),
+        ):
+            got = client.get(f"/campaigns/{cid}/export/{name}")  # type: ignore[attr-defined]
+            assert got.status_code == 200, name
+            assert "attachment" in got.headers["content-disposition"]
+            assert got.text == farm(*args, env=env).stdout, name
+    cells = client.get(f"/api/campaigns/{blog}/cells").json()  # type: ignore[attr-defined]
+    cli_cells = farm("export", str(blog), "--cells", "--format", "json", env=env).stdout
+    assert cells == json.loads(cli_cells)
+    compared = client.get(f"/api/compare?a={blog}&b={again}")  # type: ignore[attr-defined]
+    cli_compare = farm("compare", str(blog), str(again), "--format", "json", env=env).stdout
+    assert compared.status_code == 200 and compared.json() == json.loads(cli_compare)
+
+
+def test_the_campaign_page_shows_the_report_with_grouped_validity(
+    client: object, seeded: tuple[str, int, int]
+) -> None:
+    _, blog, again = seeded
+    page = client.get(f"/campaigns/{again}?baseline=pytorch@icelake")  # type: ignore[attr-defined]
+    assert page.status_code == 200
+    text = page.text
+    # short · pytorch@icelake is 15 22.5 30 ...: mean 45, p99 74.4 (1.5 × the blog's)
+    assert ">45.00 / 74.40</a>" in text and ">90.00 / 119.40</a>" in text
+    assert "2.00× / 2.00×" in text  # the speed-up against the baseline column
+    notes = re.search(r'<ul class="validity-notes".*?</ul>', text, re.S)
+    assert notes is not None and notes.group(0).count("<li>") == 1
+    assert "too few calls" in notes.group(0) and "ipex(dtype=bf16)@spr" in notes.group(0)
+    for name in ("report.md", "report.html", "jobs.json", "raw.csv", "bmf.json"):
+        assert f"/campaigns/{again}/export/{name}" in text
+    chart = client.get(f"/campaigns/{blog}/chart.svg?chart=mean")  # type: ignore[attr-defined]
+    assert chart.status_code == 200 and chart.headers["content-type"] == "image/svg+xml"
+    assert b"<svg" in chart.content and b"pytorch@icelake" in chart.content
+    listing = client.get("/").text  # type: ignore[attr-defined]
+    assert listing.index(f'data-campaign-row="{again}"') < listing.index(
+        f'data-campaign-row="{blog}"'
+    )  # newest first
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/campaigns/99999999999999", 404, "unknown campaign"),
+        ("/campaigns/no%20such%20name", 404, "unknown campaign"),
+        ("/campaigns/12345", 404, "unknown campaign"),
+        ("/jobs/abc", 404, "unknown job"),
+        ("/jobs/-1", 404, "unknown job"),
+        ("/jobs/4294967296", 404, "unknown job"),
+        ("/jobs/777", 404, "does not exist"),
+        ("/campaigns/1?metric=fastest", 400, "metric="),
+        ("/campaigns/1?baseline=backend%3D", 400, "baseline"),
+        ("/campaigns/1?baseline=backend%3Dnope", 400, "matches no column"),
+        ("/campaigns/1?batch=x", 400, "batch="),
+        ("/compare?a=1", 400, "compared with itself"),
+        ("/compare?a=1&pools=onlyone", 400, "two pools"),
+        ("/compare?a=1&b=2&metric=max", 400, "metric="),
+        ("/compare?a=1&b=2&alpha=2", 400, "alpha="),
+        ("/trends?name=blog&model=m&input=i&batch=zero&column=c", 400, "batch="),
+        ("/trends?name=blog&column=pytorch@icelake", 400, "a trend needs"),
+        ("/campaigns/1/export/secrets.txt", 404, "no export"),
+        ("/api/campaigns/1/report?cost=maybe", 400, "cost="),
+        ("/api/jobs/0", 404, "unknown job"),
+        ("/nowhere", 404, "Not Found"),
+    ],
+)
+def test_bad_input_gets_a_4xx_page_never_a_traceback(
+    client: object, path: str, status: int, says: str
+) -> None:
+    got = client.get(path)  # type: ignore[attr-defined]
+    assert got.status_code == status, got.text[:300]
+    assert says in got.text
+    assert "Traceback" not in got.text and 'File "' not in got.text
+    if path.startswith("/api/"):
+        assert "error" in got.json()
+
+
+def test_no_page_writes(client: object) -> None:
+    for path in ("/", "/campaigns/1", "/api/campaigns", "/compare", "/jobs/1"):
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            got = client.request(method, path)  # type: ignore[attr-defined]
+            assert got.status_code == 405, (method, path)
+
+
+def test_a_token_gate_refuses_every_request_without_it(seeded: tuple[str, int, int]) -> None:
+    from starlette.testclient import TestClient
+
+    from farm.cli.serve.app import create_app
+    from farm.settings import Settings
+
+    app = create_app(Settings(database_url=seeded[0]), token=TOKEN)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for path in ("/", "/campaigns/1", "/api/campaigns", "/static/style.css", "/nowhere"):
+            assert c.get(path).status_code == 401, path
+            assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/?token=wrong", follow_redirects=False).status_code == 401
+        ok = c.get("/api/campaigns", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and len(ok.json()) == 3
+        once = c.get(f"/campaigns/1?token={TOKEN}&metric=mean", follow_redirects=False)
+        assert once.status_code == 303 and once.headers["location"] == "/campaigns/1?metric=mean"
+        cookie = once.headers["set-cookie"]
+        assert "httponly" in cookie.lower() and "farm_token=" in cookie
+        assert c.get("/campaigns/1?metric=mean").status_code == 200  # the cookie now
+
+
+def test_farm_serve_refuses_a_public_bind_without_a_token(sqlite_url: str) -> None:
+    seed_blog(sqlite_url)
+    env = farm_env(sqlite_url)
+    env.pop("FARM_SERVE_TOKEN", None)
+    got = farm("serve", "--host", "0.0.0.0", "--port", "1", env=env, timeout=30)
+    assert got.returncode == 2
+    lines = [line for line in got.stderr.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1 and "FARM_SERVE_TOKEN" in lines[0], got.stderr
+    missing = farm("serve", "--database-url", "sqlite:///no/such/farm.db", env=env, timeout=30)
+    assert missing.returncode == 2 and "no database at" in missing.stderr
+
+
+def test_a_non_loopback_bind_answers_401_without_the_token(
+    seeded: tuple[str, int, int], tmp_path: Path
+) -> None:
+    server = ServeProcess(farm_env(seeded[0]), tmp_path / "serve.log", "0.0.0.0", TOKEN)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(server.url + "/api/campaigns", timeout=10)
+        assert refused.value.code == 401
+        request = urllib.request.Request(
+            server.url + "/api/campaigns", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as ok:
+            assert ok.status == 200 and len(json.load(ok)) == 3
+    finally:
+        server.stop()
+
+
+def test_the_database_down_gets_a_503_page_and_the_server_stays_up(
+    migrated_pg: str, tmp_path: Path
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    real = make_url(migrated_pg)
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
+    url = real.set(port=proxy.port).render_as_string(hide_password=False)
+    add_campaign(url, "blog", BLOG)
+    server = ServeProcess(farm_env(url), tmp_path / "serve.log")
+    try:
+        with urllib.request.urlopen(server.url + "/", timeout=20) as up:
+            assert up.status == 200 and b"blog" in up.read()
+        proxy.stop()
+        for path in ("/", "/campaigns/1", "/api/campaigns"):
+            with pytest.raises(urllib.error.HTTPError) as down:
+                urllib.request.urlopen(server.url + path, timeout=30)
+            body = down.value.read().decode()
+            assert down.value.code == 503, body
+            assert "unreachable" in body and "Traceback" not in body
+        assert server.proc.poll() is None  # still serving
+        proxy.start()
+        with urllib.request.urlopen(server.url + "/campaigns/1", timeout=30) as back:
+            assert back.status == 200
+    finally:
+        server.stop()
+        proxy.close()
