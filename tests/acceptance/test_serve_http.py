@@ -222,3 +222,40 @@ def test_the_database_down_gets_a_503_page_and_the_server_stays_up(
     finally:
         server.stop()
         proxy.close()
+
+
+def test_trends_give_compares_verdict_between_consecutive_runs(
+    client: object, seeded: tuple[str, int, int]
+) -> None:
+    _, blog, again = seeded
+    query = "name=blog&model=distilbert-base-uncased&input=long&batch=1&column=pytorch@icelake"
+    got = client.get(f"/api/trends?{query}")  # type: ignore[attr-defined]
+    assert got.status_code == 200, got.text
+    points = got.json()["points"]
+    assert [p["campaign"] for p in points] == [blog, again]
+    assert [p["value"] for p in points] == [120.0, 180.0]  # the long row's means, 1.5 ×
+    assert points[0]["verdict"] is None
+    pairs = client.get(f"/api/compare?a={blog}&b={again}&limit=0").json()  # type: ignore[attr-defined]
+    same = [r for r in pairs if r["input"] == "long" and r["a_cell"] == "pytorch@icelake"]
+    assert len(same) == 1
+    assert (points[1]["verdict"], points[1]["ratio"], points[1]["p"]) == (
+        same[0]["verdict"], same[0]["ratio"], same[0]["p_value"],
+    )  # fmt: skip
+    page = client.get(f"/trends?{query}")  # type: ignore[attr-defined]
+    assert page.status_code == 200 and 'id="trend-chart"' in page.text
+    chart = client.get(f"/trends/chart.svg?{query}")  # type: ignore[attr-defined]
+    assert chart.status_code == 200 and b"<svg" in chart.content
+
+
+def test_cost_shows_when_a_pool_has_a_price(client: object, seeded: tuple[str, int, int]) -> None:
+    url, blog, _ = seeded
+    plain = client.get(f"/campaigns/{blog}").text  # type: ignore[attr-defined]
+    assert "cost / M inferences" not in plain
+    priced = farm("pools", "price", "icelake", "3.6", env=farm_env(url))
+    assert priced.returncode == 0, priced.stderr
+    page = client.get(f"/campaigns/{blog}").text  # type: ignore[attr-defined]
+    assert "cost / M inferences" in page
+    # 3.6 per hour = 0.001 per second; short · pytorch@icelake: mean 30 ms, batch 1 → $30.000
+    assert '<td class="cost">$30.000</td>' in page
+    hosts = client.get("/api/hosts").json()  # type: ignore[attr-defined]
+    assert {p["pool"]: p["price_per_hour"] for p in hosts["pools"]}["icelake"] == 3.6
