@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.dashboard import ServeProcess, artifacts_dir, browser, colours
-from tests.support.harness import WorkerProcess, farm, farm_env, wait_for, write_matrix
+from tests.support.harness import WorkerProcess, farm, farm_env, write_matrix
 
 pytestmark = pytest.mark.acceptance
 VERDICTS = ("faster", "slower", "no significant difference")
@@ -30,7 +30,8 @@ def image_ok(page: Any, selector: str) -> None:
     img = page.locator(selector)
     img.scroll_into_view_if_needed()
     page.wait_for_function(
-        "s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0 }",
+        "s => { const i = document.querySelector(s); "
+        "return i && i.complete && i.naturalWidth > 0 }",
         arg=selector, timeout=30_000,
     )  # fmt: skip
     assert colours(img.screenshot()) > 20, f"{selector} looks blank"
