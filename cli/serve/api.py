@@ -190,7 +190,8 @@ def trend_chart(request: Request) -> Response:
 
     with reports(request) as q:
         found = trend_of(q, request)
-    points = [(f"{p.campaign}", p.value) for p in found.points if p.value is not None]
+    points = [(f"{p.campaign} ({(p.created_at or '')[:10]})", p.value)
+              for p in found.points if p.value is not None]  # fmt: skip
     if not points:
         raise params.bad("this cell has no result in those campaigns", 404)
     return Response(draw(points, found.metric, found.cell.describe()), media_type=SVG)

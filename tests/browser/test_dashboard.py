@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.dashboard import ServeProcess, artifacts_dir, browser, colours
-from tests.support.harness import WorkerProcess, farm, farm_env, write_matrix
+from tests.support.harness import WorkerProcess, farm, farm_env, job_states, wait_for, write_matrix
 
 pytestmark = pytest.mark.acceptance
 VERDICTS = ("faster", "slower", "no significant difference")
@@ -112,9 +112,21 @@ def test_the_dashboard_in_a_browser(migrated_pg: str, redis_url: str, tmp_path: 
             page.goto(f"{server.url}/hosts")
             assert "w-browser" in page.locator("#workers").inner_text()
             shot(page, folder, "hosts")
+            # Trends: a second nightly run of batch 1, and the verdict between the two.
+            again = write_matrix(tmp_path / "again.yaml", name="nightly", batch_sizes=[1],
+                                 protocol={"warmup": 5, "iterations": 100})  # fmt: skip
+            second = farm("submit", str(again), env=env)
+            assert second.returncode == 0, second.stderr
+            second_id = int(second.stdout.strip().splitlines()[-1])
+            wait_for(lambda: {s for _, s, _ in job_states(migrated_pg, second_id).values()}
+                     == {"succeeded"}, 120)  # fmt: skip
             page.goto(f"{server.url}/trends?name=nightly")
-            page.locator("ul li a").first.click()
+            page.locator("ul li a").first.click()  # the newest run's first cell: batch 1
             page.wait_for_selector("#trend")
+            assert page.locator("#trend tbody tr").count() == 2
+            verdict = page.locator("#trend tbody tr").nth(1).locator("td.verdict").inner_text()
+            assert verdict in VERDICTS, verdict
+            image_ok(page, "#trend-chart")
             shot(page, folder, "trends")
 
             # A non-loopback bind: 401 without the token, in whatever client.
