@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from farm.cli.serve import api, pages
-from farm.cli.serve.auth import TokenGate
+from farm.cli.serve.auth import SecurityHeaders, TokenGate
 from farm.errors import FarmError, NotFound, ServiceUnavailable
 from farm.settings import Settings, mask_url
 
@@ -96,7 +96,8 @@ def create_app(settings: Settings, token: str | None = None) -> Starlette:
     """The dashboard on `settings.database_url`; with a token, only its holders get in.
 
     Every route answers GET (and HEAD) only: no page writes anything."""
-    middleware = [Middleware(TokenGate, token=token)] if token else []
+    middleware = [Middleware(SecurityHeaders)]
+    middleware += [Middleware(TokenGate, token=token)] if token else []
     app = Starlette(
         routes=ROUTES,
         middleware=middleware,

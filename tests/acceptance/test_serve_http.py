@@ -95,7 +95,9 @@ def test_the_campaign_page_shows_the_report_with_grouped_validity(
     chart = client.get(f"/campaigns/{blog}/chart.svg?chart=mean")  # type: ignore[attr-defined]
     assert chart.status_code == 200 and chart.headers["content-type"] == "image/svg+xml"
     assert b"<svg" in chart.content and b"pytorch@icelake" in chart.content
-    listing = client.get("/").text  # type: ignore[attr-defined]
+    home = client.get("/")  # type: ignore[attr-defined]
+    assert "default-src 'self'" in home.headers["content-security-policy"]
+    listing = home.text
     assert listing.index(f'data-campaign-row="{again}"') < listing.index(
         f'data-campaign-row="{blog}"'
     )  # newest first
