@@ -47,6 +47,7 @@ def commands() -> list[click.Command]:
     from farm.cli.export import export
     from farm.cli.plot import plot
     from farm.cli.pools import pools
+    from farm.cli.recommend import recommend
     from farm.cli.recover import recover
     from farm.cli.reports import compare, report
     from farm.cli.serve.command import serve
@@ -54,7 +55,8 @@ def commands() -> list[click.Command]:
 
     campaigns.add_command(delete, name="delete")  # `farm campaigns delete` = `farm delete`
     return [submit, run, status, campaigns, db, cancel, retry, rerun, delete, calibrate,
-            recover, pools, worker, hosts, report, compare, export, plot, serve]  # fmt: skip
+            recover, pools, worker, hosts, report, compare, recommend, export, plot,
+            serve]  # fmt: skip
 
 
 def main() -> None:

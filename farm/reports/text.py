@@ -14,6 +14,7 @@ from farm.reports.cells import NO_SPEEDUP, Cell, metric_unit
 from farm.reports.comparison import CompareReport
 from farm.reports.labels import column_labels
 from farm.reports.layout import Report
+from farm.reports.notes import group_notes, note_text
 from farm.significance import FASTER, SAME, SLOWER
 
 Grid = tuple[list[str], list[list[str]], list[str]]
@@ -116,12 +117,8 @@ def wide_notes(report: Report, speed_metrics: list[str], pooled: bool) -> list[s
         )
     if pooled:
         notes.append("*: several jobs measured this cell; statistics of their pooled raw samples")
-    for cell in table.invalid_cells():
-        notes.append(
-            f"!: {cell.model} · {cell.input} · batch {cell.batch_size} · "
-            f"{table.label(cell.column_key)} "
-            f"is invalid ({cell.invalid} of {cell.results} results): {'; '.join(cell.reasons)}"
-        )
+    for reason, labels in group_notes(table.invalid_cells(), table.label):  # one per reason
+        notes.append(f"!: {note_text(reason, labels)}")
     failed = table.failed_cells()
     for cell in failed[:10]:
         notes.append(
@@ -163,12 +160,16 @@ def render_markdown(report: Report) -> str:
     return out
 
 
+# The table scrolls within the page rather than overflow it; headers (long column labels)
+# wrap, numbers do not.
 HTML_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:100%}
+.wide{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f4f4f4}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}
-img{max-width:100%;margin:1em 0}li{margin:.2em 0}
+th{background:#f4f4f4;overflow-wrap:anywhere;min-width:6em;max-width:14em}
+td:nth-child(n+3){white-space:nowrap}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}
+img{max-width:100%;margin:1em 0}li{margin:.2em 0;overflow-wrap:anywhere}
 """
 
 
@@ -177,7 +178,8 @@ def html_table(header: list[str], body: list[list[str]]) -> str:
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in line) + "</tr>\n" for line in body
     )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n"
+    table = f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n"
+    return f'<div class="wide">\n{table}</div>\n'
 
 
 def render_html(report: Report, charts: Sequence[tuple[str, str]] = ()) -> str:
