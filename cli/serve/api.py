@@ -10,8 +10,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from farm.cli.recommend import OBJECTIVES
 from farm.cli.serve import params
-from farm.cli.serve.pages import compare_args, hosts_data, recommendation, reports, trend_of
+from farm.cli.serve.pages import compare_args, hosts_data, reports, trend_of
 from farm.cli.serve.views import EXPORTS
 from farm.reports.cells import DEFAULT_METRICS, METRICS
 from farm.reports.selectors import Filters
@@ -98,13 +99,14 @@ def trends(request: Request) -> Response:
 
 
 def recommend(request: Request) -> Response:
+    """`farm recommend CAMPAIGN --objective O --format json`."""
+    from farm.app.recommend import recommend as make_recommendation
+
     ref = params.campaign_ref(request.path_params["ref"])
+    objective = params.choice(request, "objective", OBJECTIVES, "mean")
     with reports(request) as q:
-        (cid, _), *_ = q.campaigns([ref])
-        found = recommendation(q, cid, request)
-    if found is None:
-        raise params.bad("`farm recommend` is not part of this Farm yet", 404)
-    return as_json(found, 400 if "error" in found else 200)
+        found = make_recommendation(q, [ref], objective, params.filters(request))
+    return as_json(found.to_json())
 
 
 # --- downloads and figures -----------------------------------------------------------------

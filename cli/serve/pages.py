@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from farm.cli.options import open_reports
+from farm.cli.recommend import OBJECTIVES
 from farm.cli.serve import params
 from farm.cli.serve.views import EXPORTS, blog_table, ms, progress
 from farm.db.reports import SqlReports
@@ -88,21 +89,23 @@ def campaign(request: Request) -> Response:
         more_jobs=max(0, len(jobs) - 1000),
         exports=EXPORTS,
         recommendation=recommended,
+        objectives=OBJECTIVES,
     )
 
 
-def recommendation(q: SqlReports, cid: int, request: Request) -> dict[str, Any] | None:
-    """`farm recommend` for this campaign, when that use case is installed (its slot)."""
+def recommendation(q: SqlReports, cid: int, request: Request) -> dict[str, Any]:
+    """`farm recommend CAMPAIGN --objective O` (its grid and its JSON), or why not."""
+    from farm.app.recommend import recommend
+    from farm.reports.recommend_text import recommend_grid
+
+    objective = params.choice(request, "objective", OBJECTIVES, "mean")
     try:
-        from farm.app import recommend as use_case  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return None
-    objective = params.choice(request, "objective", ("mean", "p99", "throughput", "cost"), "mean")
-    try:
-        found = use_case.recommend(q, [str(cid)], objective)
+        found = recommend(q, [str(cid)], objective)
     except (NotFound, ReportError) as exc:
         return {"objective": objective, "error": str(exc)}
-    return {"objective": objective, "result": found.to_json()}
+    header, body, notes = recommend_grid(found)
+    return {"objective": objective, "header": header, "body": body, "notes": notes,
+            "json": found.to_json()}  # fmt: skip
 
 
 def job(request: Request) -> Response:

@@ -8,6 +8,7 @@ from typing import Any
 
 from farm.reports.cells import NO_SPEEDUP, Cell
 from farm.reports.layout import Report
+from farm.reports.notes import group_notes
 from farm.reports.text import metric_text, money, wide_grid
 
 # (file name, what it is, the CLI command that writes the same bytes)
@@ -88,18 +89,11 @@ def blog_table(rep: Report) -> dict[str, Any]:
 
 
 def group_reasons(rep: Report) -> list[dict[str, Any]]:
-    """One line per distinct validity reason, with the cells it affects (not a line per
-    cell), most cells first."""
+    """One line per distinct validity reason (up to its numbers) with the cells it
+    affects, as the report's notes group them (`farm.reports.notes.group_notes`)."""
     table = rep.table
-    by_reason: dict[str, list[str]] = {}
-    for (row, column), cell in table.cells.items():
-        if not cell.invalid:
-            continue
-        label = f"{table.row_label(row)} · {table.label(column)}"
-        for reason in dict.fromkeys(cell.reasons):
-            by_reason.setdefault(reason, []).append(label)
-    ordered = sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0]))
-    return [{"reason": reason, "cells": cells} for reason, cells in ordered]
+    groups = group_notes(table.invalid_cells(), table.label)
+    return [{"reason": reason, "cells": cells} for reason, cells in groups]
 
 
 def progress(row: dict[str, Any]) -> dict[str, Any]:

@@ -29,8 +29,15 @@ def seeded(sqlite_url: str) -> tuple[str, int, int]:
     """The blog campaigns, and a second "blog" run with one invalid cell."""
     blog, _ = seed_blog(sqlite_url)
     slower = {k: [v * 1.5 for v in vals] for k, vals in BLOG.items()}
-    invalid = {("short", "ipex", "spr"): {"verdict": "invalid", "reasons": ["too few calls"]}}
+    noisy = "noisy: coefficient of variation {} above 0.25"
+    invalid = {
+        ("short", "ipex", "spr"): {"verdict": "invalid",
+                                   "reasons": ["too few calls", noisy.format("0.30")]},
+        ("long", "pytorch", "icelake"): {"verdict": "invalid", "reasons": [noisy.format("0.46")]},
+    }  # fmt: skip
     again = add_campaign(sqlite_url, "blog", slower, extra=invalid)
+    checked = {key: {"output_check": {"status": "checked"}} for key in BLOG}
+    add_campaign(sqlite_url, "checked", BLOG, extra=checked)  # farm recommend needs checks
     return sqlite_url, blog, again
 
 
@@ -88,8 +95,13 @@ def test_the_campaign_page_shows_the_report_with_grouped_validity(
     assert ">45.00 / 74.40</a>" in text and ">90.00 / 119.40</a>" in text
     assert "2.00× / 2.00×" in text  # the speed-up against the baseline column
     notes = re.search(r'<ul class="validity-notes".*?</ul>', text, re.S)
-    assert notes is not None and notes.group(0).count("<li>") == 1
-    assert "too few calls" in notes.group(0) and "ipex(dtype=bf16)@spr" in notes.group(0)
+    # One line per reason up to its numbers, with the cells it affects.
+    assert notes is not None and notes.group(0).count("<li>") == 2, notes.group(0)
+    lines = notes.group(0).split("<li>")[1:]
+    few = next(line for line in lines if "too few calls" in line)
+    assert "1 cell:" in few and "ipex(dtype=bf16)@spr" in few
+    noisy = next(line for line in lines if "noisy" in line)
+    assert "0.30–0.46" in noisy and "2 cells:" in noisy, noisy
     for name in ("report.md", "report.html", "jobs.json", "raw.csv", "bmf.json"):
         assert f"/campaigns/{again}/export/{name}" in text
     chart = client.get(f"/campaigns/{blog}/chart.svg?chart=mean")  # type: ignore[attr-defined]
@@ -160,7 +172,7 @@ def test_a_token_gate_refuses_every_request_without_it(seeded: tuple[str, int, i
             assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert c.get("/?token=wrong", follow_redirects=False).status_code == 401
         ok = c.get("/api/campaigns", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert ok.status_code == 200 and len(ok.json()) == 3
+        assert ok.status_code == 200 and len(ok.json()) == 4
         once = c.get(f"/campaigns/1?token={TOKEN}&metric=mean", follow_redirects=False)
         assert once.status_code == 303 and once.headers["location"] == "/campaigns/1?metric=mean"
         cookie = once.headers["set-cookie"]
@@ -192,7 +204,7 @@ def test_a_non_loopback_bind_answers_401_without_the_token(
             server.url + "/api/campaigns", headers={"Authorization": f"Bearer {TOKEN}"}
         )
         with urllib.request.urlopen(request, timeout=10) as ok:
-            assert ok.status == 200 and len(json.load(ok)) == 3
+            assert ok.status == 200 and len(json.load(ok)) == 4
     finally:
         server.stop()
 
@@ -261,3 +273,26 @@ def test_cost_shows_when_a_pool_has_a_price(client: object, seeded: tuple[str, i
     assert '<td class="cost">$30.000</td>' in page
     hosts = client.get("/api/hosts").json()  # type: ignore[attr-defined]
     assert {p["pool"]: p["price_per_hour"] for p in hosts["pools"]}["icelake"] == 3.6
+
+
+def test_the_campaign_page_recommends_as_farm_recommend(
+    client: object, seeded: tuple[str, int, int]
+) -> None:
+    url, _, _ = seeded
+    env = farm_env(url)
+    blog = "checked"
+    for objective in ("mean", "p99"):
+        cli = farm("recommend", str(blog), "--objective", objective, "--format", "json", env=env)
+        assert cli.returncode == 0, cli.stderr
+        api = client.get(f"/api/campaigns/{blog}/recommend?objective={objective}")  # type: ignore[attr-defined]
+        assert api.status_code == 200 and api.json() == json.loads(cli.stdout)
+        page = client.get(f"/campaigns/{blog}?objective={objective}").text  # type: ignore[attr-defined]
+        table = re.search(r'<table class="list" id="recommend">.*?</table>', page, re.S)
+        assert table is not None
+        best = {c["best"]["column"] for c in api.json()["choices"] if c["best"]}
+        assert best and all(f"<td>{column}</td>" in table.group(0) for column in best)
+    # The cost objective without prices: the page says why (as the CLI), it does not fail.
+    page = client.get(f"/campaigns/{blog}?objective=cost")  # type: ignore[attr-defined]
+    assert page.status_code == 200 and "farm pools price" in page.text
+    wrong = client.get(f"/api/campaigns/{blog}/recommend?objective=cheapest")  # type: ignore[attr-defined]
+    assert wrong.status_code == 400 and "objective=" in wrong.json()["error"]
