@@ -93,6 +93,7 @@ def test_the_dashboard_in_a_browser(migrated_pg: str, redis_url: str, tmp_path: 
                 job_row = page.locator(f'#jobs tr[data-job="{r["job"]}"]')
                 assert job_row.locator('[data-key="mean_ms"]').inner_text() == f"{r['mean_ms']:.2f}"
             image_ok(page, "#chart")
+            assert page.locator("#recommend tbody tr").count() == 4  # farm recommend, per row
             shot(page, folder, "campaign")
 
             # Job: the histogram of its raw samples (and the warm-up trace).
