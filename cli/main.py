@@ -52,12 +52,13 @@ def commands() -> list[click.Command]:
     from farm.cli.recommend import recommend
     from farm.cli.recover import recover
     from farm.cli.reports import compare, report
+    from farm.cli.serve.command import serve
     from farm.cli.workers import hosts, worker
 
     campaigns.add_command(delete, name="delete")  # `farm campaigns delete` = `farm delete`
     return [submit, run, status, campaigns, db, cancel, retry, rerun, delete, calibrate,
             recover, pools, worker, hosts, flower, report, compare, recommend, export, plot,
-            bundle, push]  # fmt: skip
+            bundle, push, serve]  # fmt: skip
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""`farm serve`: the live, read-only web dashboard (an outer layer beside the CLI)."""
