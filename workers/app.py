@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celery import Celery
 
 from farm import MESSAGE_SCHEMA
+from farm.broker import Message
 from farm.errors import ServiceUnavailable
 from farm.settings import Settings, mask_url
 
 TASK_NAME = "farm.run_job"
 PEAK_TASK = "farm.measure_peak"  # `farm calibrate --peak`, sent to a worker's own queue
+
+# A campaign's priority as Celery's message priority. On Redis, kombu keeps one list per
+# step of PRIORITY_STEPS (`queue`, `queue\x06\x163`, ...) and a worker's BRPOP names every
+# list of every queue it serves, priority-major, so it pops any waiting high message before a
+# normal one, whichever of its queues holds it; 0 is popped first. Other brokers ignore it.
+PRIORITY_LEVELS = {"high": 0, "normal": 3, "low": 6}
+PRIORITY_STEPS = [0, 3, 6, 9]  # kombu's default: workers of an older Farm poll the same lists
 
 
 def create_app(settings: Settings) -> Celery:
@@ -33,7 +43,10 @@ def create_app(settings: Settings) -> Celery:
         # database, and `farm recover` re-sends whatever lost its message.
         worker_cancel_long_running_tasks_on_connection_loss=False,
         # Redis redelivers unacked tasks after this; it must outlast the longest job.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "priority_steps": PRIORITY_STEPS,
+        },
     )
     return app
 
@@ -51,11 +64,20 @@ def check_broker(app: Celery, url: str) -> None:
         ) from None
 
 
-def enqueue_jobs(app: Celery, jobs: list[tuple[int, str]]) -> int:
-    """Send one message per (job id, queue name — `Job.queue`); returns how many were sent."""
+def is_redis(url: str | None) -> bool:
+    return (url or "").startswith(("redis://", "rediss://"))
+
+
+def enqueue_jobs(app: Celery, jobs: Sequence[Message]) -> int:
+    """Send one message per job (to `Job.queue`, at its campaign's priority); returns how
+    many were sent. Redis gets them pipelined (farm.workers.redispush), others one by one."""
+    if is_redis(app.conf.broker_url):
+        from farm.workers.redispush import push_messages
+
+        return push_messages(app, TASK_NAME, jobs, PRIORITY_LEVELS)
     sent = 0
     with app.producer_or_acquire() as producer:
-        for job_id, queue in jobs:
+        for job_id, queue, priority in jobs:
             app.send_task(
                 TASK_NAME,
                 args=[job_id],
@@ -63,6 +85,7 @@ def enqueue_jobs(app: Celery, jobs: list[tuple[int, str]]) -> int:
                 queue=queue,
                 routing_key=queue,
                 producer=producer,
+                priority=PRIORITY_LEVELS[priority],
             )
             sent += 1
     return sent

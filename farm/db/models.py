@@ -52,6 +52,8 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     matrix: Mapped[dict[str, Any]]
+    # Every message of its jobs carries it (farm.broker.PRIORITIES), re-sends included.
+    priority: Mapped[str] = mapped_column(String(8), server_default="normal")
     jobs: Mapped[list[Job]] = relationship(back_populates="campaign", order_by="Job.id")
 
 
