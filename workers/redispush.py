@@ -4,17 +4,18 @@
 bookkeeping and a round trip), which was most of a 10,000-job submit. Here Celery builds
 one message per queue and priority through its own `send_task`, kept rather than sent
 (`_Keep`, which does what kombu's Redis channel does up to its LPUSH); each job's message
-is that one with its own ids and argument, serialized by kombu's own functions, and they
-go out in one pipelined LPUSH per list, the lists kombu's Redis transport pushes to
-(`Channel._put`). A stock Celery worker consumes them unchanged, and
-tests/integration/test_redispush.py checks each field against what `send_task` sends.
+is that one with its own ids and argument (`renderer`), and they go out in one pipelined
+LPUSH per list, the lists kombu's Redis transport pushes to (`Channel._put`). A stock
+Celery worker consumes them unchanged; tests/integration/test_redispush.py checks each
+field against what `send_task` sends.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -62,7 +63,9 @@ class _Keep(Producer):
         self.kept = (key, message)
 
 
-def template(app: Celery, producer: _Keep, task: str, queue: str, priority: int) -> Any:
+def template(
+    app: Celery, producer: _Keep, task: str, queue: str, priority: int
+) -> tuple[str, dict[str, Any]]:
     """The Redis list and the message `send_task` would push for job 0 of `queue`."""
     producer.kept = None
     app.send_task(
@@ -79,13 +82,33 @@ def template(app: Celery, producer: _Keep, task: str, queue: str, priority: int)
     return producer.kept
 
 
-def job_message(channel: Any, base: dict[str, Any], body: list[Any], job_id: int) -> str:
-    """`base` (a kept message) for this job: new task and delivery ids, its argument."""
-    task_id = uuid()
-    encoded, _ = channel.encode_body(dumps([[job_id], *body[1:]]), channel.body_encoding)
-    headers = {**base["headers"], "id": task_id, "root_id": task_id, "argsrepr": repr([job_id])}
-    properties = {**base["properties"], "correlation_id": task_id, "delivery_tag": uuid()}
-    return str(dumps({**base, "body": encoded, "headers": headers, "properties": properties}))
+MARKS = {"id": "@farm:id@", "tag": "@farm:tag@", "body": "@farm:body@", "args": "@farm:args@"}
+
+
+def renderer(channel: Any, base: dict[str, Any]) -> Callable[[int], str]:
+    """job id → `base` (a kept message) for that job, as kombu serializes it: new task and
+    delivery ids, its argument. The kept message is serialized once with markers where
+    those go, and each job's text is that one with its values spliced in (uuids, base64
+    and digits need no JSON escaping), ten times cheaper than serializing each message."""
+    marked = {
+        **base,
+        "body": MARKS["body"],
+        "headers": {**base["headers"], "id": MARKS["id"], "root_id": MARKS["id"],
+                    "argsrepr": MARKS["args"]},  # fmt: skip
+        "properties": {**base["properties"], "correlation_id": MARKS["id"],
+                       "delivery_tag": MARKS["tag"]},  # fmt: skip
+    }
+    pieces = re.split("(" + "|".join(MARKS.values()) + ")", dumps(marked))
+    _, *rest = json.loads(channel.decode_body(base["body"], channel.body_encoding))
+    encoding = channel.body_encoding
+
+    def render(job_id: int) -> str:
+        body, _ = channel.encode_body(dumps([[job_id], *rest]), encoding)
+        values: dict[str, str] = {MARKS["id"]: uuid(), MARKS["tag"]: uuid(),
+                                  MARKS["body"]: body, MARKS["args"]: repr([job_id])}  # fmt: skip
+        return "".join([values.get(p, p) for p in pieces])
+
+    return render
 
 
 def push_messages(
@@ -101,8 +124,8 @@ def push_messages(
         lists: dict[str, list[str]] = defaultdict(list)
         for (queue, priority), job_ids in groups.items():
             key, base = template(app, keep, task, queue, levels[priority])
-            body = json.loads(channel.decode_body(base["body"], channel.body_encoding))
-            lists[key] += [job_message(channel, base, body, job_id) for job_id in job_ids]
+            render = renderer(channel, base)
+            lists[key] += [render(job_id) for job_id in job_ids]
         with channel.conn_or_acquire() as client:
             for key, payloads in lists.items():
                 with client.pipeline(transaction=False) as pipe:
