@@ -8,15 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from farm.app.ports import LocalRunner
 from farm.app.service import Farm
@@ -24,7 +15,9 @@ from farm.matrix import DEFAULT_MAX_JOBS, load_matrix
 from farm.protocol import PROFILES
 from farm.settings import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, Settings, parse_cpu_list
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich.progress loads when a bar is drawn, not for every command
+    from rich.progress import Progress, TaskID
+
     from farm.db.campaigns import SqlCampaignStore
     from farm.db.reports import SqlReports
 
@@ -180,6 +173,15 @@ class ProgressBar:
     def __call__(self, campaign_id: int, done: int, failed: int | None, total: int) -> None:
         """Failed jobs are counted in the description unless `failed` is None."""
         if self.progress is None or self.task is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

@@ -211,3 +211,20 @@ def test_unknown_campaign(factory: sessionmaker[Session], action: str) -> None:
     }
     with transaction(factory) as s, pytest.raises(NotFound, match="unknown campaign 'nope'"):
         calls[action](s)
+
+
+def test_status_snapshot_names_the_first_failed_jobs_and_counts_them_all(
+    factory: sessionmaker[Session],
+) -> None:
+    """`farm status` on a large campaign reads aggregates and FAILED_SHOWN failed jobs, never
+    every job as an object."""
+    from farm.app.ports import FAILED_SHOWN
+
+    states = ["failed"] * (FAILED_SHOWN + 5) + ["queued", "succeeded"]
+    ids = _campaign(factory, states, priority="low")
+    store = campaigns.SqlCampaignStore(str(factory.kw["bind"].url))
+    snap = store.snapshot("c", 60)
+    assert [j.id for j in snap.failed] == ids[:FAILED_SHOWN]
+    assert snap.counts == {("a", "failed"): FAILED_SHOWN + 5, ("a", "queued"): 1,
+                           ("a", "succeeded"): 1}  # fmt: skip
+    assert snap.campaign.priority == "low"
