@@ -109,12 +109,15 @@ def rerun_campaign(session: Session, ref: str, pool: str) -> tuple[Campaign, int
     collapse) and the same priority; returns it and the id of the campaign it re-runs."""
     old = repo.find_campaign(session, ref)
     specs: dict[str, JobSpec] = {}
-    for job in repo.campaign_jobs(session, old.id):
+    rows = session.execute(
+        select(Job.id, Job.spec).where(Job.campaign_id == old.id).order_by(Job.id)
+    )  # two columns, not an object per job
+    for job_id, stored in rows:
         try:
-            spec = JobSpec.model_validate({**job.spec, "pool": pool})
+            spec = JobSpec.model_validate({**stored, "pool": pool})
         except ValidationError as exc:
             raise FarmError(
-                f"job {job.id} of campaign {old.id} cannot be re-run: its stored spec does not "
+                f"job {job_id} of campaign {old.id} cannot be re-run: its stored spec does not "
                 f"validate ({exc.errors()[0]['msg']}); was it written by another Farm version?"
             ) from None
         specs.setdefault(spec.cell_key(), spec)

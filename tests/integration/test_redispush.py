@@ -99,3 +99,16 @@ def test_pending_sees_every_priority(redis_url: str) -> None:
                        Message(3, QUEUE, "low"), Message(4, "farm.b", "low")])  # fmt: skip
     assert pending_job_ids(app, {QUEUE}) == {1, 2, 3}
     assert pending_job_ids(app, {QUEUE, "farm.b"}) == {1, 2, 3, 4}
+
+
+def test_other_brokers_get_one_send_task_per_job_with_its_priority() -> None:
+    app = app_for("memory://")
+    assert enqueue_jobs(app, [Message(1, "q", "high"), Message(2, "q", "low")]) == 2
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("q")
+        got = []
+        for _ in range(2):
+            message = queue.get(timeout=1)
+            got.append((message.payload[0], message.properties["priority"]))
+            message.ack()
+    assert sorted(got) == [([1], PRIORITY_LEVELS["high"]), ([2], PRIORITY_LEVELS["low"])]
