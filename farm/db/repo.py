@@ -6,7 +6,6 @@ result and its `succeeded` state are written in one transaction.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -71,8 +70,8 @@ def store_campaign(
         columns = ", ".join(rows[0])
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
             with cursor.copy(f"COPY job ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([*row.values()][:-1] + [json.dumps(row["spec"])])
+                for row, spec in zip(rows, jobs, strict=True):  # the spec's JSON from pydantic
+                    copy.write_row([*row.values()][:-1] + [spec.model_dump_json()])
     else:
         session.execute(insert(cast(Table, Job.__table__)), rows)
     ids = session.scalars(select(Job.id).where(Job.campaign_id == campaign.id).order_by(Job.id))
