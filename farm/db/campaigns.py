@@ -32,7 +32,7 @@ from farm.app.ports import (
     WorkerRow,
 )
 from farm.broker import DEFAULT_PRIORITY, Message
-from farm.db import repo
+from farm.db import bulk, repo
 from farm.db.models import TERMINAL_STATES, Campaign, Job, Result, utcnow
 from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
@@ -200,7 +200,7 @@ class SqlCampaignStore:
         priority: str = DEFAULT_PRIORITY,
     ) -> Stored:
         with transaction(self.factory) as session:
-            campaign, ids = repo.store_campaign(session, name, matrix, jobs, priority)
+            campaign, ids = bulk.store_campaign(session, name, matrix, jobs, priority)
             messages = [Message(i, s.queue, priority) for i, s in zip(ids, jobs, strict=True)]
             return Stored(campaign.id, campaign.name, messages)
 

@@ -6,13 +6,14 @@ result and its `succeeded` state are written in one transaction.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from farm.broker import DEFAULT_PRIORITY
+from farm.db.bulk import store_campaign
 from farm.db.models import (
     TERMINAL_STATES,
     Calibration,
@@ -21,8 +22,6 @@ from farm.db.models import (
     Result,
     Worker,
     as_utc,
-    spec_columns,
-    spec_stack,
     utcnow,
 )
 from farm.errors import NotFound
@@ -41,62 +40,9 @@ def create_campaign(
     jobs: list[JobSpec],
     priority: str = DEFAULT_PRIORITY,
 ) -> Campaign:
-    """The campaign and its jobs, all queued (`campaign.jobs` loads them when asked)."""
+    """The campaign and its jobs, all queued (`campaign.jobs` loads them when asked), in
+    bulk (farm.db.bulk)."""
     return store_campaign(session, name, matrix, jobs, priority)[0]
-
-
-def store_campaign(
-    session: Session,
-    name: str,
-    matrix: dict[str, Any],
-    jobs: list[JobSpec],
-    priority: str = DEFAULT_PRIORITY,
-) -> tuple[Campaign, list[int]]:
-    """The campaign, then its jobs in bulk, and their ids in the order of `jobs`.
-
-    No ORM object per job (their flush was most of a 10,000-job submit): COPY on
-    PostgreSQL, one executemany elsewhere. Rows go in in order, so their ids ascend in it.
-    (RETURNING would make SQLAlchemy send multi-row VALUES, which psycopg spends seconds
-    parsing.)"""
-    campaign = Campaign(name=name, matrix=matrix, priority=priority)
-    session.add(campaign)
-    session.flush()
-    if not jobs:
-        return campaign, []
-    now = utcnow()
-    rows = [job_row(campaign.id, spec, now) for spec in jobs]
-    conn = session.connection()
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        columns = ", ".join(rows[0])
-        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy(f"COPY job ({columns}) FROM STDIN") as copy:
-                for row, spec in zip(rows, jobs, strict=True):  # the spec's JSON from pydantic
-                    copy.write_row([*row.values()][:-1] + [spec.model_dump_json()])
-    else:
-        session.execute(insert(cast(Table, Job.__table__)), rows)
-    ids = session.scalars(select(Job.id).where(Job.campaign_id == campaign.id).order_by(Job.id))
-    return campaign, list(ids)
-
-
-def job_row(campaign_id: int, spec: JobSpec, now: datetime) -> dict[str, Any]:
-    """A queued job's columns, what `Job(spec=...)` sets through its validator; spec last."""
-    data = spec.to_json()
-    return {
-        "campaign_id": campaign_id,
-        "cell_key": spec.cell_key(),
-        "pool": spec.pool,
-        "backend": spec.backend,
-        "model": spec.model.label,
-        "input_name": spec.input_name,
-        "batch_size": spec.batch_size,
-        "queue": spec.queue,
-        "state": "queued",
-        "attempts": 0,
-        "created_at": now,
-        "stack": spec_stack(data),
-        **spec_columns(data),
-        "spec": data,
-    }
 
 
 def find_campaign(session: Session, ref: str | int | None) -> Campaign:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from farm.broker import Message
-from farm.db import campaigns, repo
+from farm.db import bulk, campaigns, repo
 from farm.db.models import Campaign, Job, Result
 from farm.db.session import session_factory, transaction
 from farm.errors import NotFound
@@ -130,7 +130,7 @@ def test_store_campaign_returns_ids_in_the_order_of_its_jobs(
     """The bulk insert (COPY on PostgreSQL) writes every column Job(spec=...) would."""
     specs = [job_spec(batch=b) for b in (8, 1, 4, 2)]
     with transaction(factory) as s:
-        campaign, ids = repo.store_campaign(s, "bulk", {}, specs, "low")
+        campaign, ids = bulk.store_campaign(s, "bulk", {}, specs, "low")
     with transaction(factory) as s:
         jobs = [s.get_one(Job, i) for i in ids]
         assert [j.batch_size for j in jobs] == [8, 1, 4, 2]

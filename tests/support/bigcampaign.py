@@ -65,14 +65,14 @@ def seed(database_url: str, jobs: int) -> int:
     rest failed or queued; returns its id. PostgreSQL only (the fake rows are its SQL)."""
     from sqlalchemy import text
 
-    from farm.db import repo
+    from farm.db import bulk
     from farm.db.session import session_factory, transaction
     from farm.matrix import parse_matrix
 
     spec = parse_matrix(selftest_matrix(jobs, f"scale-{jobs}"))
     specs = spec.expand(max_jobs=jobs)
     with transaction(session_factory(database_url)) as session:
-        campaign, _ = repo.store_campaign(session, spec.name, spec.model_dump(mode="json"), specs)
+        campaign, _ = bulk.store_campaign(session, spec.name, spec.model_dump(mode="json"), specs)
         session.execute(text(FAKE_RESULTS), {"c": campaign.id})
         session.execute(text(END_STATES), {"c": campaign.id})
         session.execute(text("ANALYZE job"))
