@@ -21,6 +21,7 @@ from farm.cli.options import (
 from farm.cli.render import stdout_console
 from farm.jobs import JobSpec
 from farm.matrix import Matrix
+from farm.nogc import no_gc
 from farm.settings import Settings
 
 err = Console(stderr=True)
@@ -42,7 +43,8 @@ def submit(
 ) -> None:
     """Validate MATRIX, store its campaign and jobs, and enqueue them for the workers."""
     farm = wire(settings)
-    stored = farm.submit(spec, jobs, priority)
+    with no_gc():  # a row and a message per job, no cycles
+        stored = farm.submit(spec, jobs, priority)
     queues = queues_of(stored.messages)
     err.print(
         f"campaign {stored.campaign_id} ({spec.name}): {len(stored.messages)} jobs queued on "

@@ -12,6 +12,7 @@ import click
 from farm.app.ports import LocalRunner
 from farm.app.service import Farm
 from farm.matrix import DEFAULT_MAX_JOBS, load_matrix
+from farm.nogc import no_gc
 from farm.protocol import PROFILES
 from farm.settings import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, Settings, parse_cpu_list
 
@@ -60,10 +61,12 @@ def matrix_options(fn: F) -> F:
         max_jobs: int,
         **kwargs: Any,
     ) -> Any:
-        spec = load_matrix(
-            matrix, warmup=warmup, iterations=iterations, profile=profile, target_ci=target_ci
-        )
-        return fn(*args, spec=spec, jobs=spec.expand(max_jobs=max_jobs), **kwargs)
+        with no_gc():  # up to 10,000 specs, no cycles
+            spec = load_matrix(
+                matrix, warmup=warmup, iterations=iterations, profile=profile, target_ci=target_ci
+            )
+            jobs = spec.expand(max_jobs=max_jobs)
+        return fn(*args, spec=spec, jobs=jobs, **kwargs)
 
     options = [
         click.argument("matrix", type=click.Path(dir_okay=False)),

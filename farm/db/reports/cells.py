@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from farm.db.models import Job, Result
 from farm.db.reports.tuning import bytewise, fetch_all, tune_for_aggregation
+from farm.nogc import no_gc
 from farm.reports.cells import (
     IDENTITY,
     Cell,
     cell_key,
     fold_pending,
     merge,
-    no_gc,
     options_text,
     pool_samples,
     throughput,
