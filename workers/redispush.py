@@ -100,10 +100,11 @@ def renderer(channel: Any, base: dict[str, Any]) -> Callable[[int], str]:
     }
     pieces = re.split("(" + "|".join(MARKS.values()) + ")", dumps(marked))
     _, *rest = json.loads(channel.decode_body(base["body"], channel.body_encoding))
+    head, tail = dumps([[0], *rest]).split("0", 1)  # the body's JSON around the job id
     encoding = channel.body_encoding
 
     def render(job_id: int) -> str:
-        body, _ = channel.encode_body(dumps([[job_id], *rest]), encoding)
+        body, _ = channel.encode_body(f"{head}{job_id:d}{tail}", encoding)
         values: dict[str, str] = {MARKS["id"]: uuid(), MARKS["tag"]: uuid(),
                                   MARKS["body"]: body, MARKS["args"]: repr([job_id])}  # fmt: skip
         return "".join([values.get(p, p) for p in pieces])
