@@ -129,11 +129,14 @@ def test_store_campaign_returns_ids_in_the_order_of_its_jobs(
 ) -> None:
     """The bulk insert (COPY on PostgreSQL) writes every column Job(spec=...) would."""
     specs = [job_spec(batch=b) for b in (8, 1, 4, 2)]
+    # COPY's text format escapes tabs, newlines and backslashes; JSON its own escapes.
+    specs[2] = specs[2].model_copy(update={"input_text": 'tab\there\nnew \\N "q" \u00fc'})
     with transaction(factory) as s:
         campaign, ids = bulk.store_campaign(s, "bulk", {}, specs, "low")
     with transaction(factory) as s:
         jobs = [s.get_one(Job, i) for i in ids]
         assert [j.batch_size for j in jobs] == [8, 1, 4, 2]
+        assert jobs[2].spec["input_text"] == 'tab\there\nnew \\N "q" \u00fc'
         for job, spec in zip(jobs, specs, strict=True):
             orm = Job(spec=spec.to_json())  # what the validator sets
             for column in ("batching", "allocator", "options", "mode", "measure", "input_hash",
