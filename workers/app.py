@@ -70,7 +70,9 @@ def is_redis(url: str | None) -> bool:
 
 def enqueue_jobs(app: Celery, jobs: Sequence[Message]) -> int:
     """Send one message per job (to `Job.queue`, at its campaign's priority); returns how
-    many were sent. Redis gets them pipelined (farm.workers.redispush), others one by one."""
+    many were sent. Redis gets them pipelined (farm.workers.redispush), others one by one.
+    A plain (job id, queue) pair is sent at the default priority."""
+    jobs = [m if isinstance(m, Message) else Message(*m) for m in jobs]
     if is_redis(app.conf.broker_url):
         from farm.workers.redispush import push_messages
 
