@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from farm.app.publish import queues_of
+from farm.broker import DEFAULT_PRIORITY, PRIORITIES
 from farm.cli.options import (
     ProgressBar,
     matrix_options,
@@ -22,6 +23,7 @@ from farm.cli.options import (
 from farm.cli.render import stdout_console
 from farm.jobs import JobSpec
 from farm.matrix import Matrix
+from farm.nogc import no_gc
 from farm.settings import Settings
 
 err = Console(stderr=True)
@@ -30,15 +32,25 @@ err = Console(stderr=True)
 @click.command()
 @matrix_options
 @click.option("--wait", is_flag=True, help="Show a progress bar until every job has ended.")
+@click.option(
+    "--priority",
+    type=click.Choice(PRIORITIES),
+    default=DEFAULT_PRIORITY,
+    show_default=True,
+    help="Workers take a higher priority's waiting jobs before a lower one's (re-sends too).",
+)
 @pass_settings
-def submit(settings: Settings, spec: Matrix, jobs: list[JobSpec], wait: bool) -> None:
+def submit(
+    settings: Settings, spec: Matrix, jobs: list[JobSpec], wait: bool, priority: str
+) -> None:
     """Validate MATRIX, store its campaign and jobs, and enqueue them for the workers."""
     farm = wire(settings)
-    stored = farm.submit(spec, jobs)
+    with no_gc():  # a row and a message per job, no cycles
+        stored = farm.submit(spec, jobs, priority)
     queues = queues_of(stored.messages)
     err.print(
         f"campaign {stored.campaign_id} ({spec.name}): {len(stored.messages)} jobs queued on "
-        f"{', '.join(queues)}"
+        f"{', '.join(queues)} at {priority} priority"
     )
     if wait:
         with ProgressBar() as bar:
@@ -104,7 +116,8 @@ def status(settings: Settings, campaign: str | None) -> None:
     found = wire(settings).status(campaign)
     snap = found.snapshot
     out = stdout_console()
-    table = Table(title=f"campaign {snap.campaign.id} ({snap.campaign.name})")
+    shown = snap.campaign
+    table = Table(title=f"campaign {shown.id} ({shown.name}), {shown.priority} priority")
     table.add_column("pool")
     for state in JOB_STATES:
         table.add_column(state, justify="right")
@@ -118,7 +131,7 @@ def status(settings: Settings, campaign: str | None) -> None:
     out.print(table)
     for warning in found.warnings:
         out.print(f"[yellow]warning:[/yellow] {warning}")
-    for job in snap.failed[:20]:
+    for job in snap.failed:
         out.print(
             f"[red]failed[/red] job {job.id} ({job.model}, {job.input_name}, "
             f"batch {job.batch_size}, {job.backend}@{job.pool}): {job.error}"
@@ -135,7 +148,7 @@ def campaigns(settings: Settings, ctx: click.Context, limit: int) -> None:
         return
     rows = wire(settings).list_campaigns(limit)
     table = Table()
-    for col in ("id", "name", "created (UTC)", "jobs", "states"):
+    for col in ("id", "name", "created (UTC)", "priority", "jobs", "states"):
         table.add_column(col)
     for campaign, counts in rows:
         states = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
@@ -143,6 +156,7 @@ def campaigns(settings: Settings, ctx: click.Context, limit: int) -> None:
             str(campaign.id),
             campaign.name,
             campaign.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            campaign.priority,
             str(sum(counts.values())),
             states,
         )

@@ -8,23 +8,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from farm.app.ports import LocalRunner
 from farm.app.service import Farm
 from farm.matrix import DEFAULT_MAX_JOBS, load_matrix
+from farm.nogc import no_gc
 from farm.protocol import PROFILES
 from farm.settings import DEFAULT_BROKER_URL, DEFAULT_DATABASE_URL, Settings, parse_cpu_list
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich.progress loads when a bar is drawn, not for every command
+    from rich.progress import Progress, TaskID
+
     from farm.db.campaigns import SqlCampaignStore
     from farm.db.reports import SqlReports
 
@@ -67,10 +61,12 @@ def matrix_options(fn: F) -> F:
         max_jobs: int,
         **kwargs: Any,
     ) -> Any:
-        spec = load_matrix(
-            matrix, warmup=warmup, iterations=iterations, profile=profile, target_ci=target_ci
-        )
-        return fn(*args, spec=spec, jobs=spec.expand(max_jobs=max_jobs), **kwargs)
+        with no_gc():  # up to 10,000 specs, no cycles
+            spec = load_matrix(
+                matrix, warmup=warmup, iterations=iterations, profile=profile, target_ci=target_ci
+            )
+            jobs = spec.expand(max_jobs=max_jobs)
+        return fn(*args, spec=spec, jobs=jobs, **kwargs)
 
     options = [
         click.argument("matrix", type=click.Path(dir_okay=False)),
@@ -180,6 +176,15 @@ class ProgressBar:
     def __call__(self, campaign_id: int, done: int, failed: int | None, total: int) -> None:
         """Failed jobs are counted in the description unless `failed` is None."""
         if self.progress is None or self.task is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

@@ -26,6 +26,11 @@ if TYPE_CHECKING:  # the report modules load numpy: imported when a command rend
     from farm.reports.layout import Report, WideTable
 
 MAX_MODELS_PER_FIGURE = 12
+# Above this many cells a report table is plain fixed-width text: rich measures, wraps and
+# pads every cell (a 100,000-cell report took a minute) and, piped at 200 columns, cut every
+# label of its 40 columns to "…".
+PLAIN_CELLS = 20_000
+
 
 def stdout_console() -> Console:
     """Piped output keeps whole rows rather than rich's 80-column default."""
@@ -89,15 +94,34 @@ def print_wide(report: Report, console: Console | None = None) -> None:
     from farm.reports.text import wide_grid
 
     header, body, notes = wide_grid(report)
+    console = console or stdout_console()
+    if len(header) * len(body) > PLAIN_CELLS:
+        console.file.write(plain_grid(report.title, header, body))
+        for note in notes:
+            console.file.write(f"note: {note}\n")
+        return
     table = Table(title=report.title)
     for i, col in enumerate(header):  # labels such as `openvino@spr [forward]` are not markup
         table.add_column(escape(col), justify="left" if i < 2 else "right")
     for line in body:
         table.add_row(*map(escape, line))
-    console = console or stdout_console()
     console.print(table)
     for note in notes:
         console.print(f"note: {note}", markup=False)
+
+
+def plain_grid(title: str, header: list[str], body: list[list[str]]) -> str:
+    """The table as text: every label whole, the first two columns left-aligned, the rest
+    right-aligned, two spaces between; a line of dashes under the header."""
+    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        parts = [c.ljust(w) if i < 2 else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))]  # fmt: skip
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([title, line(header), rule, *map(line, body)]) + "\n"
 
 
 def print_compare(result: CompareReport, console: Console | None = None) -> None:

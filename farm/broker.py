@@ -1,7 +1,7 @@
 """The broker port: how the core sends jobs to workers, whatever carries the messages.
 
-The database is the system of record; the broker only transports (job id, queue) messages,
-so the use cases need just these operations (and one request that is no job: a worker's
+The database is the system of record; the broker only transports (job id, queue, priority)
+messages, so the use cases need just these operations (and one request that is no job: a worker's
 GEMM peak, `farm calibrate --peak`). The Celery/Redis adapter lives in
 farm.workers.broker; tests use an in-memory one.
 """
@@ -9,10 +9,20 @@ farm.workers.broker; tests use an in-memory one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-# (job id, queue name): one message asks a worker of that queue to run that job.
-Message = tuple[int, str]
+# A campaign's priority, highest first: a worker takes every waiting message of a higher
+# priority before any of a lower one (`farm submit --priority`).
+PRIORITIES = ("high", "normal", "low")
+DEFAULT_PRIORITY = "normal"
+
+
+class Message(NamedTuple):
+    """One message asks a worker of `queue` to run the job, at its campaign's priority."""
+
+    job_id: int
+    queue: str
+    priority: str = DEFAULT_PRIORITY
 
 
 class Broker(Protocol):
@@ -20,7 +30,7 @@ class Broker(Protocol):
         """Raise ServiceUnavailable, before anything is written, if the broker is down."""
 
     def enqueue(self, messages: Sequence[Message]) -> int:
-        """Send one message per (job id, queue); returns how many were sent."""
+        """Send one message per (job id, queue, priority); returns how many were sent."""
 
     def pending(self, queues: set[str]) -> set[int]:
         """Job ids with a message waiting in these queues (empty when it cannot tell)."""

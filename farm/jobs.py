@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -103,8 +105,19 @@ class JobSpec(BaseModel):
 
     def cell_key(self) -> str:
         """Stable identity of the cell (everything but nothing else), for de-duplication."""
+        return self._cell_key
+
+    @cached_property
+    def _cell_key(self) -> str:
+        # Once per spec: expanding a matrix needs it, and so does storing its jobs.
         blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, whose fields may differ: its cell key is computed afresh."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_cell_key", None)
+        return copied
 
     @property
     def queue(self) -> str:

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from farm.broker import Message
 from farm.jobs import JobSpec
 from farm.results import JobResult
 
 # lease → True/False when this host can tell whether its process lives, None when it cannot.
 LeaseCheck = Callable[[str], bool | None]
-# Sends (job id, queue) messages to the broker; raises when it cannot.
-Send = Callable[[list[tuple[int, str]]], object]
+# Sends messages to the broker; raises when it cannot.
+Send = Callable[[list[Message]], object]
 
 
 class StoreUnavailable(Exception):
@@ -93,11 +94,12 @@ class JobStore(Protocol):
         """Put running jobs whose lease is dead back to `queued`; how many."""
         ...
 
-    def requeue_expired(self, ttl_s: float, send: Send) -> list[tuple[int, str]]:
+    def requeue_expired(self, ttl_s: float, send: Send) -> list[Message]:
         """Put running jobs of every campaign whose lease ran out (by the store's clock) back
         to `queued` and `send` their (job id, queue) messages before committing, so a send
         that fails changes nothing (the next sweep tries again) and a commit that fails
-        leaves messages whose delivery takes the expired job over (claim). Returns them."""
+        leaves messages whose delivery takes the expired job over (claim). Each message keeps
+        its campaign's priority. Returns them."""
         ...
 
     def register_worker(self, **fields: Any) -> None:

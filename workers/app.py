@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celery import Celery
 
 from farm import MESSAGE_SCHEMA
+from farm.broker import Message
 from farm.errors import ServiceUnavailable
 from farm.settings import Settings, mask_url
 
 TASK_NAME = "farm.run_job"
 PEAK_TASK = "farm.measure_peak"  # `farm calibrate --peak`, sent to a worker's own queue
+
+# A campaign's priority as Celery's message priority. On Redis, kombu keeps one list per
+# step of PRIORITY_STEPS (`queue`, `queue\x06\x163`, ...) and a worker's BRPOP names every
+# list of every queue it serves, priority-major, so it pops any waiting high message before a
+# normal one, whichever of its queues holds it; 0 is popped first. Other brokers ignore it.
+PRIORITY_LEVELS = {"high": 0, "normal": 3, "low": 6}
+PRIORITY_STEPS = [0, 3, 6, 9]  # kombu's default: workers of an older Farm poll the same lists
 
 
 def create_app(settings: Settings) -> Celery:
@@ -42,6 +52,7 @@ def create_app(settings: Settings) -> Celery:
             "socket_connect_timeout": 5,
             "socket_keepalive": True,
             "health_check_interval": 4,
+            "priority_steps": PRIORITY_STEPS,
         },
     )
     return app
@@ -60,11 +71,22 @@ def check_broker(app: Celery, url: str) -> None:
         ) from None
 
 
-def enqueue_jobs(app: Celery, jobs: list[tuple[int, str]]) -> int:
-    """Send one message per (job id, queue name — `Job.queue`); returns how many were sent."""
+def is_redis(url: str | None) -> bool:
+    return (url or "").startswith(("redis://", "rediss://"))
+
+
+def enqueue_jobs(app: Celery, jobs: Sequence[Message]) -> int:
+    """Send one message per job (to `Job.queue`, at its campaign's priority); returns how
+    many were sent. Redis gets them pipelined (farm.workers.redispush), others one by one.
+    A plain (job id, queue) pair is sent at the default priority."""
+    jobs = [m if isinstance(m, Message) else Message(*m) for m in jobs]
+    if is_redis(app.conf.broker_url):
+        from farm.workers.redispush import push_messages
+
+        return push_messages(app, TASK_NAME, jobs, PRIORITY_LEVELS)
     sent = 0
     with app.producer_or_acquire() as producer:
-        for job_id, queue in jobs:
+        for job_id, queue, priority in jobs:
             app.send_task(
                 TASK_NAME,
                 args=[job_id],
@@ -72,6 +94,7 @@ def enqueue_jobs(app: Celery, jobs: list[tuple[int, str]]) -> int:
                 queue=queue,
                 routing_key=queue,
                 producer=producer,
+                priority=PRIORITY_LEVELS[priority],
             )
             sent += 1
     return sent

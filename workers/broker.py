@@ -11,7 +11,14 @@ from celery import Celery
 
 from farm.broker import Message
 from farm.settings import Settings
-from farm.workers.app import check_broker, create_app, enqueue_jobs, request_peak
+from farm.workers.app import (
+    PRIORITY_STEPS,
+    check_broker,
+    create_app,
+    enqueue_jobs,
+    is_redis,
+    request_peak,
+)
 
 
 class CeleryBroker:
@@ -39,19 +46,20 @@ class CeleryBroker:
 
 
 def pending_job_ids(app: Celery, queues: set[str]) -> set[int]:
-    """Job ids with a message waiting in a Redis queue (empty for other brokers).
+    """Job ids with a message waiting in a Redis queue, at any priority (empty for other
+    brokers).
 
     Unacknowledged messages do not count: their consumer either holds the job under a
     live lease (then it is `running`, not `queued`) or died, and its message only comes
     back after the visibility timeout, when the worker drops it as finished.
     """
     url = app.conf.broker_url or ""
-    if not url.startswith(("redis://", "rediss://")):
+    if not is_redis(url):
         return set()
     import redis
 
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    raw = [m for q in queues for m in client.lrange(q, 0, -1)]
+    raw = [m for q in queues for key in priority_lists(app, q) for m in client.lrange(key, 0, -1)]
     ids: set[int] = set()
     for message in raw:
         try:
@@ -62,3 +70,11 @@ def pending_job_ids(app: Celery, queues: set[str]) -> set[int]:
         except (ValueError, KeyError, TypeError, IndexError):
             continue  # not a Farm message: leave it alone
     return ids
+
+
+def priority_lists(app: Celery, queue: str) -> list[str]:
+    """The Redis lists of one queue, one per priority step (kombu's `_q_for_pri` names)."""
+    options = app.conf.broker_transport_options or {}
+    sep = options.get("sep", "\x06\x16")
+    steps = options.get("priority_steps", PRIORITY_STEPS)
+    return [f"{queue}{sep}{step}" if step else queue for step in steps]

@@ -48,5 +48,5 @@ def recover_expired(store: JobStore, app: Celery, settings: Settings) -> int:
     messages = store.requeue_expired(settings.lease_ttl_s, lambda m: enqueue_jobs(app, m))
     if messages:
         log.warning("re-queued %d job(s) whose lease expired: %s", len(messages),
-                    ", ".join(str(job_id) for job_id, _ in messages))  # fmt: skip
+                    ", ".join(str(m.job_id) for m in messages))  # fmt: skip
     return len(messages)

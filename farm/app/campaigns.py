@@ -12,17 +12,25 @@ from typing import Any
 
 from farm.app.ports import CampaignStore, Retried, Stored, Summary
 from farm.app.publish import publish
-from farm.broker import Broker
+from farm.broker import DEFAULT_PRIORITY, PRIORITIES, Broker
+from farm.errors import FarmError
 from farm.jobs import JobSpec
 
 
 def submit(
-    store: CampaignStore, broker: Broker, name: str, matrix: dict[str, Any], jobs: list[JobSpec]
+    store: CampaignStore,
+    broker: Broker,
+    name: str,
+    matrix: dict[str, Any],
+    jobs: list[JobSpec],
+    priority: str = DEFAULT_PRIORITY,
 ) -> Stored:
-    """Store the campaign, then send its jobs; if sending fails they stay queued (a later
-    `farm recover` sends them)."""
+    """Store the campaign at `priority`, then send its jobs; if sending fails they stay
+    queued (a later `farm recover` sends them, at the same priority)."""
+    if priority not in PRIORITIES:
+        raise FarmError(f"unknown priority {priority!r}; use one of {', '.join(PRIORITIES)}")
     broker.check()
-    stored = store.create_campaign(name, matrix, jobs)
+    stored = store.create_campaign(name, matrix, jobs, priority)
     publish(
         broker,
         stored.messages,

@@ -42,7 +42,7 @@ def run_embedded(
     stored = store.create_campaign(name, matrix, jobs)
     total = len(stored.messages)
     on_job(stored.campaign_id, 0, total)
-    for done, (job_id, _) in enumerate(stored.messages, start=1):
+    for done, (job_id, *_) in enumerate(stored.messages, start=1):
         runner.run(job_id)
         on_job(stored.campaign_id, done, total)
     return stored.campaign_id

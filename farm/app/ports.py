@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from farm.broker import Message
+from farm.broker import DEFAULT_PRIORITY, Message
 from farm.jobs import JobSpec
 
 
@@ -23,6 +23,8 @@ class CampaignRow(Protocol):
     def name(self) -> str: ...
     @property
     def created_at(self) -> datetime: ...
+    @property
+    def priority(self) -> str: ...
 
 
 class ResultRow(Protocol):
@@ -120,7 +122,11 @@ class Snapshot:
     counts: dict[tuple[str, str], int]  # (pool, state) -> jobs
     live_workers: list[WorkerRow]
     waiting: dict[tuple[str, str, str], int]  # (pool, queue, backend) -> queued or running
-    failed: list[JobRow]
+    failed: list[JobRow]  # the first FAILED_SHOWN failed jobs, in job order
+
+
+# `farm status` names this many failed jobs (their count is in `counts`).
+FAILED_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -136,8 +142,14 @@ class NoiseFloor:
 class CampaignStore(Protocol):
     """The campaign side of the job store; each call is its own transaction."""
 
-    def create_campaign(self, name: str, matrix: dict[str, Any], jobs: list[JobSpec]) -> Stored:
-        """Store a campaign and its jobs, all `queued`."""
+    def create_campaign(
+        self,
+        name: str,
+        matrix: dict[str, Any],
+        jobs: list[JobSpec],
+        priority: str = DEFAULT_PRIORITY,
+    ) -> Stored:
+        """Store a campaign and its jobs, all `queued`, at `priority` (default normal)."""
 
     def delete_campaign(self, campaign_id: int) -> None:
         """The campaign, its jobs and their results."""

@@ -38,4 +38,4 @@ def publish(
 
 
 def queues_of(messages: Sequence[Message]) -> list[str]:
-    return sorted({queue for _, queue in messages})
+    return sorted({m.queue for m in messages})

@@ -30,6 +30,6 @@ def recover(store: CampaignStore, broker: Broker, reclaim: Reclaimer, ref: str |
     spooled, requeued = reclaim(campaign_id)
     queued = store.queued_messages(campaign_id)
     pending = broker.pending(set(queues_of(queued)))
-    to_send = [(job_id, queue) for job_id, queue in queued if job_id not in pending]
+    to_send = [m for m in queued if m.job_id not in pending]
     resent = publish(broker, to_send)  # a failed send is the broker's own error, as it was
     return Recovery(spooled, requeued, resent, len(queued) - len(to_send))

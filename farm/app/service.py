@@ -25,7 +25,7 @@ from farm.app.ports import (
 )
 from farm.app.recover import Recovery, recover
 from farm.app.status import Status, status, wait_for_campaign
-from farm.broker import Broker
+from farm.broker import DEFAULT_PRIORITY, Broker
 from farm.errors import FarmError
 from farm.jobs import JobSpec
 from farm.matrix import Matrix
@@ -43,9 +43,9 @@ class Farm:
             raise FarmError("this command was wired without a broker")
         return self.broker
 
-    def submit(self, spec: Matrix, jobs: list[JobSpec]) -> Stored:
+    def submit(self, spec: Matrix, jobs: list[JobSpec], priority: str = DEFAULT_PRIORITY) -> Stored:
         matrix = spec.model_dump(mode="json")
-        return submit(self.store, self._broker(), spec.name, matrix, jobs)
+        return submit(self.store, self._broker(), spec.name, matrix, jobs, priority)
 
     def wait(self, campaign_id: int, total: int, on_progress: OnProgress) -> None:
         wait_for_campaign(self.store, campaign_id, total, on_progress)

@@ -20,6 +20,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from farm.app.ports import (
+    FAILED_SHOWN,
     CampaignRow,
     Cancelled,
     JobRow,
@@ -30,8 +31,8 @@ from farm.app.ports import (
     Summary,
     WorkerRow,
 )
-from farm.broker import Message
-from farm.db import repo
+from farm.broker import DEFAULT_PRIORITY, Message
+from farm.db import bulk, repo
 from farm.db.models import TERMINAL_STATES, Campaign, Job, Result, utcnow
 from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
@@ -85,7 +86,7 @@ def retry_campaign(session: Session, ref: str, max_attempts: int | None = None) 
         job.error = (PREVIOUS + reason)[: repo.MAX_ERROR_CHARS]
         job.finished_at = None
     exhausted = sum(1 for j in failed if max_attempts is not None and j.attempts >= max_attempts)
-    messages = [(j.id, _queue(j)) for j in failed]
+    messages = [Message(j.id, _queue(j), campaign.priority) for j in failed]
     return Retried(campaign.id, campaign.name, messages, previous, exhausted)
 
 
@@ -105,20 +106,24 @@ def undo_retry(session: Session, retried: Retried) -> int:
 
 def rerun_campaign(session: Session, ref: str, pool: str) -> tuple[Campaign, int]:
     """A new campaign with the same cells on `pool` (cells that differed only by pool
-    collapse); returns it and the id of the campaign it re-runs."""
+    collapse) and the same priority; returns it and the id of the campaign it re-runs."""
     old = repo.find_campaign(session, ref)
     specs: dict[str, JobSpec] = {}
-    for job in repo.campaign_jobs(session, old.id):
+    rows = session.execute(
+        select(Job.id, Job.spec).where(Job.campaign_id == old.id).order_by(Job.id)
+    )  # two columns, not an object per job
+    for job_id, stored in rows:
         try:
-            spec = JobSpec.model_validate({**job.spec, "pool": pool})
+            spec = JobSpec.model_validate({**stored, "pool": pool})
         except ValidationError as exc:
             raise FarmError(
-                f"job {job.id} of campaign {old.id} cannot be re-run: its stored spec does not "
+                f"job {job_id} of campaign {old.id} cannot be re-run: its stored spec does not "
                 f"validate ({exc.errors()[0]['msg']}); was it written by another Farm version?"
             ) from None
         specs.setdefault(spec.cell_key(), spec)
     matrix = {**old.matrix, "pools": [pool], "rerun_of": old.id}
-    return repo.create_campaign(session, old.name, matrix, list(specs.values())), old.id
+    new = repo.create_campaign(session, old.name, matrix, list(specs.values()), old.priority)
+    return new, old.id
 
 
 def describe(session: Session, ref: str) -> Summary:
@@ -146,8 +151,31 @@ def delete_campaign(session: Session, campaign_id: int) -> None:
         session.execute(stmt.execution_options(synchronize_session=False))
 
 
-def _stored(campaign: Campaign) -> Stored:
-    return Stored(campaign.id, campaign.name, [(job.id, job.queue) for job in campaign.jobs])
+def _stored(session: Session, campaign: Campaign) -> Stored:
+    """Its messages from two columns of its jobs, not from ORM objects (10,000 of them)."""
+    rows = session.execute(
+        select(Job.id, Job.queue).where(Job.campaign_id == campaign.id).order_by(Job.id)
+    )
+    return Stored(campaign.id, campaign.name, [Message(i, q, campaign.priority) for i, q in rows])
+
+
+def failed_jobs(session: Session, campaign_id: int, limit: int) -> list[Job]:
+    """The first `limit` failed jobs: never every job of a 100,000-job campaign as objects."""
+    stmt = select(Job).where(Job.campaign_id == campaign_id, Job.state == "failed")
+    return list(session.scalars(stmt.order_by(Job.id).limit(limit)))
+
+
+def queued_messages(session: Session, campaign_id: int | None) -> list[Message]:
+    """Every queued job's message, at its campaign's priority (what `farm recover` re-sends)."""
+    stmt = (
+        select(Job.id, Job.queue, Job.pool, Campaign.priority)
+        .join(Campaign, Campaign.id == Job.campaign_id)
+        .where(Job.state == "queued")
+        .order_by(Job.id)
+    )
+    if campaign_id is not None:
+        stmt = stmt.where(Job.campaign_id == campaign_id)
+    return [Message(i, q or queue_for(pool), p) for i, q, pool, p in session.execute(stmt)]
 
 
 class SqlCampaignStore:
@@ -164,9 +192,17 @@ class SqlCampaignStore:
         """For the CLI's own reads and writes outside the use cases (pools, hosts)."""
         return transaction(self.factory)
 
-    def create_campaign(self, name: str, matrix: dict[str, Any], jobs: list[JobSpec]) -> Stored:
+    def create_campaign(
+        self,
+        name: str,
+        matrix: dict[str, Any],
+        jobs: list[JobSpec],
+        priority: str = DEFAULT_PRIORITY,
+    ) -> Stored:
         with transaction(self.factory) as session:
-            return _stored(repo.create_campaign(session, name, matrix, jobs))
+            campaign, ids = bulk.store_campaign(session, name, matrix, jobs, priority)
+            messages = [Message(i, s.queue, priority) for i, s in zip(ids, jobs, strict=True)]
+            return Stored(campaign.id, campaign.name, messages)
 
     def delete_campaign(self, campaign_id: int) -> None:
         with transaction(self.factory) as session:
@@ -190,7 +226,7 @@ class SqlCampaignStore:
                 counts=repo.state_counts(session, found.id),
                 live_workers=list(repo.live_workers(session, worker_ttl_s)),
                 waiting=repo.waiting_by_queue(session, found.id),
-                failed=[j for j in repo.campaign_jobs(session, found.id) if j.state == "failed"],
+                failed=[job for job in failed_jobs(session, found.id, FAILED_SHOWN)],
             )
 
     def campaign_jobs(self, campaign_id: int) -> list[JobRow]:
@@ -205,7 +241,7 @@ class SqlCampaignStore:
 
     def queued_messages(self, campaign_id: int | None) -> list[Message]:
         with transaction(self.factory) as session:
-            return [(job.id, job.queue) for job in repo.queued_jobs(session, campaign_id)]
+            return queued_messages(session, campaign_id)
 
     def list_campaigns(self, limit: int) -> list[tuple[CampaignRow, dict[str, int]]]:
         with transaction(self.factory) as session:
@@ -230,7 +266,7 @@ class SqlCampaignStore:
     def rerun(self, ref: str, pool: str) -> tuple[Stored, int]:
         with transaction(self.factory) as session:
             new, old_id = rerun_campaign(session, ref, pool)
-            return _stored(new), old_id
+            return _stored(session, new), old_id
 
     def describe(self, ref: str) -> Summary:
         with transaction(self.factory) as session:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from farm.broker import Message
 from farm.db import repo
 from farm.db.clock import db_now
 from farm.db.session import transaction
@@ -77,12 +78,12 @@ class DbJobStore:
                     requeued += 1
         return requeued
 
-    def requeue_expired(self, ttl_s: float, send: Send) -> list[tuple[int, str]]:
+    def requeue_expired(self, ttl_s: float, send: Send) -> list[Message]:
         with self._session() as session:
             jobs = repo.expired_jobs(session, ttl_s)
             for job in jobs:
                 repo.requeue(session, job, f"recovered: lease {job.lease} expired")
-            messages = [(job.id, job.queue) for job in jobs]
+            messages = [Message(job.id, job.queue, job.campaign.priority) for job in jobs]
             if messages:
                 send(messages)  # before the commit: a failed send leaves them as they were
             return messages

@@ -55,6 +55,8 @@ class Campaign(Base):
     # The bundle it travelled in (farm.app.bundles): set when it is exported or pushed, so
     # a second push of the same campaign finds it instead of writing it again.
     bundle_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    # Every message of its jobs carries it (farm.broker.PRIORITIES), re-sends included.
+    priority: Mapped[str] = mapped_column(String(8), server_default="normal")
     jobs: Mapped[list[Job]] = relationship(back_populates="campaign", order_by="Job.id")
 
 

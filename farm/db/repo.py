@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, object_session
 
+from farm.broker import DEFAULT_PRIORITY
+from farm.db.bulk import store_campaign
 from farm.db.clock import db_now
 from farm.db.models import (
     TERMINAL_STATES,
@@ -33,25 +35,15 @@ MAX_ERROR_CHARS = 4000
 
 
 def create_campaign(
-    session: Session, name: str, matrix: dict[str, Any], jobs: list[JobSpec]
+    session: Session,
+    name: str,
+    matrix: dict[str, Any],
+    jobs: list[JobSpec],
+    priority: str = DEFAULT_PRIORITY,
 ) -> Campaign:
-    campaign = Campaign(name=name, matrix=matrix)
-    session.add(campaign)
-    for spec in jobs:
-        campaign.jobs.append(
-            Job(
-                cell_key=spec.cell_key(),
-                spec=spec.to_json(),
-                pool=spec.pool,
-                backend=spec.backend,
-                model=spec.model.label,
-                input_name=spec.input_name,
-                batch_size=spec.batch_size,
-                queue=spec.queue,
-            )
-        )
-    session.flush()
-    return campaign
+    """The campaign and its jobs, all queued (`campaign.jobs` loads them when asked), in
+    bulk (farm.db.bulk)."""
+    return store_campaign(session, name, matrix, jobs, priority)[0]
 
 
 def find_campaign(session: Session, ref: str | int | None) -> Campaign:

@@ -9,9 +9,6 @@ the cell, its labels and identity, merging two cells, pooling raw samples into o
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -50,22 +47,6 @@ IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", 
             "mode", "measure", "pool", "stack", "instances", "cores_per_instance")  # fmt: skip
 
 
-@contextmanager
-def no_gc() -> Iterator[None]:
-    """Building 100,000 cells creates objects without cycles: collecting only slows it.
-
-    On the way out they are frozen (`gc.freeze`): otherwise the next collections walk all
-    of them, a tenth of a large report's time, to find nothing. Reference counting still
-    frees them; only cyclic garbage made before is left to the end of a short CLI process.
-    """
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.freeze()
-            gc.enable()
 
 
 class ReportError(FarmError):

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from farm.nogc import no_gc
 from farm.reports.cells import (
     DEFAULT_METRICS,
     HIGHER_IS_BETTER,
@@ -19,7 +20,6 @@ from farm.reports.cells import (
     NO_SPEEDUP,
     Cell,
     ReportError,
-    no_gc,
     options_text,
 )
 from farm.reports.labels import ColumnKey, RowKey, column_label, column_labels, row_label

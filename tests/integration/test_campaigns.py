@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from farm.db import campaigns, repo
+from farm.broker import Message
+from farm.db import bulk, campaigns, repo
 from farm.db.models import Campaign, Job, Result
 from farm.db.session import session_factory, transaction
 from farm.errors import NotFound
@@ -26,11 +27,14 @@ def factory(request: pytest.FixtureRequest) -> sessionmaker[Session]:
     return session_factory(url)
 
 
-def _campaign(factory: sessionmaker[Session], states: list[str], name: str = "c") -> list[int]:
+def _campaign(
+    factory: sessionmaker[Session], states: list[str], name: str = "c", priority: str = "normal"
+) -> list[int]:
     """A campaign whose jobs (batch 1, 2, ...) are in the given states; returns job ids."""
     with transaction(factory) as s:
         specs = [job_spec(batch=i + 1) for i in range(len(states))]
-        campaign = repo.create_campaign(s, name, {"name": name, "pools": ["a"]}, specs)
+        matrix = {"name": name, "pools": ["a"]}
+        campaign = repo.create_campaign(s, name, matrix, specs, priority)
         for job, state in zip(campaign.jobs, states, strict=True):
             job.state = state
             job.attempts = 0 if state == "queued" else 1
@@ -63,7 +67,7 @@ def test_retry_requeues_failed_jobs_keeping_the_reason(factory: sessionmaker[Ses
     ids = _campaign(factory, ["failed", "succeeded", "failed", "cancelled"])
     with transaction(factory) as s:
         retried = campaigns.retry_campaign(s, "c")
-    assert retried.messages == [(ids[0], "farm.a"), (ids[2], "farm.a")]
+    assert retried.messages == [Message(ids[0], "farm.a"), Message(ids[2], "farm.a")]
     jobs = _jobs(factory, ids)
     assert [j.state for j in jobs] == ["queued", "succeeded", "queued", "cancelled"]
     assert jobs[0].error == f"previous attempt: ModelResolutionError: boom {ids[0]}"
@@ -73,7 +77,7 @@ def test_retry_requeues_failed_jobs_keeping_the_reason(factory: sessionmaker[Ses
         job = s.get_one(Job, ids[0])
         job.state = "failed"
     with transaction(factory) as s:
-        assert campaigns.retry_campaign(s, "c").messages == [(ids[0], "farm.a")]
+        assert campaigns.retry_campaign(s, "c").messages == [Message(ids[0], "farm.a")]
     assert _jobs(factory, ids)[0].error == f"previous attempt: ModelResolutionError: boom {ids[0]}"
 
 
@@ -98,6 +102,51 @@ def test_retry_counts_jobs_that_used_their_attempts(factory: sessionmaker[Sessio
         s.get_one(Job, ids[1]).attempts = 3
     with transaction(factory) as s:
         assert campaigns.retry_campaign(s, "c", max_attempts=3).exhausted == 1
+
+
+def test_resends_carry_the_campaigns_priority(factory: sessionmaker[Session]) -> None:
+    """Retry, re-run and recover's queued messages: at the priority it was submitted with."""
+    ids = _campaign(factory, ["failed", "queued"], name="urgent", priority="high")
+    _campaign(factory, ["queued"], name="later", priority="low")
+    with transaction(factory) as s:
+        assert campaigns.retry_campaign(s, "urgent").messages == [
+            Message(ids[0], "farm.a", "high")
+        ]
+    with transaction(factory) as s:
+        new, _ = campaigns.rerun_campaign(s, "urgent", "zen4")
+        assert new.priority == "high"
+        rerun_id = new.id
+    with transaction(factory) as s:
+        queued = campaigns.queued_messages(s, None)
+    assert [m.priority for m in queued] == ["high", "high", "low", "high", "high"]
+    assert {m.job_id for m in queued if m.priority == "low"} == {ids[1] + 1}
+    store = campaigns.SqlCampaignStore(str(factory.kw["bind"].url))
+    assert {m.priority for m in store.queued_messages(rerun_id)} == {"high"}
+
+
+def test_store_campaign_returns_ids_in_the_order_of_its_jobs(
+    factory: sessionmaker[Session],
+) -> None:
+    """The bulk insert (COPY on PostgreSQL) writes every column Job(spec=...) would."""
+    specs = [job_spec(batch=b) for b in (8, 1, 4, 2)]
+    # COPY's text format escapes tabs, newlines and backslashes; JSON its own escapes.
+    specs[2] = specs[2].model_copy(update={"input_text": 'tab\there\nnew \\N "q" \u00fc'})
+    with transaction(factory) as s:
+        campaign, ids = bulk.store_campaign(s, "bulk", {}, specs, "low")
+    with transaction(factory) as s:
+        jobs = [s.get_one(Job, i) for i in ids]
+        assert [j.batch_size for j in jobs] == [8, 1, 4, 2]
+        assert jobs[2].spec["input_text"] == 'tab\there\nnew \\N "q" \u00fc'
+        for job, spec in zip(jobs, specs, strict=True):
+            orm = Job(spec=spec.to_json())  # what the validator sets
+            for column in ("batching", "allocator", "options", "mode", "measure", "input_hash",
+                           "stack", "instances", "cores_per_instance"):  # fmt: skip
+                assert getattr(job, column) == getattr(orm, column), column
+            assert (job.state, job.attempts, job.queue, job.cell_key) == (
+                "queued", 0, spec.queue, spec.cell_key()
+            )
+            assert JobSpec.from_json(job.spec) == spec
+        assert s.get_one(Campaign, campaign.id).priority == "low"
 
 
 def test_retry_with_nothing_failed(factory: sessionmaker[Session]) -> None:
@@ -165,3 +214,20 @@ def test_unknown_campaign(factory: sessionmaker[Session], action: str) -> None:
     }
     with transaction(factory) as s, pytest.raises(NotFound, match="unknown campaign 'nope'"):
         calls[action](s)
+
+
+def test_status_snapshot_names_the_first_failed_jobs_and_counts_them_all(
+    factory: sessionmaker[Session],
+) -> None:
+    """`farm status` on a large campaign reads aggregates and FAILED_SHOWN failed jobs, never
+    every job as an object."""
+    from farm.app.ports import FAILED_SHOWN
+
+    states = ["failed"] * (FAILED_SHOWN + 5) + ["queued", "succeeded"]
+    ids = _campaign(factory, states, priority="low")
+    store = campaigns.SqlCampaignStore(str(factory.kw["bind"].url))
+    snap = store.snapshot("c", 60)
+    assert [j.id for j in snap.failed] == ids[:FAILED_SHOWN]
+    assert snap.counts == {("a", "failed"): FAILED_SHOWN + 5, ("a", "queued"): 1,
+                           ("a", "succeeded"): 1}  # fmt: skip
+    assert snap.campaign.priority == "low"

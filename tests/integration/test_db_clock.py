@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from farm.broker import Message
 from farm.db import models, repo
 from farm.db.jobstore import DbJobStore
 from farm.db.models import Job, utcnow
@@ -84,8 +85,8 @@ def test_a_skewed_host_cannot_keep_a_dead_lease(factory, skewed_host) -> None:  
     with transaction(factory) as s:  # the extension (30 s from the claim) still holds
         s.execute(text("UPDATE job SET lease_until = now() - interval '1 second'"))
     sent: list[list[tuple[int, str]]] = []
-    assert store.requeue_expired(60, sent.append) == [(job_id, "farm.a")]
-    assert sent == [[(job_id, "farm.a")]]
+    assert store.requeue_expired(60, sent.append) == [Message(job_id, "farm.a")]
+    assert sent == [[Message(job_id, "farm.a")]]
     with transaction(factory) as s:
         job = s.get(Job, job_id)
         assert job is not None and job.state == "queued"
@@ -101,7 +102,7 @@ def test_the_sweep_leaves_live_and_extended_leases_alone(factory) -> None:  # ty
     _age(factory, extended, 61)
     assert store.requeue_expired(60, lambda m: None) == []
     _age(factory, fresh, 61)
-    assert [job_id for job_id, _ in store.requeue_expired(60, lambda m: None)] == [fresh]
+    assert [m.job_id for m in store.requeue_expired(60, lambda m: None)] == [fresh]
 
 
 def test_a_send_that_fails_changes_nothing(factory) -> None:  # type: ignore[no-untyped-def]
@@ -118,7 +119,7 @@ def test_a_send_that_fails_changes_nothing(factory) -> None:  # type: ignore[no-
     with transaction(factory) as s:
         job = s.get(Job, job_id)
         assert job is not None and job.state == "running" and len(job.history or []) == 0
-    assert [m for m in store.requeue_expired(60, lambda m: None)] == [(job_id, "farm.a")]
+    assert [m for m in store.requeue_expired(60, lambda m: None)] == [Message(job_id, "farm.a")]
 
 
 def test_sessions_cannot_hold_locks_or_wait_on_them_for_long(migrated_pg: str) -> None:

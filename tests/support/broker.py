@@ -15,6 +15,7 @@ class MemoryBroker:
     enqueue raise after that many messages (a broker dying mid-send)."""
 
     queues: dict[str, list[int]] = field(default_factory=dict)
+    priorities: dict[int, str] = field(default_factory=dict)  # job id -> last sent priority
     down: bool = False
     fail_after: int | None = None
     peak_requests: list[tuple[str, str, list[int], int]] = field(default_factory=list)
@@ -25,10 +26,11 @@ class MemoryBroker:
 
     def enqueue(self, messages: Sequence[Message]) -> int:
         sent = 0
-        for job_id, queue in messages:
+        for job_id, queue, priority in (Message(*m) for m in messages):
             if self.fail_after is not None and sent >= self.fail_after:
                 raise ConnectionError("broker went away")
             self.queues.setdefault(queue, []).append(job_id)
+            self.priorities[job_id] = priority
             sent += 1
         return sent
 
@@ -40,4 +42,4 @@ class MemoryBroker:
         self.peak_requests.append((queue, request, sizes, repeats))
 
     def sent(self) -> list[Message]:
-        return [(job_id, q) for q, ids in self.queues.items() for job_id in ids]
+        return [Message(j, q, self.priorities[j]) for q, ids in self.queues.items() for j in ids]

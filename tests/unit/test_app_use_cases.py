@@ -39,9 +39,12 @@ class MemoryStore:
     workers: list[SimpleNamespace] = field(default_factory=list)
     calibrations: list[NoiseFloor] = field(default_factory=list)
 
-    def create_campaign(self, name: str, matrix: dict[str, Any], jobs: list[JobSpec]) -> Stored:
+    def create_campaign(
+        self, name: str, matrix: dict[str, Any], jobs: list[JobSpec], priority: str = "normal"
+    ) -> Stored:
         cid = len(self.campaigns) + 1
-        self.campaigns[cid] = SimpleNamespace(id=cid, name=name, created_at=datetime.now())
+        self.campaigns[cid] = SimpleNamespace(id=cid, name=name, created_at=datetime.now(),
+                                              priority=priority)  # fmt: skip
         messages = []
         for spec in jobs:
             jid = len(self.jobs) + 1
@@ -49,7 +52,7 @@ class MemoryStore:
                 id=jid, campaign=cid, state="queued", queue=spec.queue, pool=spec.pool,
                 worker=spec.worker, error=None, result=None, spec=spec,
             )  # fmt: skip
-            messages.append((jid, spec.queue))
+            messages.append(Message(jid, spec.queue, priority))
         return Stored(cid, name, messages)
 
     def delete_campaign(self, campaign_id: int) -> None:
@@ -80,7 +83,8 @@ class MemoryStore:
         return self.of(campaign_id)
 
     def queued_messages(self, campaign_id: int | None) -> list[Message]:
-        return [(j.id, j.queue) for j in self.of(campaign_id) if j.state == "queued"]
+        return [Message(j.id, j.queue, self.campaigns[j.campaign].priority)
+                for j in self.of(campaign_id) if j.state == "queued"]  # fmt: skip
 
     def list_campaigns(self, limit: int) -> list[Any]:
         return []
@@ -98,7 +102,8 @@ class MemoryStore:
         for j in failed:
             previous[j.id] = (j.error, None)
             j.state, j.error = "queued", f"previous attempt: {j.error}"
-        return Retried(found.id, found.name, [(j.id, j.queue) for j in failed], previous)
+        messages = [Message(j.id, j.queue, found.priority) for j in failed]
+        return Retried(found.id, found.name, messages, previous)
 
     def undo_retry(self, retried: Retried) -> int:
         for job_id, (error, _) in retried.previous.items():
@@ -108,7 +113,7 @@ class MemoryStore:
     def rerun(self, ref: str, pool: str) -> tuple[Stored, int]:
         old = self.find_campaign(ref)
         specs = [j.spec.model_copy(update={"pool": pool}) for j in self.of(old.id)]
-        return self.create_campaign(old.name, {}, specs), old.id
+        return self.create_campaign(old.name, {}, specs, old.priority), old.id
 
     def describe(self, ref: str) -> Summary:
         found = self.find_campaign(ref)
@@ -142,6 +147,32 @@ def test_submit_stores_then_sends() -> None:
     assert len(stored.messages) == 2
 
 
+def test_every_send_carries_the_campaigns_priority() -> None:
+    """Submit, retry, re-run and recover send at the priority the campaign was submitted at."""
+    store, broker = MemoryStore(), MemoryBroker()
+    stored = submit(store, broker, "c", {}, [_spec(batch=1), _spec(batch=2)], "high")
+    assert {m.priority for m in broker.sent()} == {"high"}
+    store.jobs[1].state = "failed"
+    broker.queues.clear()
+    retry(store, broker, str(stored.campaign_id), 3)
+    assert broker.sent() == [Message(1, "farm.icelake", "high")]
+    new = rerun(store, broker, str(stored.campaign_id), "zen4")
+    assert {m.priority for m in new.stored.messages} == {"high"}
+    submit(store, broker, "later", {}, [_spec(batch=8)], "low")
+    broker.queues.clear()
+    recover(store, broker, lambda campaign_id: (0, 0), None)
+    assert {(m.job_id, m.priority) for m in broker.sent()} == {
+        (1, "high"), (2, "high"), (3, "high"), (4, "high"), (5, "low")
+    }
+
+
+def test_submit_refuses_an_unknown_priority_before_storing() -> None:
+    store = MemoryStore()
+    with pytest.raises(FarmError, match="unknown priority 'urgent'; use one of high, normal, low"):
+        submit(store, MemoryBroker(), "c", {}, [_spec()], "urgent")
+    assert store.jobs == {}
+
+
 def test_submit_with_the_broker_down_stores_nothing() -> None:
     store = MemoryStore()
     with pytest.raises(ServiceUnavailable):
@@ -165,7 +196,7 @@ def test_retry_that_cannot_send_fails_the_jobs_again() -> None:
     assert (store.jobs[1].state, store.jobs[1].error) == ("failed", "boom")
     broker = MemoryBroker()
     retried = retry(store, broker, "1", 3)
-    assert broker.sent() == retried.messages == [(1, "farm.icelake")]
+    assert broker.sent() == retried.messages == [Message(1, "farm.icelake")]
 
 
 def test_rerun_that_cannot_send_stores_nothing() -> None:
@@ -175,7 +206,7 @@ def test_rerun_that_cannot_send_stores_nothing() -> None:
         rerun(store, MemoryBroker(fail_after=0), "1", "zen4")
     assert list(store.campaigns) == [1]
     done = rerun(store, MemoryBroker(), "1", "zen4")
-    assert (done.rerun_of, done.stored.messages) == (1, [(2, "farm.zen4")])
+    assert (done.rerun_of, done.stored.messages) == (1, [Message(2, "farm.zen4")])
 
 
 def test_delete_asks_before_deleting() -> None:

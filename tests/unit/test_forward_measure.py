@@ -167,3 +167,28 @@ def test_the_terminal_shows_the_forward_label_not_rich_markup() -> None:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "pytorch@icelake [forward] mean / p99 (ms)" in text
     assert "openvino [forward]" in text and "latency per call ([forward]" in text
+
+
+def test_a_large_report_table_is_plain_text_with_whole_labels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past PLAIN_CELLS cells the terminal table is fixed-width text, not rich's (which took
+    a minute for 100,000 cells and cut labels to "…"): the same header and rows."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from farm.cli import render
+
+    rep = Report([(1, "blog")], wide_table(with_forward()))
+    header, body, _ = wide_grid(rep)
+    monkeypatch.setattr(render, "PLAIN_CELLS", len(header) * len(body) - 1)
+    console = Console(file=StringIO(), width=40)
+    render.print_wide(rep, console)
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert lines[0] == rep.title
+    assert lines[1].startswith("model ")
+    assert "pytorch@icelake [forward] mean / p99 (ms)" in lines[1]
+    assert set(lines[2]) <= {"-", " "}
+    for line, cells in zip(lines[3:], body, strict=False):  # then the notes
+        assert line.split() == " ".join(cells).split()

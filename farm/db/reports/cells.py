@@ -15,18 +15,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import ColumnElement, String, case, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, String, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from farm.db.models import Job, Result
 from farm.db.reports.tuning import bytewise, fetch_all, tune_for_aggregation
+from farm.nogc import no_gc
 from farm.reports.cells import (
     IDENTITY,
     Cell,
     cell_key,
     fold_pending,
     merge,
-    no_gc,
     options_text,
     pool_samples,
     throughput,
@@ -137,6 +137,35 @@ def aggregate_cells(
     pool=False leaves the percentiles of multi-job cells unset (the caller pools the
     samples itself, for the cells it shows). job_ids: only these jobs.
     """
+    stmt, keys, where = cell_statement(session, campaign_ids, filters, identity, job_ids)
+    with no_gc():
+        cells = _build_cells(fetch_all(session, stmt), len(keys), identity)
+        several = {key: cell for key, cell in cells.items() if cell.results > 1}
+        if several:  # their job ids: rare, so not aggregated for every cell (a fifth of it)
+            ids = select(*keys, Job.id).select_from(Job).join(Result, Result.job_id == Job.id)
+            for row in fetch_all(session, ids.where(*where).order_by(Job.id)):
+                cell = several.get(row[:-1])
+                if cell is not None:
+                    cell.job_ids.append(row[-1])
+        out = _merge_same_options(cells)
+        if not identity:  # a job yet without a result joins its stack's measured cell
+            out = fold_pending(out)
+    if pool:
+        multi = [c for c in out if c.results > 1]
+        if multi:
+            pool_samples(multi, samples_ms(session, (j for c in multi for j in c.job_ids)))
+    return out
+
+
+def cell_statement(
+    session: Session,
+    campaign_ids: list[int],
+    filters: Filters | None = None,
+    identity: bool = False,
+    job_ids: Sequence[int] | None = None,
+) -> tuple[Select[Any], list[Any], list[ColumnElement[bool]]]:
+    """The one GROUP BY behind the cells (its keys and conditions too); on PostgreSQL it
+    tunes the transaction for it (tuning.py)."""
     keys: list[Any] = [
         Job.model,
         Job.input_name,
@@ -192,25 +221,7 @@ def aggregate_cells(
         where.append(Job.id.in_(job_ids))
     joined = select(*keys, *aggs).select_from(Job).outerjoin(Result, Result.job_id == Job.id)
     # In order of first job, the order reports show (sorting ints here is cheaper than in Python).
-    stmt = joined.where(*where).group_by(*keys).order_by(func.min(Job.id))
-
-    with no_gc():
-        cells = _build_cells(fetch_all(session, stmt), len(keys), identity)
-        several = {key: cell for key, cell in cells.items() if cell.results > 1}
-        if several:  # their job ids: rare, so not aggregated for every cell (a fifth of it)
-            ids = select(*keys, Job.id).select_from(Job).join(Result, Result.job_id == Job.id)
-            for row in fetch_all(session, ids.where(*where).order_by(Job.id)):
-                cell = several.get(row[:-1])
-                if cell is not None:
-                    cell.job_ids.append(row[-1])
-        out = _merge_same_options(cells)
-        if not identity:  # a job yet without a result joins its stack's measured cell
-            out = fold_pending(out)
-    if pool:
-        multi = [c for c in out if c.results > 1]
-        if multi:
-            pool_samples(multi, samples_ms(session, (j for c in multi for j in c.job_ids)))
-    return out
+    return joined.where(*where).group_by(*keys).order_by(func.min(Job.id)), keys, where
 
 
 def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any, ...], Cell]:
