@@ -8,7 +8,6 @@ and the history). Every other request gets 401, whatever the client's address.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from urllib.parse import urlencode
 
 from starlette.datastructures import URL
@@ -17,20 +16,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE = "farm_token"
-TOKEN_ENV = "FARM_SERVE_TOKEN"
-LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and localhost: only this machine can connect."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve anywhere
-
-
 def same(given: str | None, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from farm.cli.options import pass_settings
-from farm.cli.serve.auth import TOKEN_ENV, is_loopback
+from farm.cli.serve.binding import TOKEN_ENV, is_loopback
 from farm.settings import Settings, mask_url
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from farm.cli.serve.auth import is_loopback, same
+from farm.cli.serve.auth import same
+from farm.cli.serve.binding import is_loopback
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"])
