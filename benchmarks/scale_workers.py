@@ -25,8 +25,10 @@ postgres@127.0.0.1:5432). The fleet connects with FARM_DB_POOL=null (`--db-pool`
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -38,7 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tests.support.fleet import (  # noqa: E402 (after the checkout is on the path)
     Fleet,
-    campaign_rows,
     connection_poller,
     fleet_memory,
     redis_commands,
@@ -111,7 +112,7 @@ def run(
         print(f"fleet ready in {time.monotonic() - started:.1f} s", flush=True)
         stop = threading.Event()
         peak = connection_poller(db_url, stop)
-        before = redis_commands(redis.port)
+        before, cpu_before = redis_commands(redis.port), fleet.cpu_seconds()
         t0 = time.monotonic()
         out = farm("submit", str(matrix), env=env, timeout=600)
         if out.returncode != 0:
@@ -121,13 +122,13 @@ def run(
         submit_s = time.monotonic() - t0
         rows = fleet.drain(db_url, campaign, args.timeout)
         drained_s = time.monotonic() - t0
-        after = redis_commands(redis.port)
+        after, cpu = redis_commands(redis.port), fleet.cpu_seconds() - cpu_before
         memory = fleet_memory(fleet.pids())
         torch_in = fleet.torch_imported()
         stop.set()
         dead = fleet.dead()
     report(args, rows, timed_ms, submit_s, drained_s, after - before, peak, memory,
-           torch_in, dead)  # fmt: skip
+           torch_in, dead, cpu)  # fmt: skip
     return 0 if _passed(args, rows, timed_ms, memory, dead) else 1
 
 
@@ -142,6 +143,7 @@ def report(
     memory: tuple[float, float],
     torch_in: list[int],
     dead: list[str],
+    cpu_s: float,
 ) -> None:
     states: dict[str, int] = {}
     for r in rows:
@@ -158,6 +160,12 @@ def report(
         aim = "met" if overhead < OVERHEAD_AIM_MS else "NOT met"
         print(f"overhead per job: {overhead:.1f} ms (wall per job {1000 / rate:.1f} ms - "
               f"{timed_ms:g} ms timed work); aim < {OVERHEAD_AIM_MS:g} ms: {aim}")  # fmt: skip
+        inside, between = split_wall(done)
+        print(f"  mean (median) claim to result {inside[0]:.1f} ({inside[1]:.1f}) ms, timed "
+              f"work included; result to next claim {between[0]:.1f} ({between[1]:.1f}) ms "
+              "(the broker and Celery); on a loaded host the medians say more")  # fmt: skip
+    print(f"worker CPU per job: {1000 * cpu_s / max(len(done), 1):.1f} ms (user + system of "
+          "every worker process, timed work included)")  # fmt: skip
     print(f"peak database connections: {peak['database']} to this database, "
           f"{peak['server']} on the server (max_connections {peak['max']})")  # fmt: skip
     print(f"Redis operations per job: {redis_ops / max(len(rows), 1):.1f} "
@@ -171,6 +179,21 @@ def report(
     print(f"failures: {len(failed)}")
     for r in failed[:10]:
         print(f"  job {r['id']}: {r['error']}")
+
+
+def split_wall(done: list[dict[str, Any]]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(mean, median) ms from a job's claim to its result, and from a result to the next
+    claim, one worker's jobs in order."""
+    done = sorted(done, key=lambda r: r["started_at"])
+    inside = [(r["finished_at"] - r["started_at"]).total_seconds() for r in done]
+    pairs = itertools.pairwise(done)
+    gaps = [(b["started_at"] - a["finished_at"]).total_seconds() for a, b in pairs]
+
+    def ms(xs: list[float]) -> tuple[float, float]:
+        return (1000 * statistics.fmean(xs), 1000 * statistics.median(xs)) if xs else (
+            math.nan, math.nan)  # fmt: skip
+
+    return ms(inside), ms(gaps)
 
 
 def _passed(

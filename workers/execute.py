@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from farm.workers.backends.base import TIMED, Runner
 from farm.workers.check import output_check
 from farm.workers.instances import measure_instances
 from farm.workers.lease import Heartbeat, JobTimeout, lease_alive, my_lease, time_limit
-from farm.workers.measure import TimedPhase, measure
+from farm.workers.measure import TimedPhase, measure, release_heap, settle_heap
 from farm.workers.models import count_tokens
 from farm.workers.probe import peak_rss_mb, run_environment
 from farm.workers.quiet import LeaseLost, phase_bound, quiet_phase
@@ -52,6 +53,9 @@ class WorkerContext:
     # The worker's phase lock (workers/quiet.py), shared with its supervising process;
     # None in the embedded `farm run`, which has no supervisor.
     phase_lock: str | None = None
+    # Run once, before the first backend that needs torch loads (the worker's pool child
+    # sets torch's threads and measures its GEMM peak there): a selftest job imports no torch.
+    before_torch: Callable[[], None] | None = field(default=None, repr=False)
     _runner: tuple[str, Runner, float] | None = field(default=None, repr=False)
     # fp32 eager reference logits by workers/check.py reference_key: once, not once per job.
     _references: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -61,11 +65,18 @@ class WorkerContext:
         key = spec.runner_key()
         if self._runner is not None and self._runner[0] == key:
             return self._runner[1], 0.0
-        self._runner = None  # free the previous model before loading the next
+        if self._runner is not None:
+            self._runner = None  # free the previous model before loading the next
+            release_heap()
+        backend = get_backend(spec.backend)
+        if self.before_torch is not None and "torch" in backend.requires:
+            prepare, self.before_torch = self.before_torch, None
+            prepare()
         start = time.perf_counter()
-        runner = get_backend(spec.backend).load(spec)
+        runner = backend.load(spec)
         setup = time.perf_counter() - start
         self._runner = (key, runner, setup)
+        settle_heap()  # each job's own collection then skips the runner and the imports
         return runner, setup
 
 
@@ -93,7 +104,7 @@ def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
     def phase(warm: npt.NDArray[np.int64]) -> AbstractContextManager[None]:
         bound = phase_bound(spec.protocol, warm, time.monotonic() - started,
                             settings.visibility_timeout_s)  # fmt: skip
-        return quiet_phase(beat, bound + settings.lease_ttl_s, ctx.phase_lock)
+        return quiet_phase(beat, bound, settings.lease_ttl_s, ctx.phase_lock)
 
     try:
         with beat, time_limit(spec.protocol.timeout_s):

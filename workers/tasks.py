@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -55,6 +56,17 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
                  peak["bf16_gflops"])  # fmt: skip
         return "measured"
 
+    def before_torch() -> None:
+        """Before the child's first job that loads torch (never for selftest jobs)."""
+        if ctx.threads:
+            import torch
+
+            torch.set_num_threads(ctx.threads)
+        try:  # none stored for this host, CPUs and threads: measure it before that job
+            ensure_peak(DbJobStore(session_factory(database_url)), ctx)
+        except Exception as exc:
+            log.warning("could not measure this worker's peak: %s", failure_name(exc))
+
     @worker_process_init.connect(weak=False)
     def _child_init(**_: Any) -> None:
         # The pool child must not reuse the parent's database connections.
@@ -63,11 +75,9 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
             ctx.peak = DbJobStore(session_factory(database_url)).worker_peak(ctx.name)
         except Exception as exc:  # the database may be away; results then lack a %
             log.warning("could not read this worker's peak: %s", failure_name(exc))
-        if ctx.threads:
-            import torch
+        ctx.before_torch = before_torch
 
-            torch.set_num_threads(ctx.threads)
-        try:  # none stored for this host, CPUs and threads: measure it before any job
-            ensure_peak(DbJobStore(session_factory(database_url)), ctx)
-        except Exception as exc:
-            log.warning("could not measure this worker's peak: %s", failure_name(exc))
+    # What the parent holds now lives as long as the worker: frozen, the pool child's
+    # collections neither scan it nor copy its pages (measure.settle_heap does the same
+    # in the child once a runner is loaded).
+    gc.freeze()

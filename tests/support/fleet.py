@@ -7,6 +7,7 @@ from the database (job states) and /proc (memory, imported modules).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -94,6 +95,17 @@ class Fleet:
         """Every process of the fleet: each worker and its children (the pool child)."""
         pids = [p.pid for _, p, _ in self.procs if p.poll() is None]
         return pids + [c for pid in pids for c in children(pid)]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the fleet's processes have used so far."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
 
     def dead(self) -> list[str]:
         return [name for name, p, _ in self.procs if p.poll() is not None]
