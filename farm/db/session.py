@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -10,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from farm.db.pooling import POOL_ENV, RETRY_ENV, pool_options, retry_seconds, retry_when_full
 from farm.errors import ServiceUnavailable
 from farm.settings import mask_url
 
@@ -19,14 +21,20 @@ HINT = (
 )
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
+    """The process's engine for `url`, pooled as FARM_DB_POOL says (farm/db/pooling.py)."""
+    return _engine(url, os.environ.get(POOL_ENV, ""), os.environ.get(RETRY_ENV, ""))
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str, pool: str, retry: str) -> Engine:
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+            engine = create_engine(url, connect_args={"connect_timeout": 5}, **pool_options(pool))
+            retry_when_full(engine, retry_seconds(retry))
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ServiceUnavailable(f"invalid database URL {mask_url(url)}: {exc}") from None
     return engine
