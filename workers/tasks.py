@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from farm import MESSAGE_SCHEMA
 from farm.db.jobstore import DbJobStore
@@ -77,7 +77,10 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
             log.warning("could not read this worker's peak: %s", failure_name(exc))
         ctx.before_torch = before_torch
 
-    # What the parent holds now lives as long as the worker: frozen, the pool child's
-    # collections neither scan it nor copy its pages (measure.settle_heap does the same
-    # in the child once a runner is loaded).
-    gc.freeze()
+    @worker_init.connect(weak=False)
+    def _before_fork(**_: Any) -> None:
+        # What the parent holds as its pool is about to fork lives as long as the worker:
+        # frozen, neither process's collections scan it, so they do not copy its pages
+        # (measure.settle_heap does the same in the child once a runner is loaded).
+        gc.collect()
+        gc.freeze()

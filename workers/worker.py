@@ -100,27 +100,18 @@ def run_worker(
     worker_ready.connect(lambda **_: _start_heartbeat(store, name, settings, lock), weak=False)
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     try:
-        app.worker_main(
-            [
-                "worker",
-                "--queues",
-                ",".join(queues),
-                "--hostname",
-                name,
-                "--concurrency",
-                "1",
-                "--pool",
-                "prefork",
-                "--prefetch-multiplier",
-                "1",
-                "--loglevel",
-                loglevel,
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        )
+        # Celery's worker class itself, not its command line (`worker_main`): that CLI
+        # loads ~400 modules (click-repl, prompt_toolkit, plugins' commands such as
+        # Flower's) in every worker process, ~20 MB each — a fleet of many workers on one
+        # host pays it twice per worker.
+        worker = app.Worker(hostname=name, queues=queues, concurrency=1, pool_cls="prefork",
+                            prefetch_multiplier=1, loglevel=loglevel, without_gossip=True,
+                            without_mingle=True)  # fmt: skip
+        worker.start()
     finally:
         Path(lock).unlink(missing_ok=True)
+    if worker.exitcode:
+        raise SystemExit(worker.exitcode)
 
 
 def _start_heartbeat(store: JobStore, name: str, settings: Settings, lock: str) -> None:
