@@ -50,6 +50,10 @@ from tests.support.services import RedisServer, postgres_database, redis_binary 
 
 OVERHEAD_AIM_MS = 20.0
 RSS_AIM_GB = 16.0
+IDLE_S = 5.0
+# What one worker (supervisor + pool child, selftest jobs) takes, PSS, with a margin: the
+# fleet is not started where MemAvailable cannot hold it (the host is shared).
+MB_PER_WORKER = 130
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--db-pool", default=None, help="FARM_DB_POOL for the workers "
                     "(default: null in fleet mode, unset in per-job mode)")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to drain, at most")
+    ap.add_argument("--force", action="store_true", help="start the fleet even where "
+                    "MemAvailable looks too small for it")  # fmt: skip
     args = ap.parse_args(argv)
     if args.workers < 1 or args.jobs < 1:
         ap.error("--workers and --jobs must be at least 1")
@@ -75,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cpus = [int(c) for c in args.cpus.split(",") if c.strip()]
+    need, free = args.workers * MB_PER_WORKER / 1024, available_gb()
+    if need > free - 2 and not args.force:
+        print(f"{args.workers} workers need about {need:.1f} GB ({MB_PER_WORKER} MB each) and "
+              f"this host has {free:.1f} GB available (2 GB kept free): use fewer --workers, "
+              "or --force")  # fmt: skip
+        return 2
     timed_ms = (args.warmup + args.iterations) * args.work_ms
     with tempfile.TemporaryDirectory(prefix="farm-scale-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -112,6 +124,10 @@ def run(
         print(f"fleet ready in {time.monotonic() - started:.1f} s", flush=True)
         stop = threading.Event()
         peak = connection_poller(db_url, stop)
+        idle = redis_commands(redis.port)
+        time.sleep(IDLE_S)
+        idle = (redis_commands(redis.port) - idle - 1) / IDLE_S
+        print(f"idle fleet: {idle:.0f} Redis commands/s", flush=True)
         before, cpu_before = redis_commands(redis.port), fleet.cpu_seconds()
         t0 = time.monotonic()
         out = farm("submit", str(matrix), env=env, timeout=600)
@@ -130,6 +146,13 @@ def run(
     report(args, rows, timed_ms, submit_s, drained_s, after - before, peak, memory,
            torch_in, dead, cpu)  # fmt: skip
     return 0 if _passed(args, rows, timed_ms, memory, dead) else 1
+
+
+def available_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024**2
+    return float("inf")
 
 
 def report(
@@ -169,7 +192,8 @@ def report(
     print(f"peak database connections: {peak['database']} to this database, "
           f"{peak['server']} on the server (max_connections {peak['max']})")  # fmt: skip
     print(f"Redis operations per job: {redis_ops / max(len(rows), 1):.1f} "
-          f"({redis_ops} commands over the submit and the drain)")  # fmt: skip
+          f"({redis_ops} commands over the submit and the drain, the idle fleet's "
+          "polling included)")  # fmt: skip
     rss, pss = memory
     print(f"fleet memory: RSS {rss:.2f} GB, PSS {pss:.2f} GB (aim RSS <= {RSS_AIM_GB:g} GB)")
     print(f"workers that imported torch: {len(torch_in)}; workers that died: {len(dead)}")
