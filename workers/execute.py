@@ -24,7 +24,7 @@ from farm.jobs import JobSpec
 from farm.results import JobResult
 from farm.settings import Settings
 from farm.stats import describe, encode_samples
-from farm.store import JobStore, StoreUnavailable
+from farm.store import Claim, JobStore, StoreUnavailable
 from farm.verdict import check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
@@ -89,9 +89,7 @@ def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
     at the next step and writes nothing.
     """
     lease, settings = my_lease(), ctx.settings
-    claim = store.claim(
-        job_id, ctx.name, lease, settings.lease_ttl_s, settings.max_attempts, lease_alive
-    )
+    claim = claim_job(store, job_id, ctx.name, lease, settings)
     spec = claim.spec
     if spec is None:
         log.warning("job %s not run (%s); message dropped", job_id, claim.reason)
@@ -126,6 +124,25 @@ def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
     if outcome == "duplicate":
         log.warning("job %s already had a result; this run's result was discarded", job_id)
     return outcome if outcome in ("spooled", "refused") else "succeeded"
+
+
+def claim_job(store: JobStore, job_id: int, worker: str, lease: str, settings: Settings) -> Claim:
+    """The store's claim, retried like a result while the store is away (a database
+    restart cuts pooled connections: the first call after it fails, the next reconnects),
+    so a blip does not cost the job its message."""
+    deadline = time.monotonic() + settings.result_retry_s
+    delay = 0.1
+    while True:
+        try:
+            return store.claim(job_id, worker, lease, settings.lease_ttl_s,
+                               settings.max_attempts, lease_alive)  # fmt: skip
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("job %s: database unavailable at claim (%s), retrying in %.1f s",
+                        job_id, exc, delay)  # fmt: skip
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
 
 def write_result(

@@ -10,8 +10,16 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
-from farm.db.pooling import POOL_ENV, RETRY_ENV, pool_options, retry_seconds, retry_when_full
+from farm.db.pooling import (
+    POOL_ENV,
+    RETRY_ENV,
+    ping_when_idle,
+    pool_options,
+    retry_seconds,
+    retry_when_full,
+)
 from farm.errors import ServiceUnavailable
 from farm.settings import mask_url
 
@@ -33,7 +41,10 @@ def _engine(url: str, pool: str, retry: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, connect_args={"connect_timeout": 5}, **pool_options(pool))
+            options = pool_options(pool)
+            engine = create_engine(url, connect_args={"connect_timeout": 5}, **options)
+            if options.get("poolclass") is not NullPool:
+                ping_when_idle(engine)
             retry_when_full(engine, retry_seconds(retry))
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ServiceUnavailable(f"invalid database URL {mask_url(url)}: {exc}") from None
