@@ -19,7 +19,9 @@ job's end as the database recorded them.
 
 Services: a private redis-server on a free port, and a scratch PostgreSQL database
 created and dropped here (FARM_TEST_POSTGRES, as the tests use; default
-postgres@127.0.0.1:5432). The fleet connects with FARM_DB_POOL=null (`--db-pool` to change).
+postgres@127.0.0.1:5432), or on a server of its own with `--private-postgres` (initdb;
+as root, run as the postgres user). The fleet connects with FARM_DB_POOL=null
+(`--db-pool` to change).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,13 @@ from tests.support.fleet import (  # noqa: E402 (after the checkout is on the pa
     selftest_campaign,
 )
 from tests.support.harness import farm, farm_env  # noqa: E402
-from tests.support.services import RedisServer, postgres_database, redis_binary  # noqa: E402
+from tests.support.services import (  # noqa: E402
+    PG_ADMIN_URL,
+    RedisServer,
+    postgres_database,
+    private_postgres,
+    redis_binary,
+)
 
 OVERHEAD_AIM_MS = 20.0
 RSS_AIM_GB = 16.0
@@ -68,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--db-pool", default=None, help="FARM_DB_POOL for the workers "
                     "(default: null in fleet mode, unset in per-job mode)")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to drain, at most")
+    ap.add_argument("--private-postgres", action="store_true", help="run a PostgreSQL "
+                    "server of its own (initdb, defaults: max_connections 100) rather than "
+                    "crowd a shared one's connections")  # fmt: skip
     ap.add_argument("--force", action="store_true", help="start the fleet even where "
                     "MemAvailable looks too small for it")  # fmt: skip
     args = ap.parse_args(argv)
@@ -92,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_dir)
         redis = RedisServer(redis_binary(), tmp / "redis.log")
         try:
-            with postgres_database() as db_url:
+            with ExitStack() as stack:
+                admin = PG_ADMIN_URL
+                if args.private_postgres:
+                    admin = stack.enter_context(private_postgres())
+                    print(f"private PostgreSQL at {admin}", flush=True)
+                db_url = stack.enter_context(postgres_database(admin))
                 return run(args, cpus, timed_ms, tmp, redis, db_url)
         finally:
             redis.kill()
