@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from farm.jobs import JobSpec
 from farm.results import JobResult
 from farm.settings import Settings
 from farm.stats import describe, encode_samples
-from farm.store import JobStore, StoreUnavailable
+from farm.store import Claim, JobStore, StoreUnavailable
 from farm.verdict import check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
@@ -31,7 +32,7 @@ from farm.workers.backends.base import TIMED, Runner
 from farm.workers.check import output_check
 from farm.workers.instances import measure_instances
 from farm.workers.lease import Heartbeat, JobTimeout, lease_alive, my_lease, time_limit
-from farm.workers.measure import TimedPhase, measure
+from farm.workers.measure import TimedPhase, measure, release_heap, settle_heap
 from farm.workers.models import count_tokens
 from farm.workers.probe import peak_rss_mb, run_environment
 from farm.workers.quiet import LeaseLost, phase_bound, quiet_phase
@@ -52,6 +53,9 @@ class WorkerContext:
     # The worker's phase lock (workers/quiet.py), shared with its supervising process;
     # None in the embedded `farm run`, which has no supervisor.
     phase_lock: str | None = None
+    # Run once, before the first backend that needs torch loads (the worker's pool child
+    # sets torch's threads and measures its GEMM peak there): a selftest job imports no torch.
+    before_torch: Callable[[], None] | None = field(default=None, repr=False)
     _runner: tuple[str, Runner, float] | None = field(default=None, repr=False)
     # fp32 eager reference logits by workers/check.py reference_key: once, not once per job.
     _references: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -61,11 +65,18 @@ class WorkerContext:
         key = spec.runner_key()
         if self._runner is not None and self._runner[0] == key:
             return self._runner[1], 0.0
-        self._runner = None  # free the previous model before loading the next
+        if self._runner is not None:
+            self._runner = None  # free the previous model before loading the next
+            release_heap()
+        backend = get_backend(spec.backend)
+        if self.before_torch is not None and "torch" in backend.requires:
+            prepare, self.before_torch = self.before_torch, None
+            prepare()
         start = time.perf_counter()
-        runner = get_backend(spec.backend).load(spec)
+        runner = backend.load(spec)
         setup = time.perf_counter() - start
         self._runner = (key, runner, setup)
+        settle_heap()  # each job's own collection then skips the runner and the imports
         return runner, setup
 
 
@@ -78,9 +89,7 @@ def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
     at the next step and writes nothing.
     """
     lease, settings = my_lease(), ctx.settings
-    claim = store.claim(
-        job_id, ctx.name, lease, settings.lease_ttl_s, settings.max_attempts, lease_alive
-    )
+    claim = claim_job(store, job_id, ctx.name, lease, settings)
     spec = claim.spec
     if spec is None:
         log.warning("job %s not run (%s); message dropped", job_id, claim.reason)
@@ -93,7 +102,7 @@ def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
     def phase(warm: npt.NDArray[np.int64]) -> AbstractContextManager[None]:
         bound = phase_bound(spec.protocol, warm, time.monotonic() - started,
                             settings.visibility_timeout_s)  # fmt: skip
-        return quiet_phase(beat, bound + settings.lease_ttl_s, ctx.phase_lock)
+        return quiet_phase(beat, bound, settings.lease_ttl_s, ctx.phase_lock)
 
     try:
         with beat, time_limit(spec.protocol.timeout_s):
@@ -115,6 +124,25 @@ def execute_job(store: JobStore, job_id: int, ctx: WorkerContext) -> str:
     if outcome == "duplicate":
         log.warning("job %s already had a result; this run's result was discarded", job_id)
     return outcome if outcome in ("spooled", "refused") else "succeeded"
+
+
+def claim_job(store: JobStore, job_id: int, worker: str, lease: str, settings: Settings) -> Claim:
+    """The store's claim, retried like a result while the store is away (a database
+    restart cuts pooled connections: the first call after it fails, the next reconnects),
+    so a blip does not cost the job its message."""
+    deadline = time.monotonic() + settings.result_retry_s
+    delay = 0.1
+    while True:
+        try:
+            return store.claim(job_id, worker, lease, settings.lease_ttl_s,
+                               settings.max_attempts, lease_alive)  # fmt: skip
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("job %s: database unavailable at claim (%s), retrying in %.1f s",
+                        job_id, exc, delay)  # fmt: skip
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
 
 def write_result(

@@ -166,15 +166,15 @@ def runnable_backends() -> dict[str, str | None]:
 
 
 def run_environment(threads: int | None) -> dict[str, Any]:
-    """What this process runs with: affinity, threads, allocator, ISA and environment."""
-    isa = None
-    try:
-        import torch
+    """What this process runs with: affinity, threads, allocator, ISA and environment.
 
+    torch's ISA and thread count only where the job's backend loaded torch: a job that
+    needs no model (selftest) must not pay a torch import (seconds, and ~200 MB)."""
+    isa = None
+    torch = sys.modules.get("torch")  # as loaded by the job's backend; never imported here
+    if torch is not None:
         isa = torch.backends.cpu.get_cpu_capability()
         threads = torch.get_num_threads()
-    except ImportError:
-        pass
     return {
         "affinity": sorted(os.sched_getaffinity(0)),
         "threads": threads,

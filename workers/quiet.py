@@ -5,7 +5,8 @@ thread of ours wakes beside the timed calls), extends the job's lease once over 
 phase's bound instead, and takes the worker's phase lock; the worker's supervising
 process takes that lock around its own periodic work (touching `last_seen`, flushing the
 spool), so that work sleeps in the kernel until the phase ends. After the last timed
-call the lock is let go and the heartbeat beats again at once, which ends the extension.
+call the lock is let go and the heartbeat beats again (at once, which ends the extension,
+when the phase ended well before its bound).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import fcntl
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -108,11 +110,19 @@ def between_phases(path: str | None) -> AbstractContextManager[None]:
 
 
 @contextmanager
-def quiet_phase(beat: Heartbeat, seconds: float, lock: str | None) -> Iterator[None]:
-    """The timed phase: heartbeat thread ended, lease extended `seconds`, phase lock held."""
+def quiet_phase(beat: Heartbeat, bound: float, ttl: float, lock: str | None) -> Iterator[None]:
+    """The timed phase: heartbeat thread ended, lease extended `bound` + `ttl` seconds (the
+    phase's bound, then a lease's life), phase lock held.
+
+    Afterwards the heartbeat beats at once (ending the extension) only when more of the
+    bound is left unused than one heartbeat interval: a short phase's extension then lapses
+    no later than regular heartbeats would let a lease lapse, and the job's next write
+    (its result, usually) is not queued behind a beat of its own on the job's row.
+    """
     beat.stop()
+    started = time.monotonic()
     try:
-        held = beat.store.extend(beat.job_id, beat.lease, seconds)
+        held = beat.store.extend(beat.job_id, beat.lease, bound + ttl)
     except StoreUnavailable as exc:  # measure anyway; a takeover would refuse the result
         log.warning("job %s: lease not extended over the timed phase: %s", beat.job_id,
                     failure_name(exc))  # fmt: skip
@@ -124,4 +134,4 @@ def quiet_phase(beat: Heartbeat, seconds: float, lock: str | None) -> Iterator[N
         with timing(lock):
             yield
     finally:
-        beat.start(now=True)
+        beat.start(now=bound - (time.monotonic() - started) > beat.interval_s)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from farm import MESSAGE_SCHEMA
 from farm.db.jobstore import DbJobStore
@@ -55,6 +56,17 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
                  peak["bf16_gflops"])  # fmt: skip
         return "measured"
 
+    def before_torch() -> None:
+        """Before the child's first job that loads torch (never for selftest jobs)."""
+        if ctx.threads:
+            import torch
+
+            torch.set_num_threads(ctx.threads)
+        try:  # none stored for this host, CPUs and threads: measure it before that job
+            ensure_peak(DbJobStore(session_factory(database_url)), ctx)
+        except Exception as exc:
+            log.warning("could not measure this worker's peak: %s", failure_name(exc))
+
     @worker_process_init.connect(weak=False)
     def _child_init(**_: Any) -> None:
         # The pool child must not reuse the parent's database connections.
@@ -63,11 +75,12 @@ def register_tasks(app: Celery, ctx: WorkerContext, database_url: str) -> None:
             ctx.peak = DbJobStore(session_factory(database_url)).worker_peak(ctx.name)
         except Exception as exc:  # the database may be away; results then lack a %
             log.warning("could not read this worker's peak: %s", failure_name(exc))
-        if ctx.threads:
-            import torch
+        ctx.before_torch = before_torch
 
-            torch.set_num_threads(ctx.threads)
-        try:  # none stored for this host, CPUs and threads: measure it before any job
-            ensure_peak(DbJobStore(session_factory(database_url)), ctx)
-        except Exception as exc:
-            log.warning("could not measure this worker's peak: %s", failure_name(exc))
+    @worker_init.connect(weak=False)
+    def _before_fork(**_: Any) -> None:
+        # What the parent holds as its pool is about to fork lives as long as the worker:
+        # frozen, neither process's collections scan it, so they do not copy its pages
+        # (measure.settle_heap does the same in the child once a runner is loaded).
+        gc.collect()
+        gc.freeze()

@@ -113,33 +113,23 @@ def run_worker(
     worker_ready.connect(lambda **_: _start_drain_watch(store, name, settings, lock), weak=False)
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     try:
-        code = app.start(  # worker_main, but keeping Celery's exit status
-            [
-                "worker",
-                "--queues",
-                ",".join(queues),
-                "--hostname",
-                name,
-                "--concurrency",
-                "1",
-                "--pool",
-                "prefork",
-                "--prefetch-multiplier",
-                "1",
-                "--loglevel",
-                loglevel,
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        )
+        # Celery's worker class itself, not its command line (`worker_main`): that CLI
+        # loads ~400 modules (click-repl, prompt_toolkit, plugins' commands such as
+        # Flower's) in every worker process, ~20 MB each — a fleet of many workers on one
+        # host pays it twice per worker.
+        worker = app.Worker(hostname=name, queues=queues, concurrency=1, pool_cls="prefork",
+                            prefetch_multiplier=1, loglevel=loglevel, without_gossip=True,
+                            without_mingle=True)  # fmt: skip
+        worker.start()
     finally:
         Path(lock).unlink(missing_ok=True)
+    code = int(worker.exitcode or 0)
     if not code:
         try:  # the job in hand is written: `farm hosts` and `farm status` show it gone
             store.worker_stopped(name)
         except Exception as exc:
             log.warning("could not record this worker's stop: %s", failure_name(exc))
-    return int(code or 0)
+    return code
 
 
 def _start_heartbeat(

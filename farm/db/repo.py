@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 from farm.broker import DEFAULT_PRIORITY
@@ -309,9 +309,8 @@ def register_worker(session: Session, **fields: Any) -> Worker:
 
 
 def touch_worker(session: Session, name: str) -> None:
-    worker = session.get(Worker, name)
-    if worker is not None:
-        worker.last_seen = db_now(session)
+    """One UPDATE: a job's claim touches it, and loading the row would decode its JSON."""
+    session.execute(update(Worker).where(Worker.name == name).values(last_seen=db_now(session)))
 
 
 def worker_peak(session: Session, name: str) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -9,7 +10,16 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
+from farm.db.pooling import (
+    POOL_ENV,
+    RETRY_ENV,
+    ping_when_idle,
+    pool_options,
+    retry_seconds,
+    retry_when_full,
+)
 from farm.errors import ServiceUnavailable
 from farm.settings import mask_url
 
@@ -19,14 +29,23 @@ HINT = (
 )
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
+    """The process's engine for `url`, pooled as FARM_DB_POOL says (farm/db/pooling.py)."""
+    return _engine(url, os.environ.get(POOL_ENV, ""), os.environ.get(RETRY_ENV, ""))
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str, pool: str, retry: str) -> Engine:
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
+            options = pool_options(pool)
+            engine = create_engine(url, connect_args=_connect_args(url), **options)
+            if options.get("poolclass") is not NullPool:
+                ping_when_idle(engine)
+            retry_when_full(engine, retry_seconds(retry))
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ServiceUnavailable(f"invalid database URL {mask_url(url)}: {exc}") from None
     return engine

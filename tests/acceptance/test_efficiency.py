@@ -1,11 +1,13 @@
-"""Efficiency end to end: a real worker measures its peak as it starts, `farm calibrate
---peak` measures it again on request, and `farm hosts` shows it; embedded `farm run` measures
-it once and every result gets GFLOP/s and % of peak, which `farm report --metric efficiency`
-and `--format json` show. Small GEMMs only."""
+"""Efficiency end to end: a real worker measures its peak before its first job that loads
+torch (never for selftest jobs), `farm calibrate --peak` measures it again on request, and
+`farm hosts` shows it; embedded `farm run` measures it once and every result gets GFLOP/s
+and % of peak, which `farm report --metric efficiency` and `--format json` show. Small
+GEMMs only."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +23,38 @@ def _peaks(url: str) -> dict[str, Any]:
     return {name: json.loads(p) if isinstance(p, str) else p for name, p in rows}
 
 
+def worker_pids(worker: WorkerProcess) -> list[int]:
+    """The worker's process and its pool child."""
+    children = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children").read_text()
+    return [worker.proc.pid, *map(int, children.split())]
+
+
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return ""
+
+
 def test_calibrate_peak_stores_a_real_workers_peak_and_hosts_shows_it(
     migrated_pg: str, redis_url: str, tmp_path: Path
 ) -> None:
     env = farm_env(migrated_pg, redis_url)
     worker = WorkerProcess("p", "w-peak", env, tmp_path / "worker.log", cpus="0", threads=1)
     try:
-        # None stored for this host, CPUs and threads: the worker measured it as it started
-        wait_for(lambda: _peaks(migrated_pg)["w-peak"] is not None, 60)
+        # A fresh worker has imported no torch and measured no peak (its jobs may need none)
+        time.sleep(2)
+        assert _peaks(migrated_pg)["w-peak"] is None
+        assert not [pid for pid in worker_pids(worker) if "libtorch" in _maps(pid)]
+        # None stored for this host, CPUs and threads: measured before its first torch job
+        sub = farm("submit", str(write_matrix(tmp_path / "m.yaml", pools=["p"], batch_sizes=[1])),
+                   env=env)  # fmt: skip
+        assert sub.returncode == 0, sub.stderr
+        wait_for(lambda: sql_rows(migrated_pg, "SELECT state FROM job")[0][0] == "succeeded", 120)
         first = _peaks(migrated_pg)["w-peak"]
         assert first["sizes"] == [64] and first["request"] is None and first["fp32_gflops"] > 0
+        (pct,), = sql_rows(migrated_pg, "SELECT efficiency_pct FROM result")  # fmt: skip
+        assert pct is not None and pct > 0
         done = farm("calibrate", "--peak", "--pool", "p", "--sizes", "32,64", "--repeats", "2",
                     "--timeout", "120", env=env)  # fmt: skip
         assert done.returncode == 0, done.stderr + done.stdout

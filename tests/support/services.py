@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,14 +115,14 @@ class RedisServer:
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     """A fresh, empty PostgreSQL database of a unique name, dropped afterwards."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
     from farm.db.session import get_engine
 
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         conn = admin.connect()
     except OperationalError as exc:
@@ -129,7 +130,7 @@ def postgres_database() -> Iterator[str]:
         unavailable("PostgreSQL", str(exc.orig).splitlines()[0])
     name = f"farm_test_{uuid.uuid4().hex[:12]}"
     conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
     try:
         yield url
     finally:
@@ -137,3 +138,43 @@ def postgres_database() -> Iterator[str]:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.close()
         admin.dispose()
+
+
+@contextmanager
+def private_postgres() -> Iterator[str]:
+    """A PostgreSQL server of this run's own (initdb in a fresh /tmp folder, a free loopback
+    port, the defaults: max_connections 100), stopped and removed afterwards; yields its
+    admin URL. For a load that would crowd a shared server's connections. As root, the
+    server runs as the `postgres` user (PostgreSQL refuses root)."""
+    bindir = os.environ.get("FARM_TEST_PG_BINDIR") or _pg_bindir()
+    tmp, port = Path(tempfile.mkdtemp(prefix="farm-pg-")), free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        shutil.chown(tmp, "postgres")
+
+    def pg(*args: str) -> None:
+        done = subprocess.run([*as_pg, *args], capture_output=True, text=True, timeout=120)  # noqa: S603
+        if done.returncode:
+            raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-2000:]}")
+
+    data = tmp / "data"
+    try:
+        pg(f"{bindir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        pg(f"{bindir}/pg_ctl", "-D", str(data), "-l", str(tmp / "postgres.log"), "-w", "-o",
+           f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            pg(f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pg_bindir() -> str:
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            unavailable("initdb", "not installed (FARM_TEST_PG_BINDIR names its folder)")
+        initdb = str(found[-1])
+    return str(Path(initdb).resolve().parent)
