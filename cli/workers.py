@@ -98,13 +98,14 @@ def hosts(ctx: click.Context, settings: Settings) -> None:
     with wire_store(settings).transaction() as session:
         workers = repo.list_workers(session)
         now = db_now(session)  # "last seen" is the database's time, as the heartbeats are
+        live_names = {w.name for w in repo.live_workers(session, settings.worker_ttl_s)}
     table = Table()
     for col in COLUMNS:
         table.add_column(col, no_wrap=col in ("worker", "live"))
     live: list[tuple[str, str | None]] = []
     for w in workers:
         age = (now - as_utc(w.last_seen)).total_seconds()
-        alive = age <= settings.worker_ttl_s and w.stopped_at is None
+        alive = w.name in live_names
         if alive:
             live.append((w.pool, w.hardware_class))
         on = [f for f, present in w.fingerprint.get("flags", {}).items() if present]

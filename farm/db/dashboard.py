@@ -109,6 +109,7 @@ def workers_view(session: Session, ttl_s: int) -> list[dict[str, Any]]:
     """Every registered worker, with its age and liveness by the database's clock (as
     `farm hosts` judges them)."""
     now = db_now(session)
+    live = {w.name for w in repo.live_workers(session, ttl_s)}
     out = []
     for w in repo.list_workers(session):
         age = (now - as_utc(w.last_seen)).total_seconds()
@@ -129,7 +130,7 @@ def workers_view(session: Session, ttl_s: int) -> list[dict[str, Any]]:
                 "started_at": _iso(w.started_at),
                 "last_seen": _iso(w.last_seen),
                 "age_s": round(age, 1),
-                "live": age <= ttl_s,
+                "live": w.name in live,
             }
         )
     return out

@@ -104,6 +104,11 @@ def ping_when_idle(engine: Engine, idle_s: float = IDLE_PING_S) -> None:
             raise DisconnectionError(f"stale pooled connection: {type(exc).__name__}") from exc
 
 
+# The retry's clock, by name: a test replaces these, never the time module every thread uses.
+_clock = time.monotonic
+_sleep = time.sleep
+
+
 def retry_when_full(engine: Engine, seconds: float) -> None:
     """Retry the engine's connects that the server refuses for lack of slots."""
     if seconds <= 0:
@@ -111,19 +116,19 @@ def retry_when_full(engine: Engine, seconds: float) -> None:
 
     @event.listens_for(engine, "do_connect")
     def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        deadline = time.monotonic() + seconds
+        deadline = _clock() + seconds
         delay, waited = 0.05, False
         while True:
             try:
                 conn = dialect.connect(*cargs, **cparams)
             except dialect.loaded_dbapi.OperationalError as exc:
-                if not no_slot(exc) or time.monotonic() + delay > deadline:
+                if not no_slot(exc) or _clock() + delay > deadline:
                     raise
                 if not waited:
                     reason = str(exc).rpartition("FATAL:")[2].strip().splitlines()[0][:120]
                     log.info("database full, retrying for up to %g s: %s", seconds, reason)
                     waited = True
-                time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 (jitter, not crypto)
+                _sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 (jitter, not crypto)
                 delay = min(delay * 2, 1.0)
                 continue
             return conn

@@ -355,12 +355,17 @@ def list_workers(session: Session) -> list[Worker]:
 
 
 def live_workers(session: Session, ttl_s: int) -> list[Worker]:
-    cutoff = db_now(session) - timedelta(seconds=ttl_s)
-    return list(
-        session.scalars(
-            select(Worker).where(Worker.last_seen >= cutoff, Worker.stopped_at.is_(None))
-        )
+    """Workers seen within `ttl_s` (by the database's clock) and not stopped — or holding a
+    job in a timed phase: its supervising process sleeps through the phase and stops
+    beating, and the job's lease extension is then what says the worker is at work."""
+    now = db_now(session)
+    in_phase = (
+        select(Job.id)
+        .where(Job.worker == Worker.name, Job.state == "running", Job.lease_until > now)
+        .exists()
     )
+    seen = or_(Worker.last_seen >= now - timedelta(seconds=ttl_s), in_phase)
+    return list(session.scalars(select(Worker).where(seen, Worker.stopped_at.is_(None))))
 
 
 def waiting_by_queue(session: Session, campaign_id: int) -> dict[tuple[str, str, str], int]:

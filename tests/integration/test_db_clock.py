@@ -129,3 +129,22 @@ def test_sessions_cannot_hold_locks_or_wait_on_them_for_long(migrated_pg: str) -
     with get_engine(migrated_pg).connect() as conn:
         assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "10s"
         assert conn.execute(text("SHOW lock_timeout")).scalar() == "8s"
+
+
+def test_a_worker_in_a_timed_phase_stays_live_without_beats(factory) -> None:  # type: ignore[no-untyped-def]
+    """Its supervising process sleeps through the phase; the job's extension speaks for it."""
+    store = DbJobStore(factory)
+    store.register_worker(name="w", pool="a", hostname="h", pid=1, cpus="0", threads=1,
+                          fingerprint={}, queues=[], allocator="default",
+                          hardware_class="x")  # fmt: skip
+    job_id = _job(factory)
+    store.claim(job_id, "w", "h:1", ttl_s=60, max_attempts=3)
+    store.extend(job_id, "h:1", 600)
+    with transaction(factory) as s:
+        s.execute(text("UPDATE worker SET last_seen = now() - interval '300 seconds'"))
+    with transaction(factory) as s:
+        assert [w.name for w in repo.live_workers(s, ttl_s=120)] == ["w"]
+    with transaction(factory) as s:  # the phase is over and no beat came: not live
+        s.execute(text("UPDATE job SET lease_until = now() - interval '1 second'"))
+    with transaction(factory) as s:
+        assert repo.live_workers(s, ttl_s=120) == []

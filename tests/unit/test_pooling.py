@@ -101,7 +101,7 @@ def _connect_fn(seconds: float) -> Any:
 
 
 def test_a_full_server_is_retried_until_a_slot_frees(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pooling.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(pooling, "_sleep", lambda _s: None)
     dialect = FakeDialect(full=5)
     assert _connect_fn(30)(dialect, None, (), {}) == "connection"
     assert dialect.calls == 6
@@ -109,8 +109,8 @@ def test_a_full_server_is_retried_until_a_slot_frees(monkeypatch: pytest.MonkeyP
 
 def test_the_retry_gives_up_after_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [0.0]
-    monkeypatch.setattr(pooling.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(pooling.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(pooling, "_clock", lambda: clock[0])
+    monkeypatch.setattr(pooling, "_sleep", lambda s: clock.__setitem__(0, clock[0] + s))
     dialect = FakeDialect(full=10_000)
     with pytest.raises(FakeError, match="too many clients"):
         _connect_fn(3)(dialect, None, (), {})
