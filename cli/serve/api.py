@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from farm.cli.recommend import OBJECTIVES
 from farm.cli.serve import params
-from farm.cli.serve.pages import compare_args, hosts_data, reports, trend_of
+from farm.cli.serve.pages import compare_args, hosts_data, job_of, reports, trend_of
 from farm.cli.serve.views import EXPORTS
 from farm.reports.cells import DEFAULT_METRICS, METRICS
 from farm.reports.selectors import Filters
@@ -65,13 +65,7 @@ def cells(request: Request) -> Response:
 
 def job(request: Request) -> Response:
     """One job's `farm report --format json` row plus what it ran with and its attempts."""
-    from farm.db.dashboard import job_detail
-
-    job_id = params.job_id(request.path_params["job_id"])
-    with reports(request) as q:
-        found = job_detail(q.session, job_id)
-    if found is None:
-        raise params.bad(f"job {job_id} does not exist", 404)
+    found = job_of(request)
     for key in ("samples_ms", "warmup_ms"):
         values = found.pop(key)
         found[key.replace("_ms", "_count")] = 0 if values is None else len(values)

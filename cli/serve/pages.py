@@ -108,7 +108,8 @@ def recommendation(q: SqlReports, cid: int, request: Request) -> dict[str, Any]:
             "json": found.to_json()}  # fmt: skip
 
 
-def job(request: Request) -> Response:
+def job_of(request: Request) -> dict[str, Any]:
+    """The job the path names, in full (404 when there is none): its page and its API."""
     from farm.db.dashboard import job_detail
 
     job_id = params.job_id(request.path_params["job_id"])
@@ -116,6 +117,11 @@ def job(request: Request) -> Response:
         found = job_detail(q.session, job_id)
     if found is None:
         raise params.bad(f"job {job_id} does not exist", 404)
+    return found
+
+
+def job(request: Request) -> Response:
+    found = job_of(request)
     samples = found.pop("samples_ms")
     warmup = found.pop("warmup_ms")
     return page(
