@@ -13,6 +13,7 @@ from farm.app.reports import job_rows, report
 from farm.db.reports import SqlReports
 from farm.db.session import session_factory, transaction
 from farm.generation import GENERATION_KEYS, generation_stats
+from farm.reports.exports import tidy_rows
 from farm.reports.selectors import Filters
 from farm.stats import NS_PER_MS, encode_samples
 from tests.support import reportdata
@@ -82,6 +83,9 @@ def test_generation_cells_pool_their_own_samples(url: str) -> None:
     generation = [r for r in rows if "task" in r]
     assert {r["new_tokens"] for r in generation} == {4, 16}
     assert all(isinstance(r["tpot_p99_ms"], float) for r in generation)
+    tidy = {(r.get("task"), r.get("new_tokens")): r for r in tidy_rows(rep.table)}
+    assert tidy["text-generation", 16]["ttft_ms"] == cells["text-generation", 16].ttft_ms
+    assert "ttft_ms" not in tidy[None, None]
 
 
 def test_a_classification_report_keeps_its_default_metrics(url: str) -> None:
