@@ -27,7 +27,7 @@ from farm.store import JobStore, StoreUnavailable
 from farm.verdict import check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
-from farm.workers.backends.base import TIMED, Runner
+from farm.workers.backends.base import TIMED, TIMED_GENERATE, Runner
 from farm.workers.check import output_check
 from farm.workers.gencheck import first_tokens, generation_check, generation_fields, prompt_tokens
 from farm.workers.instances import measure_instances
@@ -186,7 +186,7 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         "gc_disabled_while_timing": True,
         "clock": "time.perf_counter_ns",
         "measure": spec.measure,
-        "timed": TIMED[spec.measure],
+        "timed": TIMED_GENERATE if generation else TIMED[spec.measure],
         "stop_reason": m.stop_reason,
         "runner_reused": setup_s == 0.0,
     }

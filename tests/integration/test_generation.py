@@ -75,13 +75,15 @@ def test_a_worker_runs_a_generation_matrix_and_json_has_its_metrics(
         assert r["tokenizer"].startswith("byte-level")
     stored = sql_rows(
         migrated_pg,
-        "SELECT r.n, r.ttft_samples, r.ttft_ms FROM result r JOIN job j ON j.id = r.job_id "
-        "WHERE j.campaign_id = :c",
+        "SELECT r.n, r.ttft_samples, r.ttft_ms, r.environment FROM result r JOIN job j "
+        "ON j.id = r.job_id WHERE j.campaign_id = :c",
         c=campaign,
     )
-    for n, blob, ttft_ms in stored:
+    for n, blob, ttft_ms, environment in stored:
         ttft = decode_samples(bytes(blob))
         assert ttft.size == n and ttft.mean() / 1e6 == pytest.approx(ttft_ms)
+        environment = environment if isinstance(environment, dict) else json.loads(environment)
+        assert environment["timed"].startswith("one generate call: exactly new_tokens")
 
 
 def test_submit_refuses_what_a_backend_cannot_generate_and_writes_nothing(
@@ -99,3 +101,22 @@ def test_submit_refuses_what_a_backend_cannot_generate_and_writes_nothing(
         assert out.returncode != 0
         assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert sql_rows(migrated_pg, "SELECT count(*) FROM campaign")[0][0] == before
+
+
+def test_embedded_run_of_a_selftest_generation_matrix(sqlite_url: str, tmp_path: Path) -> None:
+    """`farm run` takes the same path: selftest generates (its capability row says so)."""
+    env = farm_env(sqlite_url)
+    matrix = gen_matrix(
+        tmp_path / "s.yaml", "local", models=["spin"], prompt_tokens=None,
+        inputs={"hello": "hello there"}, new_tokens=[3], batch_sizes=[1],
+        backends=[{"name": "selftest", "options": {"work_ms": 1}}],
+    )  # fmt: skip
+    run = farm("run", str(matrix), "--cpus", "0", env=env)
+    assert run.returncode == 0, run.stderr
+    out = farm("report", run.stdout.strip().splitlines()[-1], "--format", "json", env=env)
+    (row,) = json.loads(out.stdout)
+    assert (row["state"], row["task"], row["new_tokens"], row["tokens"]) == (
+        "succeeded", "text-generation", 3, 2,
+    )  # fmt: skip
+    assert row["tpot_ms"] == pytest.approx((row["mean_ms"] - row["ttft_ms"]) / 2, rel=1e-9)
+    assert row["output_check"]["status"] == "unavailable"
