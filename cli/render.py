@@ -40,8 +40,12 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
     from farm.reports.text import RANDOM_WEIGHTS_NOTE
 
     forward = any(r.get("measure") == "forward" for r in rows)
+    generation = any(r.get("task") == "text-generation" for r in rows)
     what = "call ([forward]: the model call alone)" if forward else "pipeline call"
-    table = Table(title=escape(f"latency per {what}, ms"))
+    title = f"latency per {what}, ms"
+    if generation:
+        title = "latency per generate call, ms (tok/s: the batch's new tokens per second)"
+    table = Table(title=escape(title))
     for col, justify in (
         ("model", "left"),
         ("input (tokens)", "left"),
@@ -52,8 +56,10 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
         ("mean", "right"),
         ("p99", "right"),
         ("n", "right"),
+        *([("new", "right"), ("TTFT", "right"), ("TPOT", "right"), ("tok/s", "right")]
+          if generation else []),
         ("state", "left"),
-    ):
+    ):  # fmt: skip
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     random_weights = False
     for r in rows:
@@ -77,8 +83,10 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
             _ms(r["mean_ms"]),
             _ms(r["p99_ms"]),
             str(r["n"] or "-"),
+            *([str(r.get("new_tokens") or "-"), _ms(r.get("ttft_ms")), _ms(r.get("tpot_ms")),
+               _ms(r.get("tokens_per_s"))] if generation else []),
             state,
-        )
+        )  # fmt: skip
     console = console or stdout_console()
     console.print(table)
     if random_weights:
