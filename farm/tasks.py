@@ -84,14 +84,23 @@ def task_refusal(m: TaskMatrix) -> str | None:
 
 
 def _positions_refusal(m: TaskMatrix) -> str | None:
-    """A replica's prompt + new tokens beyond its positions (Farm ships their configs)."""
-    prompt, new = max(m.prompt_tokens or [0]), max(m.new_tokens or [0])
+    """A replica's prompt + new tokens beyond its positions (Farm ships their configs). An
+    input is counted for a `layers` replica only: surely the replica, whose byte-level
+    tokenizer (farm.workers.decoders) makes one token per UTF-8 byte; a full-size name may
+    resolve to a cached checkpoint with its own tokenizer, so its worker checks it."""
+    new = max(m.new_tokens or [0])
     for i, model in enumerate(m.models):
         positions = decoder_positions(model.name)
-        if positions is not None and prompt + new > positions:
-            return (
-                f"models.{i}: {model.name} reads at most {positions} positions; a prompt of "
-                f"{prompt} tokens and {new} new tokens do not fit (shorten prompt_tokens or "
-                "new_tokens)"
-            )
+        if positions is None:
+            continue
+        prompts = [(f"prompt_tokens {n}", n) for n in m.prompt_tokens or []]
+        if model.layers is not None:
+            prompts += [(f"input {k!r}", len(v.encode())) for k, v in (m.inputs or {}).items()]
+        for what, tokens in prompts:
+            if tokens + new > positions:
+                return (
+                    f"models.{i}: {model.name} reads at most {positions} positions; {what} "
+                    f"({tokens} tokens) and {new} new tokens do not fit (shorten the prompt "
+                    "or new_tokens)"
+                )
     return None

@@ -69,7 +69,10 @@ def test_a_backend_that_cannot_generate_is_refused_at_submit_with_the_reason() -
         ({"measure": "forward"}, "measure: forward does not apply to text-generation"),
         ({"inputs": {"a": "hello"}}, "inputs: leave it out with prompt_tokens"),
         ({"prompt_tokens": None}, "inputs: Field required"),
-        ({"prompt_tokens": [1021]}, "models.0: gpt2 reads at most 1024 positions"),
+        ({"prompt_tokens": [1021]}, "models.0: gpt2 reads at most 1024 positions; "
+                                    "prompt_tokens 1021 (1021 tokens) and 4 new tokens"),
+        ({"prompt_tokens": None, "inputs": {"long": "é" * 511}},
+         "input 'long' (1022 tokens) and 4 new tokens do not fit"),
         ({"instances": 2, "cores_per_instance": 1}, "throughput mode does not run"),
     ],
 )
@@ -79,6 +82,9 @@ def test_generation_matrix_refusals(overrides: dict[str, Any], expected: str) ->
 
 def test_a_prompt_that_fits_is_accepted_and_positions_are_per_replica() -> None:
     parse_matrix(gen_matrix(prompt_tokens=[1020]))  # 1020 + 4 = 1024 positions
+    parse_matrix(gen_matrix(prompt_tokens=None, inputs={"a": "é" * 510}))  # 1020 bytes
+    full_size = [{"name": "gpt2"}]  # may be a cached checkpoint: its worker counts
+    parse_matrix(gen_matrix(models=full_size, prompt_tokens=None, inputs={"a": "x" * 5000}))
     smol = [{"name": "HuggingFaceTB/SmolLM2-135M", "layers": 1}]
     parse_matrix(gen_matrix(models=smol, prompt_tokens=[4000], new_tokens=[128]))
     assert decoder_positions("openai-community/gpt2") == 1024
