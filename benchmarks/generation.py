@@ -11,11 +11,13 @@ round, in this one process pinned to the same CPUs with the same torch threads:
   `generate(max_new_tokens=1)` for TTFT, `generate(max_new_tokens=N)` end to end, and
   TPOT = (end-to-end − TTFT) / (N − 1), as issue 14 defines them.
 
-It prints, per round and as the median over rounds, Farm's TTFT and TPOT against the plain
-loop's. The aim: within 2 % (the stamp is one clock reading per step).
+Each path's figure in a round is the median of its per-call values (so one call slowed by
+another process does not move it); rounds are short so that both paths of a round see the
+same load. It prints each round and the median over rounds of the ratio farm / plain. The
+aim: within 2 % (the stamp is one clock reading per step).
 
-    .venv/bin/python benchmarks/generation.py                          # 7 rounds
-    .venv/bin/python benchmarks/generation.py --rounds 3 --layers 1 --iterations 20
+    .venv/bin/python benchmarks/generation.py                     # 21 rounds of 10 calls
+    .venv/bin/python benchmarks/generation.py --rounds 5 --layers 1 --cpus 0 --threads 1
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from farm.generation import generation_stats  # noqa: E402 (after the checkout is on the path)
+from farm.generation import tpot_ns  # noqa: E402 (after the checkout is on the path)
 from farm.jobs import JobSpec, ModelSpec  # noqa: E402
 from farm.protocol import Protocol  # noqa: E402
 from farm.workers.backends.generate import GenerateRunner, generate_kwargs  # noqa: E402
@@ -45,19 +50,20 @@ def farm_round(runner: GenerateRunner, spec: JobSpec) -> tuple[float, float]:
     m = measure(fn, spec.protocol)
     ttft = first_tokens(fn, m.warmup_ns.size, m.samples_ns.size)
     assert ttft is not None
-    stats = generation_stats(m.samples_ns, ttft, spec.batch_size, spec.new_tokens or 1)
-    return float(stats["ttft_ms"] or 0.0), float(stats["tpot_ms"] or 0.0)
+    tpot = tpot_ns(m.samples_ns, ttft, spec.new_tokens or 1)
+    assert tpot is not None
+    return float(np.median(ttft)) / 1e6, float(np.median(tpot)) / 1e6
 
 
-def _timed_mean_ms(call: Callable[[], Any], warmup: int, iterations: int) -> float:
+def _timed_ms(call: Callable[[], Any], warmup: int, iterations: int) -> npt.NDArray[np.float64]:
     for _ in range(warmup):
         call()
-    total = 0
-    for _ in range(iterations):
+    times = np.empty(iterations, dtype=np.float64)
+    for i in range(iterations):
         t0 = time.perf_counter_ns()
         call()
-        total += time.perf_counter_ns() - t0
-    return total / iterations / 1e6
+        times[i] = (time.perf_counter_ns() - t0) / 1e6
+    return times
 
 
 def plain_round(runner: GenerateRunner, spec: JobSpec) -> tuple[float, float]:
@@ -77,19 +83,19 @@ def plain_round(runner: GenerateRunner, spec: JobSpec) -> tuple[float, float]:
         with torch.no_grad():
             return model.generate(**inputs, **full)
 
-    ttft = _timed_mean_ms(first, warmup, iterations)
-    e2e = _timed_mean_ms(whole, warmup, iterations)
+    ttft = float(np.median(_timed_ms(first, warmup, iterations)))
+    e2e = float(np.median(_timed_ms(whole, warmup, iterations)))
     return ttft, (e2e - ttft) / (n - 1)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--cpus", default=None, help="pin to these CPUs, e.g. 0-3 [all allowed]")
     parser.add_argument("--threads", type=int, default=None, help="torch threads [one per CPU]")
     args = parser.parse_args()

@@ -32,7 +32,7 @@ TIMED = {
 # text-generation's timed call (its measure is always `pipeline`).
 TIMED_GENERATE = (
     "one generate call: exactly new_tokens new tokens for the batch, greedy, KV cache on, "
-    "on the pre-tokenised prompt; TTFT stamped at the first token's logits"
+    "on the pre-tokenised prompt; TTFT stamped when the first new token is picked"
 )
 
 

@@ -1,10 +1,10 @@
 """Text generation's timed call: one `generate` of exactly `new_tokens` new tokens.
 
 Greedy, KV cache on, no early stop (min_new_tokens = max_new_tokens), the prompt repeated
-`batch_size` times (identical rows: no padding). A logits processor stamps the clock the
-first time it runs — right after the prefill forward, before the first token is picked —
-so each call also yields its time to first token (TTFT) at the cost of one clock reading
-per step (benchmarks/generation.py shows it negligible). Heavy imports stay inside.
+`batch_size` times (identical rows: no padding). A streamer stamps the clock when
+`generate` hands it the first new token (the prefill done and that token picked), so each
+call also yields its time to first token (TTFT) at the cost of one call and one clock
+reading per step (benchmarks/generation.py weighs it). Heavy imports stay inside.
 """
 
 from __future__ import annotations
@@ -20,33 +20,40 @@ from farm.workers.decoders import load_decoder, positions, prompt_ids
 
 
 class FirstTokenStamp:
-    """A logits processor that keeps the clock's reading at its first call of a generate."""
+    """A streamer (`put`, `end`: all `generate` asks of one) keeping the clock's reading when
+    the first new token arrives; `generate` puts the prompt first, which it skips."""
 
     def __init__(self, clock: Callable[[], int] = time.perf_counter_ns) -> None:
         self.clock = clock
         self.first = 0
+        self.puts = 0
 
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if not self.first:
+    def reset(self) -> None:
+        self.first = self.puts = 0
+
+    def put(self, value: Any) -> None:
+        self.puts += 1
+        if self.puts == 2:  # the first put is the prompt; the second, the first new token
             self.first = self.clock()
-        return scores
+
+    def end(self) -> None:
+        """Nothing to flush."""
 
 
 class GenerateCall:
-    """The zero-argument timed callable; `first_token_ns` gets each call's TTFT."""
+    """The zero-argument timed callable; `first_token_ns` gets each call's TTFT (0 if no
+    new token came, which min_new_tokens >= 1 rules out)."""
 
     def __init__(self, generate: Callable[..., Any], inputs: dict[str, Any],
                  kwargs: dict[str, Any], context: Callable[[], Any]) -> None:  # fmt: skip
-        from transformers import LogitsProcessorList
-
         self.stamp = FirstTokenStamp()
         self.first_token_ns: list[int] = []
         self._generate, self._inputs, self._context = generate, inputs, context
-        self._kwargs = {**kwargs, "logits_processor": LogitsProcessorList([self.stamp])}
+        self._kwargs = {**kwargs, "streamer": self.stamp}
 
     def __call__(self) -> Any:
         stamp = self.stamp
-        stamp.first = 0
+        stamp.reset()
         start = stamp.clock()
         with self._context():
             out = self._generate(**self._inputs, **self._kwargs)
