@@ -73,6 +73,14 @@ def test_a_worker_runs_a_generation_matrix_and_json_has_its_metrics(
         assert check["max_abs_logit_diff"] <= check["tolerance"]
         assert 0.0 <= check["token_agreement"] <= 1.0
         assert r["tokenizer"].startswith("byte-level")
+    table = farm("report", str(campaign), "--format", "markdown", env=env)
+    assert table.returncode == 0, table.stderr
+    header = "mean (ms) / p99 (ms) / ttft (ms) / ttft_p99 (ms) / tpot (ms) / tpot_p99 (ms) / "
+    assert header + "tokens_per_s (tok/s)" in table.stdout, table.stdout
+    assert "| prompt8 +4 new (8) |" in table.stdout
+    one = farm("report", str(campaign), "--metric", "tokens_per_s", "--format", "markdown",
+               env=env)  # fmt: skip
+    assert one.returncode == 0 and "tokens_per_s (tok/s) |" in one.stdout, one.stderr
     stored = sql_rows(
         migrated_pg,
         "SELECT r.n, r.ttft_samples, r.ttft_ms, r.environment FROM result r JOIN job j "
