@@ -186,6 +186,8 @@ def build_figure(table: WideTable, metric: str = "p99", title: str | None = None
         ax.margins(y=0.15)
         ax.legend(fontsize=8, loc="upper left")
     what = "call" if any(c[6] != "pipeline" for c in table.columns) else "pipeline call"
+    if any(c.task == "text-generation" for c in table.cells.values()):
+        what = "generate call"
     suptitle = title or f"{metric} per {what}" + (
         f" — speed-up against {table.label(table.baseline)}" if table.baseline else ""
     )
