@@ -11,12 +11,13 @@ round, in this one process pinned to the same CPUs with the same torch threads:
   `generate(max_new_tokens=1)` for TTFT, `generate(max_new_tokens=N)` end to end, and
   TPOT = (end-to-end − TTFT) / (N − 1), as issue 14 defines them.
 
-Rounds are short (3 timed calls a path) so that both paths see the same load; each figure
-is a median over every call of every round (one call slowed by another process does not
-move it): TTFT the median per-call TTFT, TPOT (median end to end − median TTFT) / (N − 1)
-for both paths alike. The aim: farm / plain within 2 %.
+Rounds are short (by default one timed call a path, after one warm-up of each outside the
+rounds) so that both paths see the same load; each figure is a median over every call of
+every round (one call slowed by another process does not move it): TTFT the median
+per-call TTFT, TPOT (median end to end − median TTFT) / (N − 1) for both paths alike.
+The aim: farm / plain within 2 %.
 
-    .venv/bin/python benchmarks/generation.py                     # 40 rounds
+    .venv/bin/python benchmarks/generation.py --cpus 1 --threads 1   # 150 rounds
     .venv/bin/python benchmarks/generation.py --rounds 5 --layers 1 --cpus 0 --threads 1
 """
 
@@ -97,12 +98,12 @@ def figures(calls: list[Calls], new_tokens: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=150)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=0, help="per path per round")
+    parser.add_argument("--iterations", type=int, default=1, help="per path per round")
     parser.add_argument("--cpus", default=None, help="pin to these CPUs, e.g. 0-3 [all allowed]")
     parser.add_argument("--threads", type=int, default=None, help="torch threads [one per CPU]")
     args = parser.parse_args()
@@ -125,6 +126,8 @@ def main() -> int:
     print(f"gpt2[{args.layers}L], prompt {args.prompt_tokens} tokens, {args.new_tokens} new, "
           f"batch 1, CPUs {sorted(cpus)}, {torch.get_num_threads()} threads; "
           f"{args.warmup} warm-up + {args.iterations} calls per path per round")  # fmt: skip
+    warm = spec.model_copy(update={"protocol": Protocol(warmup=0, iterations=1, max_cv=10)})
+    farm_round(runner, warm), plain_round(runner, warm)  # first calls: allocation, caches
     got: dict[str, list[Calls]] = {"farm": [], "plain": []}
     n = args.new_tokens
     for r in range(args.rounds):
@@ -132,8 +135,9 @@ def main() -> int:
         for name, fn in paths if r % 2 == 0 else paths[::-1]:
             got[name].append(fn(runner, spec))
         (f_ttft, f_tpot), (p_ttft, p_tpot) = (figures(got[k][-1:], n) for k in ("farm", "plain"))
-        print(f"round {r + 1}: TTFT farm {f_ttft:.3f} ms / plain {p_ttft:.3f} ms; "
-              f"TPOT farm {f_tpot:.3f} ms / plain {p_tpot:.3f} ms")  # fmt: skip
+        if (r + 1) % 10 == 0 or r + 1 == args.rounds:
+            print(f"round {r + 1}: TTFT farm {f_ttft:.3f} ms / plain {p_ttft:.3f} ms; "
+                  f"TPOT farm {f_tpot:.3f} ms / plain {p_tpot:.3f} ms")  # fmt: skip
     (f_ttft, f_tpot), (p_ttft, p_tpot) = (figures(got[k], n) for k in ("farm", "plain"))
     worst = 0.0
     for metric, farm_ms, plain_ms in (("TTFT", f_ttft, p_ttft), ("TPOT", f_tpot, p_tpot)):
