@@ -11,13 +11,14 @@ round, in this one process pinned to the same CPUs with the same torch threads:
   `generate(max_new_tokens=1)` for TTFT, `generate(max_new_tokens=N)` end to end, and
   TPOT = (end-to-end − TTFT) / (N − 1), as issue 14 defines them.
 
-Rounds are short (by default one timed call a path, after one warm-up of each outside the
-rounds) so that both paths see the same load; each figure is a median over every call of
+Rounds are short (by default one warm-up and one timed call a path: Farm's measure()
+starts with a gc.collect(), whose cold caches its warm-up absorbs, so the plain loop warms
+up alike) so that both paths see the same load; each figure is a median over every call of
 every round (one call slowed by another process does not move it): TTFT the median
 per-call TTFT, TPOT (median end to end − median TTFT) / (N − 1) for both paths alike.
 The aim: farm / plain within 2 %.
 
-    .venv/bin/python benchmarks/generation.py --cpus 1 --threads 1   # 150 rounds
+    .venv/bin/python benchmarks/generation.py --cpus 1 --threads 1   # 100 rounds
     .venv/bin/python benchmarks/generation.py --rounds 5 --layers 1 --cpus 0 --threads 1
 """
 
@@ -98,11 +99,11 @@ def figures(calls: list[Calls], new_tokens: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=0, help="per path per round")
+    parser.add_argument("--warmup", type=int, default=1, help="per path per round")
     parser.add_argument("--iterations", type=int, default=1, help="per path per round")
     parser.add_argument("--cpus", default=None, help="pin to these CPUs, e.g. 0-3 [all allowed]")
     parser.add_argument("--threads", type=int, default=None, help="torch threads [one per CPU]")
