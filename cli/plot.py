@@ -26,7 +26,10 @@ from farm.settings import Settings
 )
 @click.option(
     "--metric",
-    type=click.Choice(["mean", "p50", "p90", "p99", "throughput"]),
+    type=click.Choice(
+        ["mean", "p50", "p90", "p99", "throughput", "ttft", "ttft_p99", "tpot", "tpot_p99",
+         "tokens_per_s"]
+    ),  # fmt: skip
     default="p99",
     show_default=True,
 )

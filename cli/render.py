@@ -45,8 +45,12 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
     from farm.reports.text import RANDOM_WEIGHTS_NOTE
 
     forward = any(r.get("measure") == "forward" for r in rows)
+    generation = any(r.get("task") == "text-generation" for r in rows)
     what = "call ([forward]: the model call alone)" if forward else "pipeline call"
-    table = Table(title=escape(f"latency per {what}, ms"))
+    title = f"latency per {what}, ms"
+    if generation:
+        title = "latency per generate call, ms (tok/s: the batch's new tokens per second)"
+    table = Table(title=escape(title))
     for col, justify in (
         ("model", "left"),
         ("input (tokens)", "left"),
@@ -57,8 +61,10 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
         ("mean", "right"),
         ("p99", "right"),
         ("n", "right"),
+        *([("new", "right"), ("TTFT", "right"), ("TPOT", "right"), ("tok/s", "right")]
+          if generation else []),
         ("state", "left"),
-    ):
+    ):  # fmt: skip
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     random_weights = False
     for r in rows:
@@ -82,8 +88,10 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
             _ms(r["mean_ms"]),
             _ms(r["p99_ms"]),
             str(r["n"] or "-"),
+            *([str(r.get("new_tokens") or "-"), _ms(r.get("ttft_ms")), _ms(r.get("tpot_ms")),
+               _ms(r.get("tokens_per_s"))] if generation else []),
             state,
-        )
+        )  # fmt: skip
     console = console or stdout_console()
     console.print(table)
     if random_weights:
@@ -202,6 +210,8 @@ def build_figure(table: WideTable, metric: str = "p99", title: str | None = None
         ax.margins(y=0.15)
         ax.legend(fontsize=8, loc="upper left")
     what = "call" if any(c[6] != "pipeline" for c in table.columns) else "pipeline call"
+    if any(c.task == "text-generation" for c in table.cells.values()):
+        what = "generate call"
     suptitle = title or f"{metric} per {what}" + (
         f" — speed-up against {table.label(table.baseline)}" if table.baseline else ""
     )

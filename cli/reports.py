@@ -87,9 +87,11 @@ def parse_selector_option(value: str | None, flag: str) -> dict[str, str] | None
     "metrics",
     multiple=True,
     type=click.Choice(
-        ["mean", "p50", "p90", "p99", "min", "max", "std", "throughput", "gflops", "efficiency"]
-    ),
-    help="What each cell shows (repeatable, in order) [default: mean and p99].",
+        ["mean", "p50", "p90", "p99", "min", "max", "std", "throughput", "gflops", "efficiency",
+         "ttft", "ttft_p99", "tpot", "tpot_p99", "tokens_per_s"]  # farm.reports.cells.METRICS
+    ),  # fmt: skip
+    help="What each cell shows (repeatable, in order) [default: mean and p99; text "
+    "generation adds ttft, ttft_p99, tpot, tpot_p99 and tokens_per_s].",
 )
 @filter_options
 @click.option(
@@ -138,7 +140,6 @@ def report(
     """
     from farm.app.reports import job_rows
     from farm.app.reports import report as make_report
-    from farm.reports.cells import DEFAULT_METRICS
 
     filters = make_filters(filter_kwargs)
     base = parse_selector_option(baseline, "--baseline")
@@ -157,7 +158,7 @@ def report(
             rows = job_rows(queries, campaigns, filters, cost)
             write_output(render_jobs(rows, fmt), output)
             return
-        rep = make_report(queries, campaigns, filters, metrics or DEFAULT_METRICS, base, cost)
+        rep = make_report(queries, campaigns, filters, metrics or None, base, cost)
     if not rep.has_results:
         click.echo(f"{rep.title} has no results yet; `farm status` tells more", err=True)
     if fmt == "table":

@@ -8,7 +8,7 @@ lazily by the worker (`farm.workers.backends.get_backend`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -63,6 +63,11 @@ class SelftestOptions(BackendOptions):
     crash: StrictBool = False
 
 
+# Capabilities: task → the dtypes it runs that task in (None: whatever its options say).
+Capabilities = dict[str, tuple[str, ...] | None]
+CLASSIFICATION_ONLY: Capabilities = {"text-classification": None}
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     """One row of the backend table."""
@@ -70,11 +75,17 @@ class BackendSpec:
     options: type[BackendOptions]
     stacks: tuple[str, ...]  # the software stacks it runs in; the first is its home
     implementation: str  # "module:Class" of its `Backend`, imported only on a worker
+    tasks: Capabilities = field(default_factory=lambda: dict(CLASSIFICATION_ONLY))
 
 
 _IMPL = "farm.workers.backends"
 BACKENDS: dict[str, BackendSpec] = {
-    "pytorch": BackendSpec(PytorchOptions, ("main", "ipex"), f"{_IMPL}.pytorch:PytorchBackend"),
+    "pytorch": BackendSpec(
+        PytorchOptions,
+        ("main", "ipex"),
+        f"{_IMPL}.pytorch:PytorchBackend",
+        {"text-classification": None, "text-generation": ("fp32", "bf16")},
+    ),
     "ipex": BackendSpec(IpexOptions, ("ipex",), f"{_IMPL}.ipex:IpexBackend"),
     "openvino": BackendSpec(OpenvinoOptions, ("main",), f"{_IMPL}.openvino:OpenvinoBackend"),
     "torch-compile": BackendSpec(
@@ -83,7 +94,12 @@ BACKENDS: dict[str, BackendSpec] = {
     "optimum-ipex": BackendSpec(
         OptimumIpexOptions, ("ipex",), f"{_IMPL}.optimum_ipex:OptimumIpexBackend"
     ),
-    "selftest": BackendSpec(SelftestOptions, ("main", "ipex"), f"{_IMPL}.selftest:SelftestBackend"),
+    "selftest": BackendSpec(
+        SelftestOptions,
+        ("main", "ipex"),
+        f"{_IMPL}.selftest:SelftestBackend",
+        {"text-classification": None, "text-generation": None},
+    ),
 }
 OPTION_SCHEMAS: dict[str, type[BackendOptions]] = {n: b.options for n, b in BACKENDS.items()}
 
@@ -111,3 +127,22 @@ def validate_options(backend: str, options: dict[str, Any] | None) -> dict[str, 
         raise MatrixError(
             f"backend {backend!r} option {where}: {first['msg']} (allowed options: {allowed})"
         ) from None
+
+
+def capability_refusal(backend: str, task: str, options: dict[str, Any]) -> str | None:
+    """Why `backend` with these (validated) options cannot run `task`, or None if it can.
+
+    The one capability table (backend × task × dtype): `farm submit` refuses what it says
+    no to, before anything is written."""
+    spec = BACKENDS.get(backend)
+    if spec is None:
+        return f"unknown backend {backend!r}; known backends: {', '.join(known_backends())}"
+    if task not in spec.tasks:
+        return f"backend {backend} does not run task {task} yet"
+    dtypes = spec.tasks[task]
+    dtype = options.get("dtype")
+    if dtypes is not None and dtype not in dtypes:
+        return (
+            f"backend {backend} runs task {task} in {' or '.join(dtypes)} only, not {dtype}"
+        )
+    return None

@@ -25,12 +25,19 @@ from farm.stacks import Allocator, queue_for
 MAX_INSTANCES = 256
 MAX_CORES_PER_INSTANCE = 1024
 
-__all__ = ["MEASURES", "JobSpec", "Measure", "ModelSpec", "direct_queue", "queue_for"]
+__all__ = ["MEASURES", "TASKS", "JobSpec", "Measure", "ModelSpec", "Task", "direct_queue",
+           "queue_for"]  # fmt: skip
 
 # What one timed call is: the whole pipeline call (tokenise, forward, post-process: what the
 # blog timed), or only the model call on pre-tokenised inputs (what optimum-benchmark times).
 MEASURES = ("pipeline", "forward")
 Measure = Literal["pipeline", "forward"]
+# What a job's model does (the matrix's top-level `task:`); one per matrix.
+TASKS = ("text-classification", "text-generation")
+Task = Literal["text-classification", "text-generation"]
+# Generation fields a classification job leaves out of its JSON, so its spec and cell key
+# are what they were before generation existed.
+GENERATION_FIELDS = ("new_tokens", "prompt_tokens")
 
 
 class ModelSpec(BaseModel):
@@ -61,7 +68,7 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: ModelSpec
-    task: Literal["text-classification"] = "text-classification"
+    task: Task = "text-classification"
     input_name: str
     input_text: str
     batch_size: int = Field(ge=1)
@@ -81,6 +88,10 @@ class JobSpec(BaseModel):
     # worker's own pinning and threads (the latency mode).
     instances: StrictInt = Field(default=1, ge=1, le=MAX_INSTANCES)
     cores_per_instance: StrictInt | None = Field(default=None, ge=1, le=MAX_CORES_PER_INSTANCE)
+    # text-generation: new tokens of one `generate` call, and the synthetic prompt's length
+    # in tokens (None: `input_text` is the prompt).
+    new_tokens: StrictInt | None = Field(default=None, ge=1)
+    prompt_tokens: StrictInt | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _layout(self) -> JobSpec:
@@ -89,6 +100,8 @@ class JobSpec(BaseModel):
                 "cores_per_instance is required when instances > 1 "
                 "(how many CPUs each copy is pinned to)"
             )
+        if (self.task == "text-generation") != (self.new_tokens is not None):
+            raise ValueError("new_tokens is required for text-generation and only for it")
         return self
 
     @property
@@ -97,7 +110,8 @@ class JobSpec(BaseModel):
         return self.instances * (self.cores_per_instance or 0)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        unset = {f for f in GENERATION_FIELDS if getattr(self, f) is None}
+        return self.model_dump(mode="json", exclude=unset)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobSpec:

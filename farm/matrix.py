@@ -27,11 +27,13 @@ from pydantic import (
 )
 
 from farm.backends import validate_options
+from farm.cellmatch import Exclude, ProtocolOverride
 from farm.errors import MatrixError
-from farm.jobs import MAX_CORES_PER_INSTANCE, MAX_INSTANCES, JobSpec, Measure, ModelSpec
+from farm.jobs import MAX_CORES_PER_INSTANCE, MAX_INSTANCES, JobSpec, Measure, ModelSpec, Task
 from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
 from farm.stacks import ALLOCATORS, resolve_stack
+from farm.tasks import NewTokens, PromptTokens, synthetic_input, task_refusal
 from farm.yamlfile import read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
@@ -42,7 +44,7 @@ MAX_INPUT_CHARS = 20_000
 MAX_EXCLUDES = 1000
 # The axes in expansion order and the CellMatch field each one is matched by.
 _AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator", "instances",
-                "cores_per_instance", "measure")  # fmt: skip
+                "cores_per_instance", "measure", "new_tokens")  # fmt: skip
 
 
 def _allocator(value: Any) -> Any:
@@ -71,7 +73,6 @@ CoresPerInstance = Annotated[StrictInt, Field(ge=1, le=MAX_CORES_PER_INSTANCE)]
 
 def _pipeline_only() -> list[Measure]:
     return ["pipeline"]
-
 
 
 def _input_length(text: str) -> str:
@@ -105,65 +106,17 @@ class BackendEntry(BaseModel):
         return self
 
 
-class CellMatch(BaseModel):
-    """A partial cell: it matches every job whose given fields all agree."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = None
-    input: str | None = None
-    batch_size: int | None = None
-    backend: str | None = None
-    pool: str | None = None
-    allocator: str | None = None
-    instances: int | None = None
-    cores_per_instance: int | None = None
-    measure: Measure | None = None
-
-    def _wanted(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True, include=set(CellMatch.model_fields))
-
-    def matches(self, job: JobSpec) -> bool:
-        pairs = {
-            "model": job.model.name,
-            "input": job.input_name,
-            "batch_size": job.batch_size,
-            "backend": job.backend,
-            "pool": job.pool,
-            "allocator": job.allocator,
-            "instances": job.instances,
-            "cores_per_instance": job.cores_per_instance,
-            "measure": job.measure,
-        }
-        return all(pairs[k] == v for k, v in self._wanted().items())
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> CellMatch:
-        if not self._wanted():
-            raise ValueError(
-                f"{type(self).__name__.lower()} needs at least one of "
-                f"{', '.join(CellMatch.model_fields)}"
-            )
-        return self
-
-
-class Exclude(CellMatch):
-    """Every job matching this partial cell is left out."""
-
-
-class ProtocolOverride(CellMatch):
-    """Jobs matching this partial cell are measured with these protocol fields instead."""
-
-    protocol: dict[str, Any]
-
-
 class Matrix(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    task: Literal["text-classification"] = "text-classification"
+    task: Task = "text-classification"
     models: list[ModelSpec] = Field(min_length=1, max_length=100)
-    inputs: dict[Name, InputText] = Field(min_length=1, max_length=100)
+    # Required, except for text-generation with synthetic prompts (prompt_tokens).
+    inputs: dict[Name, InputText] | None = Field(default=None, min_length=1, max_length=100)
+    # text-generation only: new tokens per call (required) and synthetic prompt lengths.
+    new_tokens: list[NewTokens] | None = Field(default=None, min_length=1, max_length=32)
+    prompt_tokens: list[PromptTokens] | None = Field(default=None, min_length=1, max_length=32)
     batch_sizes: list[Annotated[StrictInt, Field(ge=1, le=1024)]] = Field(
         min_length=1, max_length=32
     )
@@ -177,8 +130,8 @@ class Matrix(BaseModel):
     instances: Annotated[list[Instances], BeforeValidator(_listed)] = Field(
         default_factory=lambda: [1], min_length=1, max_length=32
     )
-    cores_per_instance: Annotated[list[CoresPerInstance] | None, BeforeValidator(_listed)] = (
-        Field(default=None, min_length=1, max_length=32)
+    cores_per_instance: Annotated[list[CoresPerInstance] | None, BeforeValidator(_listed)] = Field(
+        default=None, min_length=1, max_length=32
     )
     # What a timed call covers: the pipeline call, the model forward, or both (two cells).
     measure: Annotated[list[Measure], BeforeValidator(_listed)] = Field(
@@ -217,6 +170,25 @@ class Matrix(BaseModel):
                 raise ValueError(f"protocol_overrides.{i}.protocol: {_format_error(exc)}") from None
         return self
 
+    @model_validator(mode="after")
+    def _task_fits(self) -> Matrix:
+        refusal = task_refusal(self)
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored with its campaign: a classification matrix without generation's keys."""
+        unset = {k for k in ("inputs", "new_tokens", "prompt_tokens") if getattr(self, k) is None}
+        return self.model_dump(mode="json", exclude=unset)
+
+    def _input_axis(self) -> list[tuple[str, str, int | None]]:
+        """(name, text, synthetic prompt length) of each input: the inputs, or the prompts."""
+        if self.prompt_tokens is not None:
+            lengths = dict.fromkeys(self.prompt_tokens)
+            return [(*synthetic_input(n), n) for n in lengths]
+        return [(name, text, None) for name, text in (self.inputs or {}).items()]
+
     def _protocol_with(self, override: ProtocolOverride) -> Protocol:
         return Protocol.model_validate({**self.protocol.model_dump(), **override.protocol})
 
@@ -242,13 +214,14 @@ class Matrix(BaseModel):
             distinct(
                 self.backends, lambda b: json.dumps([b.name, b.options, b.stack], sort_keys=True)
             ),
-            list(self.inputs.items()),
+            self._input_axis(),
             distinct(self.batch_sizes, lambda b: b),
             distinct(self.pools, lambda p: p),
             distinct(self.allocators, lambda a: a),
             distinct(self.instances, lambda n: n),
             distinct(self.cores_per_instance or [None], lambda c: c),
             distinct(self.measure, lambda m: m),
+            distinct(self.new_tokens or [None], lambda n: n),
         ]
 
     def expand(self, max_jobs: int = DEFAULT_MAX_JOBS) -> list[JobSpec]:
@@ -269,7 +242,7 @@ class Matrix(BaseModel):
         labels = [
             [m.name for m in axes[0]],
             [b.name for b in axes[1]],
-            [name for name, _ in axes[2]],
+            [name for name, _, _ in axes[2]],
             *axes[3:],
         ]
         selections = []
@@ -309,9 +282,9 @@ class Matrix(BaseModel):
         jobs: dict[str, JobSpec] = {}
         # Model and backend vary slowest, so jobs that share a loaded runner run back to back.
         for m, flat in kept:
-            for b, i, s, p, a, n, c, t in zip(*np.unravel_index(flat, shape[1:]), strict=True):
+            for b, i, s, p, a, n, c, t, g in zip(*np.unravel_index(flat, shape[1:]), strict=True):
                 backend = axes[1][b]
-                input_name, text = axes[2][i]
+                input_name, text, prompt_tokens = axes[2][i]
                 job = JobSpec(
                     model=axes[0][m],
                     task=self.task,
@@ -328,6 +301,8 @@ class Matrix(BaseModel):
                     protocol=self.protocol,
                     instances=axes[6][n],
                     cores_per_instance=axes[7][c],
+                    new_tokens=axes[9][g],
+                    prompt_tokens=prompt_tokens,
                 )
                 for override in self.protocol_overrides:
                     if override.matches(job):

@@ -47,8 +47,16 @@ class JobResult:
     gflops: float | None = None
     peak_gflops: float | None = None
     efficiency_pct: float | None = None
+    # text-generation (None otherwise): time to first token per timed call (int64 ns,
+    # encoded as `samples`) and the summaries of farm.generation.generation_stats.
+    ttft_samples: bytes | None = None
+    ttft_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    tpot_ms: float | None = None
+    tpot_p99_ms: float | None = None
+    tokens_per_s: float | None = None
 
-    BINARY = ("samples", "warmup_samples")  # bytes fields: base64 in JSON
+    BINARY = ("samples", "warmup_samples", "ttft_samples")  # bytes fields: base64 in JSON
 
     def columns(self) -> dict[str, Any]:
         """Field name → value, shallow (the row's columns have the same names)."""

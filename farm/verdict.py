@@ -131,8 +131,7 @@ def check_reasons(check: dict[str, Any]) -> list[str]:
     if diff is not None and diff > OUTPUT_TOLERANCE:
         reasons.append(
             f"output check: logits differ from fp32 eager by up to {diff:.3g} "
-            f"(tolerance {OUTPUT_TOLERANCE}){_row(check)}; "
-            f"labels agree on {check['label_agreement']:.0%}"
+            f"(tolerance {OUTPUT_TOLERANCE}){_row(check)}; {_agreement(check)}"
         )
     timed = check.get("timed_output") or {}
     if timed.get("status") == "mismatch":
@@ -145,6 +144,13 @@ def check_reasons(check: dict[str, Any]) -> list[str]:
             f"labels agree on {timed['label_agreement']:.0%}"
         )
     return reasons
+
+
+def _agreement(check: dict[str, Any]) -> str:
+    """Labels agree (classification) or generated tokens agree (generation), not judged."""
+    if "token_agreement" in check:
+        return f"generated tokens agree on {check['token_agreement']:.0%}"
+    return f"labels agree on {check['label_agreement']:.0%}"
 
 
 def _row(check: dict[str, Any]) -> str:

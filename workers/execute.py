@@ -28,8 +28,9 @@ from farm.store import Claim, JobStore, StoreUnavailable
 from farm.verdict import check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
-from farm.workers.backends.base import TIMED, Runner
+from farm.workers.backends.base import TIMED, TIMED_GENERATE, Runner
 from farm.workers.check import output_check
+from farm.workers.gencheck import first_tokens, generation_check, generation_fields, prompt_tokens
 from farm.workers.instances import measure_instances
 from farm.workers.lease import Heartbeat, JobTimeout, lease_alive, my_lease, time_limit
 from farm.workers.measure import TimedPhase, measure, release_heap, settle_heap
@@ -173,7 +174,12 @@ def write_result(
 def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) -> JobResult:
     runner, setup_s = ctx.runner_for(spec)
     fn = runner.bind_measure(spec)
-    tokens = count_tokens(runner.tokenizer, spec.input_text)
+    generation = spec.task == "text-generation"
+    if generation:
+        tokens = prompt_tokens(runner, spec)
+        getattr(fn, "first_token_ns", []).clear()
+    else:
+        tokens = count_tokens(runner.tokenizer, spec.input_text)
     limit = getattr(runner.tokenizer, "model_max_length", None)
     if isinstance(limit, int) and tokens > limit:  # HF uses ~1e30 for "no limit"
         raise ValueError(
@@ -193,8 +199,12 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         ).reasons
     # The timed output checked is a pipeline call's (labels, scores): forward's timed call
     # returns raw model outputs, so it gets the pipeline callable (bound outside timing).
-    pipeline_fn = fn if spec.measure == "pipeline" else runner.bind(spec)
-    check = output_check(ctx._references, runner, spec, pipeline_fn)
+    ttft = first_tokens(fn, m.warmup_ns.size, m.samples_ns.size) if generation else None
+    if generation:
+        check = generation_check(ctx._references, runner, spec)
+    else:
+        pipeline_fn = fn if spec.measure == "pipeline" else runner.bind(spec)
+        check = output_check(ctx._references, runner, spec, pipeline_fn)
     backend = getattr(runner, "identity", {}).get("backend") or {}
     reasons = reasons + check_reasons(check) + precision_reasons(backend)
     environment = {
@@ -204,7 +214,7 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         "gc_disabled_while_timing": True,
         "clock": "time.perf_counter_ns",
         "measure": spec.measure,
-        "timed": TIMED[spec.measure],
+        "timed": TIMED_GENERATE if generation else TIMED[spec.measure],
         "stop_reason": m.stop_reason,
         "runner_reused": setup_s == 0.0,
     }
@@ -240,6 +250,7 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         gflops=eff.gflops,
         peak_gflops=eff.peak_gflops,
         efficiency_pct=eff.percent,
+        **generation_fields(spec, m.samples_ns, ttft),
     )
 
 

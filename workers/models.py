@@ -85,8 +85,8 @@ def weights_sha256(model: Any) -> str:
 
 def load_model(spec: ModelSpec, task: str = "text-classification") -> LoadedModel:
     """Resolve `spec` offline: local dir, packaged MiniLM, study replica/cache, then HF cache."""
-    if task != "text-classification":
-        raise ModelResolutionError(f"task {task!r} is not supported (only text-classification)")
+    if task != "text-classification":  # text-generation: farm.workers.decoders.load_decoder
+        raise ModelResolutionError(f"task {task!r} is not supported here")
     name = spec.name
     replica = _replica_key(name)
     if replica is None and spec.layers is not None:
@@ -141,12 +141,12 @@ def _try_cache(spec: ModelSpec, repo_id: str, **kwargs: Any) -> LoadedModel | No
 
     Only "not cached" means None: a cached but broken model raises, so its cause is not lost.
     """
-    if _cached_config(repo_id) is None:
+    if cached_config(repo_id) is None:
         return None
     return _pretrained(spec, repo_id, "hf-cache", **kwargs)
 
 
-def _cached_config(repo_id: str) -> str | None:
+def cached_config(repo_id: str) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
     try:
@@ -177,7 +177,7 @@ def _pretrained(spec: ModelSpec, source: str, kind: str, **kwargs: Any) -> Loade
     except (OSError, ValueError) as exc:
         raise ModelResolutionError(f"cannot load {kind} model {spec.name!r}: {exc}") from exc
     fresh = info.get("missing_keys") or info.get("mismatched_keys")
-    match = _SNAPSHOT.search((_cached_config(source) or "") if kind == "hf-cache" else source)
+    match = _SNAPSHOT.search((cached_config(source) or "") if kind == "hf-cache" else source)
     tok_name = "all-MiniLM-L6-v2 (packaged)" if kind == "package" else tokenizer.name_or_path
     found: dict[str, Any] = {
         "source": kind,
@@ -186,7 +186,7 @@ def _pretrained(spec: ModelSpec, source: str, kind: str, **kwargs: Any) -> Loade
         "tokenizer": f"{tok_name} ({type(tokenizer).__name__})",
         "config": None,
     }
-    return _finish(model, tokenizer, spec, found)
+    return finish(model, tokenizer, spec, found)
 
 
 def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
@@ -222,10 +222,10 @@ def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
     }
     found: dict[str, Any] = {"source": "replica", "weights": "random", "revision": None}
     found |= {"tokenizer": tokenizer_name, "config": summary}
-    return _finish(model, tokenizer, spec, found)
+    return finish(model, tokenizer, spec, found)
 
 
-def _finish(model: Any, tokenizer: Any, spec: ModelSpec, found: dict[str, Any]) -> LoadedModel:
+def finish(model: Any, tokenizer: Any, spec: ModelSpec, found: dict[str, Any]) -> LoadedModel:
     """Eval mode, fp32, and the identity that travels with every result."""
     model = model.float().eval()
     identity = {

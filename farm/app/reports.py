@@ -18,6 +18,7 @@ import numpy.typing as npt
 from farm.errors import NotFound
 from farm.reports.cells import (
     DEFAULT_METRICS,
+    GENERATION_METRICS,
     IDENTITY,
     Cell,
     ReportError,
@@ -129,15 +130,19 @@ def report(
     queries: ReportQueries,
     refs: Iterable[str],
     filters: Filters | None = None,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     baseline: dict[str, str] | None = None,
     cost: bool = False,
 ) -> Report:
-    """`farm report`: campaigns → cells (pooled where needed) → the blog's table."""
+    """`farm report`: campaigns → cells (pooled where needed) → the blog's table. By
+    default mean and p99, and TTFT / TPOT / tokens/s where a cell is text generation."""
     filters = filters or Filters()
     campaigns = queries.campaigns(refs)
     cells = queries.cells([cid for cid, _ in campaigns], filters)
     require_cells(queries, campaigns, cells, filters)
+    if not metrics:
+        generation = any(c.task == "text-generation" for c in cells)
+        metrics = (*DEFAULT_METRICS, *GENERATION_METRICS) if generation else DEFAULT_METRICS
     unpriced = apply_prices(queries, cells) if cost else []
     table = wide_table(cells, metrics, baseline)
     return Report(campaigns, table, cost, unpriced)

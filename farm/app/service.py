@@ -44,7 +44,7 @@ class Farm:
         return self.broker
 
     def submit(self, spec: Matrix, jobs: list[JobSpec], priority: str = DEFAULT_PRIORITY) -> Stored:
-        matrix = spec.model_dump(mode="json")
+        matrix = spec.to_json()
         return submit(self.store, self._broker(), spec.name, matrix, jobs, priority)
 
     def wait(self, campaign_id: int, total: int, on_progress: OnProgress) -> None:
@@ -59,7 +59,7 @@ class Farm:
         threads: int | None,
         on_job: Callable[[int, int, int], None],
     ) -> int:
-        matrix = spec.model_dump(mode="json")
+        matrix = spec.to_json()
         return run_embedded(
             self.store, runner, spec.name, matrix, jobs, cpus=cpus, threads=threads, on_job=on_job
         )

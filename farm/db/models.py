@@ -89,6 +89,11 @@ class Job(Base):
     # Throughput mode: copies measured at once and CPUs each (0: the worker's own pinning).
     instances: Mapped[int] = mapped_column(server_default="1")
     cores_per_instance: Mapped[int] = mapped_column(server_default="0")
+    # The task (farm.jobs.TASKS) and, for text-generation, new tokens per call and the
+    # synthetic prompt's length (0: not generation / the input is the prompt).
+    task: Mapped[str] = mapped_column(String(32), server_default="text-classification")
+    new_tokens: Mapped[int] = mapped_column(server_default="0")
+    prompt_tokens: Mapped[int] = mapped_column(server_default="0")
     # The broker queue the job was sent to: who may run it (pool, allocator, ...).
     queue: Mapped[str] = mapped_column(String(200), server_default="")
     attempts: Mapped[int] = mapped_column(default=0)
@@ -115,6 +120,8 @@ class Job(Base):
     def _spec_columns(self, _key: str, spec: dict[str, Any]) -> dict[str, Any]:
         for name, value in spec_columns(spec).items():
             setattr(self, name, value)
+        for name, value in spec_task_columns(spec).items():
+            setattr(self, name, value)
         self.stack = spec_stack(spec)
         return spec
 
@@ -131,6 +138,15 @@ def spec_columns(spec: dict[str, Any]) -> dict[str, Any]:
         "instances": spec.get("instances") or 1,
         "cores_per_instance": spec.get("cores_per_instance") or 0,
         "measure": spec.get("measure") or "pipeline",
+    }
+
+
+def spec_task_columns(spec: dict[str, Any]) -> dict[str, Any]:
+    """The task columns copied from a spec (migration 0014's defaults for older jobs)."""
+    return {
+        "task": spec.get("task") or "text-classification",
+        "new_tokens": spec.get("new_tokens") or 0,
+        "prompt_tokens": spec.get("prompt_tokens") or 0,
     }
 
 
@@ -216,6 +232,14 @@ class Result(Base):
     gflops: Mapped[float | None] = mapped_column(Float)
     peak_gflops: Mapped[float | None] = mapped_column(Float)
     efficiency_pct: Mapped[float | None] = mapped_column(Float)
+    # text-generation (NULL otherwise): time to first token per timed call (int64 ns, as
+    # `samples`), and the summaries from the raw per-call samples (farm.generation).
+    ttft_samples: Mapped[bytes | None] = mapped_column(LargeBinary)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_p99_ms: Mapped[float | None] = mapped_column(Float)
+    tpot_ms: Mapped[float | None] = mapped_column(Float)
+    tpot_p99_ms: Mapped[float | None] = mapped_column(Float)
+    tokens_per_s: Mapped[float | None] = mapped_column(Float)
 
     job: Mapped[Job] = relationship(back_populates="result")
 

@@ -17,8 +17,7 @@ import numpy.typing as npt
 
 from farm.errors import FarmError
 from farm.flops import gflops, percent_of_peak
-from farm.reports.labels import STACK, ColumnKey, RowKey, column_label, layout_text
-from farm.stacks import stack_name
+from farm.reports.labels import ColumnKey, RowKey, column_label, layout_text
 from farm.stats import Summary
 
 # --metric name → Cell attribute. Latencies are in ms; throughput in sequences per second
@@ -34,9 +33,19 @@ METRICS: dict[str, str] = {
     "throughput": "throughput",
     "gflops": "gflops",  # achieved GFLOP/s: FLOPs per call over the mean latency
     "efficiency": "efficiency",  # % of the host's peak in the backend's precision
+    # text-generation (farm.generation): time to first token, time per output token (mean
+    # and p99 of the per-call values, ms) and new tokens per second of the whole batch.
+    "ttft": "ttft_ms",
+    "ttft_p99": "ttft_p99_ms",
+    "tpot": "tpot_ms",
+    "tpot_p99": "tpot_p99_ms",
+    "tokens_per_s": "tokens_per_s",
 }
-HIGHER_IS_BETTER = frozenset({"throughput", "gflops", "efficiency"})
-UNITS = {"throughput": "seq/s", "gflops": "GFLOP/s", "efficiency": "% of peak"}
+GENERATION_METRICS = ("ttft", "ttft_p99", "tpot", "tpot_p99", "tokens_per_s")
+GENERATION_ATTRS = tuple(METRICS[m] for m in GENERATION_METRICS)
+HIGHER_IS_BETTER = frozenset({"throughput", "gflops", "efficiency", "tokens_per_s"})
+UNITS = {"throughput": "seq/s", "gflops": "GFLOP/s", "efficiency": "% of peak",
+         "tokens_per_s": "tok/s"}  # fmt: skip
 NO_SPEEDUP = frozenset({"std"})  # a ratio of spreads is no speed-up
 DEFAULT_METRICS = ("mean", "p99")
 
@@ -44,7 +53,8 @@ DEFAULT_METRICS = ("mean", "p99")
 # The identity fields that make "the same cell" for `farm compare` (less those the
 # selectors vary). `identity_values` gives a cell's, `farm.db.reports.cells` their SQL.
 IDENTITY = ("weights", "input_text", "batch", "batching", "backend", "options", "allocator",
-            "mode", "measure", "pool", "stack", "instances", "cores_per_instance")  # fmt: skip
+            "mode", "measure", "pool", "stack", "instances", "cores_per_instance", "task",
+            "new_tokens", "prompt_tokens")  # fmt: skip
 
 
 
@@ -127,6 +137,15 @@ class Cell:
     # Throughput mode: copies measured at once and CPUs each (1 and 0: the latency mode).
     instances: int = 1
     cores_per_instance: int = 0
+    # The task; text-generation's dimensions (0: none) and metrics (farm.generation).
+    task: str = "text-classification"
+    new_tokens: int = 0
+    prompt_tokens: int = 0
+    ttft_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    tpot_ms: float | None = None
+    tpot_p99_ms: float | None = None
+    tokens_per_s: float | None = None
 
     @property
     def layout(self) -> str:
@@ -253,6 +272,9 @@ def identity_values(cell: Cell) -> tuple[Any, ...]:
         cell.stack,
         cell.instances,
         cell.cores_per_instance,
+        cell.task,
+        cell.new_tokens,
+        cell.prompt_tokens,
     )
 
 
@@ -289,7 +311,8 @@ def merge(into: Cell, other: Cell) -> None:
         into.tokens = min(into.tokens or other.tokens, other.tokens)
         into.tokens_max = max(into.tokens_max or 0, other.tokens_max or 0)
     if into.results == other.results:  # `into` had none: take the other's summary
-        for attr in ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms"):
+        for attr in ("n", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms",
+                     *GENERATION_ATTRS):  # fmt: skip
             setattr(into, attr, getattr(other, attr))
         into.throughput = other.throughput
     elif other.results:
@@ -300,38 +323,11 @@ def merge(into: Cell, other: Cell) -> None:
             )
         total = (into.mean_ms or 0.0) * (into.n or 0) + (other.mean_ms or 0.0) * (other.n or 0)
         into.n = (into.n or 0) + (other.n or 0)
+        for attr in GENERATION_ATTRS:  # from the pooled raw samples (farm.db.reports)
+            setattr(into, attr, None)
         into.min_ms = min(x for x in (into.min_ms, other.min_ms) if x is not None)
         into.max_ms = max(x for x in (into.max_ms, other.max_ms) if x is not None)
         unpooled(into, total)
-
-
-def fold_pending(cells: list[Cell]) -> list[Cell]:
-    """Jobs without a result know their stack's name, not the lock their results record:
-    where the column's measured cells of that stack name have one lock, they take it (and
-    join the measured cell of their row, if any), rather than make a column of their own."""
-    if all(c.results for c in cells) or not any("@" in c.stack for c in cells):
-        return cells
-    def column(c: Cell, stack: str) -> tuple[Any, ...]:  # the column with `stack` for its stack
-        key = c.column_key
-        return (*key[:STACK], stack, *key[STACK + 1 :])
-
-    locks: dict[tuple[Any, ...], set[str]] = {}  # column with its stack's name → stacks
-    for c in cells:
-        if c.results:
-            locks.setdefault(column(c, stack_name(c.stack)), set()).add(c.stack)
-    measured = {cell_key(c): c for c in cells if c.results}
-    out = []
-    for c in cells:
-        found = locks.get(column(c, c.stack), ()) if not c.results else ()
-        if len(found) == 1 and "@" not in c.stack:
-            c.stack = next(iter(found))
-            into = measured.get(cell_key(c))
-            if into is not None:
-                merge(into, c)
-                continue
-            measured[cell_key(c)] = c
-        out.append(c)
-    return out
 
 
 def unpooled(cell: Cell, weighted_sum: float | None) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from farm.reports.cells import NO_SPEEDUP, Cell
+from farm.reports.cells import GENERATION_ATTRS, NO_SPEEDUP, Cell
 from farm.reports.comparison import CompareReport
 from farm.reports.labels import column_labels
 from farm.reports.layout import WideTable
@@ -95,6 +95,10 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
             record["gflops"] = cell.gflops
             record["efficiency_pct"] = cell.efficiency
             record["measure"] = cell.measure  # added last: readers by position keep working
+            if cell.task != "text-classification":  # a classification record is as it was
+                record |= {"task": cell.task, "new_tokens": cell.new_tokens,
+                           "prompt_tokens": cell.prompt_tokens or None}  # fmt: skip
+                record |= {attr: getattr(cell, attr) for attr in GENERATION_ATTRS}
             out.append(record)
     return out
 
@@ -182,7 +186,12 @@ def csv_value(value: Any) -> Any:
 
 def render_csv(rows: Sequence[dict[str, Any]], keys: Iterable[str] | None = None) -> str:
     """CSV that pandas reads as it is: a header, one line per row, empty for missing."""
-    fieldnames = list(keys) if keys is not None else list(rows[0]) if rows else []
+    if keys is not None:
+        fieldnames = list(keys)
+    elif len({len(r) for r in rows}) > 1:  # some rows have more keys (a task's): all of them
+        fieldnames = list(dict.fromkeys(k for r in rows for k in r))
+    else:
+        fieldnames = list(rows[0]) if rows else []
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(fieldnames)

@@ -77,6 +77,13 @@ def full_result() -> dict[str, Any]:
         "gflops": 0.1 + 0.2,  # a float that prints long
         "peak_gflops": 7.7,
         "efficiency_pct": 1.25,
+        # text-generation's (every column carried, whatever the task)
+        "ttft_samples": bytes(range(7, 255, 2)),
+        "ttft_ms": 1.5,
+        "ttft_p99_ms": 2.25,
+        "tpot_ms": 0.75,
+        "tpot_p99_ms": 1.125,
+        "tokens_per_s": 0.1 + 0.7,
     }
 
 

@@ -11,9 +11,10 @@ import pytest
 from farm.app.embedded import run_embedded
 from farm.app.reports import report
 from farm.jobs import JobSpec
-from farm.reports.cells import ReportError, fold_pending
+from farm.reports.cells import ReportError
 from farm.reports.comparison import VARIES, varied_fields
 from farm.reports.layout import find_baseline, wide_table
+from farm.reports.pending import fold_pending
 from farm.reports.selectors import matches, parse_selector
 from farm.reports.text import wide_grid
 from farm.stacks import recorded_stack, stack_id

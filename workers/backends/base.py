@@ -29,6 +29,11 @@ TIMED = {
     "forward": "model forward on pre-tokenised inputs, under no_grad (no tokenisation, no "
     "post-processing): the model calls one pipeline call makes",
 }
+# text-generation's timed call (its measure is always `pipeline`).
+TIMED_GENERATE = (
+    "one generate call: exactly new_tokens new tokens for the batch, greedy, KV cache on, "
+    "on the pre-tokenised prompt; TTFT stamped when the first new token is picked"
+)
 
 
 class Runner(ABC):

@@ -91,4 +91,8 @@ class PytorchBackend(Backend):
     requires = ("torch", "transformers")
 
     def load(self, spec: JobSpec) -> Runner:
+        if spec.task == "text-generation":
+            from farm.workers.backends.generate import GenerateRunner
+
+            return GenerateRunner(spec)
         return PipelineRunner(spec)

@@ -30,6 +30,8 @@ class SpinRunner(Runner):
         self.tokenizer = WhitespaceTokenizer()
 
     def bind(self, spec: JobSpec) -> Callable[[], Any]:
+        if spec.task == "text-generation":
+            return SpinGenerate(spec)
         seconds = spec.backend_options["work_ms"] / 1000 * spec.batch_size
         crash = spec.backend_options["crash"]
 
@@ -44,6 +46,28 @@ class SpinRunner(Runner):
 
     def bind_forward(self, spec: JobSpec) -> Callable[[], Any]:
         return self.bind(spec)
+
+
+class SpinGenerate:
+    """text-generation: `new_tokens` steps of `work_ms` each (× batch size); the first
+    step's end is the first token (its TTFT kept in `first_token_ns`)."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.step_s = spec.backend_options["work_ms"] / 1000 * spec.batch_size
+        self.steps = spec.new_tokens or 1
+        self.crash = spec.backend_options["crash"]
+        self.first_token_ns: list[int] = []
+
+    def __call__(self) -> None:
+        if self.crash:
+            os.kill(os.getpid(), signal.SIGKILL)
+        start = time.perf_counter_ns()
+        for step in range(self.steps):
+            end = time.perf_counter() + self.step_s
+            while time.perf_counter() < end:
+                pass
+            if step == 0:
+                self.first_token_ns.append(time.perf_counter_ns() - start)
 
 
 class SelftestBackend(Backend):

@@ -20,18 +20,20 @@ from sqlalchemy.orm import Session
 
 from farm.db.models import Job, Result
 from farm.db.reports.tuning import bytewise, fetch_all, tune_for_aggregation
+from farm.generation import generation_stats
 from farm.nogc import no_gc
 from farm.reports.cells import (
+    GENERATION_ATTRS,
     IDENTITY,
     Cell,
     cell_key,
-    fold_pending,
     merge,
     options_text,
     pool_samples,
     throughput,
     unpooled,
 )
+from farm.reports.pending import fold_pending
 from farm.reports.selectors import Filters
 from farm.stats import NS_PER_MS, decode_samples
 
@@ -70,6 +72,9 @@ def identity_columns() -> dict[str, Any]:
         "stack": stack_column(),
         "instances": Job.instances,
         "cores_per_instance": Job.cores_per_instance,
+        "task": Job.task,
+        "new_tokens": Job.new_tokens,
+        "prompt_tokens": Job.prompt_tokens,
     }
     assert tuple(columns) == IDENTITY
     return columns
@@ -154,6 +159,7 @@ def aggregate_cells(
         multi = [c for c in out if c.results > 1]
         if multi:
             pool_samples(multi, samples_ms(session, (j for c in multi for j in c.job_ids)))
+        pool_generation(session, [c for c in multi if c.task == "text-generation"])
     return out
 
 
@@ -182,6 +188,7 @@ def cell_statement(
         ident = identity_columns()
         keys += [ident["mode"], Result.weights_sha256, ident["input_text"]]
     keys += [Job.instances, Job.cores_per_instance]  # the throughput-mode layout
+    keys += [Job.task, Job.new_tokens, Job.prompt_tokens]  # a task's cells never pool another's
     keys = bytewise(keys, tune_for_aggregation(session))
     has_result = Result.id.is_not(None)
     invalid = Result.verdict == "invalid"
@@ -213,6 +220,7 @@ def cell_statement(
         func.max(Result.flops),
         # The peak when every result has one (they agree within a pool's hosts), else NULL.
         case((func.count(Result.peak_gflops) == results, func.avg(Result.peak_gflops))),
+        *(func.max(getattr(Result, attr)) for attr in GENERATION_ATTRS),  # one job's
     ]
     where = filter_conditions(campaign_ids, filters or Filters())
     if identity:
@@ -222,6 +230,28 @@ def cell_statement(
     joined = select(*keys, *aggs).select_from(Job).outerjoin(Result, Result.job_id == Job.id)
     # In order of first job, the order reports show (sorting ints here is cheaper than in Python).
     return joined.where(*where).group_by(*keys).order_by(func.min(Job.id)), keys, where
+
+
+def pool_generation(session: Session, cells: list[Cell]) -> None:
+    """Generation metrics of multi-job cells from their jobs' pooled per-call samples."""
+    ids = [j for c in cells for j in c.job_ids]
+    if not ids:
+        return
+    stmt = select(Result.job_id, Result.samples, Result.ttft_samples).where(
+        Result.job_id.in_(ids), Result.ttft_samples.is_not(None)
+    )
+    found = {
+        job: (decode_samples(s), decode_samples(t))
+        for job, s, t in session.execute(stmt)
+        if t is not None
+    }
+    for cell in cells:
+        parts = [found[j] for j in cell.job_ids if j in found]
+        if len(parts) == len(cell.job_ids):
+            samples, ttft = (np.concatenate(p) for p in zip(*parts, strict=True))
+            stats = generation_stats(samples, ttft, cell.batch_size, cell.new_tokens)
+            for attr in GENERATION_ATTRS:
+                setattr(cell, attr, stats[attr])
 
 
 def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any, ...], Cell]:
@@ -235,7 +265,7 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
          measure) = r[:10]  # fmt: skip
         (jobs, n_results, first, result_job, tok, tok_max, n, weighted, mean, std, lo,
          hi, p50, p90, p99, thr, n_valid, n_invalid, reasons, random, error, open_states,
-         flops, peak) = r[nk:]  # fmt: skip
+         flops, peak) = r[nk : nk + 24]  # fmt: skip
         opts, opts_key = parse(options)
         # Positional: ten times cheaper than keywords for 100,000 cells (order of Cell's fields).
         cell = Cell(
@@ -251,7 +281,13 @@ def _build_cells(rows: Sequence[Any], nk: int, identity: bool) -> dict[tuple[Any
             error, bool(random),
         )  # fmt: skip
         cell.flops, cell.peak_gflops = flops, peak
-        cell.instances, cell.cores_per_instance = r[nk - 2], r[nk - 1]
+        cell.instances, cell.cores_per_instance = r[nk - 5], r[nk - 4]
+        cell.task, cell.new_tokens, cell.prompt_tokens = r[nk - 3], r[nk - 2], r[nk - 1]
+        if cell.task == "text-generation":
+            cell.input = f"{input_name} +{cell.new_tokens} new"
+            if n_results == 1:
+                for attr, value in zip(GENERATION_ATTRS, r[nk + 24 :], strict=True):
+                    setattr(cell, attr, value)
         if n_results > 1:  # until pooled: the exact pooled mean, no percentiles
             unpooled(cell, weighted)
         cells[r[:nk]] = cell

@@ -21,6 +21,7 @@ from farm.db.reports.cells import (
     stack_column,
 )
 from farm.db.reports.tuning import fetch_all
+from farm.generation import GENERATION_KEYS
 from farm.reports.cells import throughput
 from farm.reports.selectors import Filters
 
@@ -85,6 +86,10 @@ def report_rows(
         Job.instances,
         Job.cores_per_instance,
         Job.measure,
+        Job.task,
+        Job.new_tokens,
+        Job.prompt_tokens,
+        *(getattr(Result, key) for key in GENERATION_KEYS),
     ).select_from(Job)
     stmt = (
         stmt.join(Campaign, Campaign.id == Job.campaign_id)
@@ -95,48 +100,50 @@ def report_rows(
     rows = []
     for r in fetch_all(session, stmt):
         has = r[15] is not None
-        rows.append(
-            {
-                "campaign": r[1],
-                "campaign_name": r[2],
-                "job": r[0],
-                "state": r[3],
-                "model": r[4],
-                "input": r[5],
-                "tokens": r[17],
-                "batch_size": r[6],
-                "batching": r[7],
-                "backend": r[8],
-                "backend_options": dict(parse_options(r[9])[0]),
-                "allocator": r[10],
-                "pool": r[11],
-                "host": r[16],
-                "worker": r[12],
-                "attempts": r[13],
-                "error": r[14],
-                "n": r[18],
-                "mean_ms": r[19],
-                "p50_ms": r[20],
-                "p90_ms": r[21],
-                "p99_ms": r[22],
-                "std_ms": r[23],
-                "min_ms": r[24],
-                "max_ms": r[25],
-                "throughput": throughput(r[26], r[19], r[6]) if has else None,
-                "verdict": r[27],
-                "reasons": list(parse_reasons(r[28])),
-                "weights": r[29],
-                "weights_sha256": r[30],
-                "tokenizer": r[31],
-                "output_check": r[32],
-                "stack": r[33],
-                "flops": r[34],
-                "gflops": r[35],
-                "peak_gflops": r[36],
-                "efficiency_pct": r[37],
-                "instances": r[38],
-                "cores_per_instance": r[39],
-                "measure": r[40],
-            }
-        )
+        row: dict[str, Any] = {
+            "campaign": r[1],
+            "campaign_name": r[2],
+            "job": r[0],
+            "state": r[3],
+            "model": r[4],
+            "input": r[5],
+            "tokens": r[17],
+            "batch_size": r[6],
+            "batching": r[7],
+            "backend": r[8],
+            "backend_options": dict(parse_options(r[9])[0]),
+            "allocator": r[10],
+            "pool": r[11],
+            "host": r[16],
+            "worker": r[12],
+            "attempts": r[13],
+            "error": r[14],
+            "n": r[18],
+            "mean_ms": r[19],
+            "p50_ms": r[20],
+            "p90_ms": r[21],
+            "p99_ms": r[22],
+            "std_ms": r[23],
+            "min_ms": r[24],
+            "max_ms": r[25],
+            "throughput": throughput(r[26], r[19], r[6]) if has else None,
+            "verdict": r[27],
+            "reasons": list(parse_reasons(r[28])),
+            "weights": r[29],
+            "weights_sha256": r[30],
+            "tokenizer": r[31],
+            "output_check": r[32],
+            "stack": r[33],
+            "flops": r[34],
+            "gflops": r[35],
+            "peak_gflops": r[36],
+            "efficiency_pct": r[37],
+            "instances": r[38],
+            "cores_per_instance": r[39],
+            "measure": r[40],
+        }
+        if r[41] != "text-classification":  # a classification row keeps its keys, no more
+            row |= {"task": r[41], "new_tokens": r[42], "prompt_tokens": r[43] or None}
+            row |= dict(zip(GENERATION_KEYS, r[44:], strict=True))
+        rows.append(row)
     return rows

@@ -1,0 +1,138 @@
+"""Text generation's timed call: one `generate` of exactly `new_tokens` new tokens.
+
+Greedy, KV cache on, no early stop (min_new_tokens = max_new_tokens), the prompt repeated
+`batch_size` times (identical rows: no padding). A streamer stamps the clock when
+`generate` hands it the first new token (the prefill done and that token picked), so each
+call also yields its time to first token (TTFT) at the cost of one call and one clock
+reading per step (benchmarks/generation.py weighs it). Heavy imports stay inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from farm.jobs import JobSpec
+from farm.workers.backends.base import Runner
+from farm.workers.decoders import load_decoder, positions, prompt_ids
+
+
+class FirstTokenStamp:
+    """A streamer (`put`, `end`: all `generate` asks of one) keeping the clock's reading when
+    the first new token arrives; `generate` puts the prompt first, which it skips."""
+
+    def __init__(self, clock: Callable[[], int] = time.perf_counter_ns) -> None:
+        self.clock = clock
+        self.first = 0
+        self.puts = 0
+
+    def reset(self) -> None:
+        self.first = self.puts = 0
+
+    def put(self, value: Any) -> None:
+        self.puts += 1
+        if self.puts == 2:  # the first put is the prompt; the second, the first new token
+            self.first = self.clock()
+
+    def end(self) -> None:
+        """Nothing to flush."""
+
+
+class GenerateCall:
+    """The zero-argument timed callable; `first_token_ns` gets each call's TTFT (0 if no
+    new token came, which min_new_tokens >= 1 rules out)."""
+
+    def __init__(self, generate: Callable[..., Any], inputs: dict[str, Any],
+                 kwargs: dict[str, Any], context: Callable[[], Any]) -> None:  # fmt: skip
+        self.stamp = FirstTokenStamp()
+        self.first_token_ns: list[int] = []
+        self._generate, self._inputs, self._context = generate, inputs, context
+        self._kwargs = {**kwargs, "streamer": self.stamp}
+
+    def __call__(self) -> Any:
+        stamp = self.stamp
+        stamp.reset()
+        start = stamp.clock()
+        with self._context():
+            out = self._generate(**self._inputs, **self._kwargs)
+        self.first_token_ns.append(stamp.first - start)
+        return out
+
+
+def generate_kwargs(spec: JobSpec, pad_token_id: int | None) -> dict[str, Any]:
+    """Exactly new_tokens new tokens, greedy, KV cache on."""
+    n = spec.new_tokens or 1
+    return {"max_new_tokens": n, "min_new_tokens": n, "do_sample": False, "num_beams": 1,
+            "use_cache": True, "pad_token_id": pad_token_id}  # fmt: skip
+
+
+class GenerateRunner(Runner):
+    """`pytorch` for text-generation: the causal LM in fp32, or under bf16 CPU autocast."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        import torch
+
+        loaded = load_decoder(spec.model)
+        self.identity = loaded.identity
+        self.tokenizer = loaded.tokenizer
+        self.model = loaded.model
+        self._torch = torch
+        self._bf16 = spec.backend_options.get("dtype") == "bf16"
+        self.reference_is_backend = not self._bf16
+        config = self.model.config
+        self.pad_token_id = config.pad_token_id if config.pad_token_id is not None else (
+            config.eos_token_id if isinstance(config.eos_token_id, int) else 0)  # fmt: skip
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        if self._bf16:
+            return self._torch.autocast("cpu", dtype=self._torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prompt(self, spec: JobSpec) -> list[int]:
+        ids = prompt_ids(self.tokenizer, spec.input_text, spec.prompt_tokens)
+        limit = positions(self.model)
+        if limit is not None and len(ids) + (spec.new_tokens or 0) > limit:
+            raise ValueError(
+                f"input {spec.input_name!r} is {len(ids)} tokens; with {spec.new_tokens} new "
+                f"tokens that is over the {limit} positions {spec.model.label} reads (shorten "
+                "the prompt or new_tokens)"
+            )
+        return ids
+
+    def inputs(self, spec: JobSpec) -> dict[str, Any]:
+        torch = self._torch
+        ids = torch.tensor([self.prompt(spec)] * spec.batch_size, dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    def bind(self, spec: JobSpec) -> GenerateCall:
+        no_grad = self._torch.no_grad
+        model, context = self.model, self.context
+
+        def generate(**kwargs: Any) -> Any:
+            with no_grad():
+                return model.generate(**kwargs)
+
+        return GenerateCall(
+            generate, self.inputs(spec), generate_kwargs(spec, self.pad_token_id), context
+        )
+
+    def continuation(self, spec: JobSpec, reference: bool) -> Any:
+        """The whole sequence (prompt + new tokens) that greedy generation gives, fp32 eager
+        (reference) or this backend's (batch_size, prompt + new_tokens)."""
+        context = contextlib.nullcontext if reference else self.context
+        with self._torch.no_grad(), context():
+            return self.model.generate(
+                **self.inputs(spec), **generate_kwargs(spec, self.pad_token_id)
+            )
+
+    def teacher_forced(self, spec: JobSpec, sequence: Any, reference: bool) -> Any:
+        """Logits predicting each new token of `sequence`, fed the sequence itself (teacher
+        forcing): float32 (batch_size, new_tokens, vocab)."""
+        context = contextlib.nullcontext if reference else self.context
+        n = spec.new_tokens or 1
+        with self._torch.no_grad(), context():
+            out = self.model(input_ids=sequence[:, :-1], attention_mask=self._torch.ones_like(
+                sequence[:, :-1]))  # fmt: skip
+        return out.logits[:, -n:, :].float().numpy()
