@@ -122,13 +122,14 @@ def retry_when_full(engine: Engine, seconds: float) -> None:
             try:
                 conn = dialect.connect(*cargs, **cparams)
             except dialect.loaded_dbapi.OperationalError as exc:
-                if not no_slot(exc) or _clock() + delay > deadline:
+                pause = delay * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not crypto)
+                if not no_slot(exc) or _clock() + pause > deadline:
                     raise
                 if not waited:
                     reason = str(exc).rpartition("FATAL:")[2].strip().splitlines()[0][:120]
                     log.info("database full, retrying for up to %g s: %s", seconds, reason)
                     waited = True
-                _sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 (jitter, not crypto)
+                _sleep(pause)  # the jittered pause: the deadline holds whatever the draw
                 delay = min(delay * 2, 1.0)
                 continue
             return conn
