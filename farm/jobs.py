@@ -110,8 +110,15 @@ class JobSpec(BaseModel):
         return self.instances * (self.cores_per_instance or 0)
 
     def to_json(self) -> dict[str, Any]:
-        unset = {f for f in GENERATION_FIELDS if getattr(self, f) is None}
-        return self.model_dump(mode="json", exclude=unset)
+        return self.model_dump(mode="json", exclude=self._unset())
+
+    def json_text(self) -> str:
+        """`to_json` as JSON text, written by pydantic (a bulk submit's COPY)."""
+        return self.model_dump_json(exclude=self._unset())
+
+    def _unset(self) -> set[str]:
+        # A classification spec's JSON, and so its cell key, stays as it was before tasks.
+        return {f for f in GENERATION_FIELDS if getattr(self, f) is None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobSpec:

@@ -14,7 +14,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from farm.broker import DEFAULT_PRIORITY
-from farm.db.models import Campaign, Job, spec_columns, spec_stack, utcnow
+from farm.db.models import Campaign, Job, spec_columns, spec_stack, spec_task_columns, utcnow
 from farm.jobs import JobSpec
 
 
@@ -44,7 +44,7 @@ def store_campaign(
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
             with cursor.copy(f"COPY job ({columns}) FROM STDIN") as copy:
                 for row, spec in zip(rows, jobs, strict=True):  # the spec's JSON from pydantic
-                    copy.write_row([*row.values()][:-1] + [spec.model_dump_json()])
+                    copy.write_row([*row.values()][:-1] + [spec.json_text()])
     else:
         session.execute(insert(cast(Table, Job.__table__)), rows)
     ids = session.scalars(select(Job.id).where(Job.campaign_id == campaign.id).order_by(Job.id))
@@ -68,5 +68,6 @@ def job_row(campaign_id: int, spec: JobSpec, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "stack": spec_stack(data),
         **spec_columns(data),
+        **spec_task_columns(data),
         "spec": data,
     }
