@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from importlib.resources import files
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -97,6 +99,8 @@ def check_database(url: str, need_schema: bool = True) -> None:
     try:
         with engine.connect() as conn:
             tables = set(inspect(conn).get_table_names())
+            at = (conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                  if "alembic_version" in tables else None)  # fmt: skip
     except (OperationalError, SQLAlchemyError) as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
         raise ServiceUnavailable(
@@ -106,3 +110,29 @@ def check_database(url: str, need_schema: bool = True) -> None:
         raise ServiceUnavailable(
             f"database {mask_url(url)} has no Farm schema; run `farm db upgrade` first"
         )
+    if need_schema and at != schema_head():
+        fix = ("run `farm db upgrade`" if at in schema_revisions()
+               else "a newer Farm migrated it: upgrade Farm")  # fmt: skip
+        raise ServiceUnavailable(
+            f"database {mask_url(url)} is at schema revision {at}, this Farm needs "
+            f"{schema_head()}: {fix}"
+        )
+
+
+_REVISION = re.compile(r"""^revision(?:: str)? = ['"]([^'"]+)['"]""", re.M)
+
+
+@lru_cache(maxsize=1)
+def schema_revisions() -> tuple[str, ...]:
+    """The revisions this Farm ships, oldest first: files `NNNN_*.py`, one linear chain in
+    the order of their names (tests/integration/test_migrations.py holds Alembic to it);
+    each file's `revision = "..."` line is read as text, so a command's check needs no
+    Alembic import."""
+    versions = files("farm.migrations") / "versions"
+    paths = sorted((p for p in versions.iterdir() if p.name[:4].isdigit()
+                    and p.name.endswith(".py")), key=lambda p: p.name)  # fmt: skip
+    return tuple(m.group(1) for p in paths if (m := _REVISION.search(p.read_text())))
+
+
+def schema_head() -> str:
+    return schema_revisions()[-1]

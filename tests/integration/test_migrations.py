@@ -125,3 +125,31 @@ def test_0007_fills_the_stacks_of_existing_rows(
         results = conn.execute(text("SELECT job_id, stack FROM result ORDER BY job_id")).all()
     assert [tuple(r) for r in jobs] == [(1, "main"), (2, "ipex"), (3, "main")]
     assert [tuple(r) for r in results] == [(1, "ipex"), (2, "ipex"), (3, "main")]
+
+
+def test_the_files_name_the_chain_commands_check(sqlite_url: str) -> None:
+    """schema_revisions (read by file name) is Alembic's own chain, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    from farm.db.migrate import alembic_config
+    from farm.db.session import schema_head, schema_revisions
+
+    script = ScriptDirectory.from_config(alembic_config(sqlite_url))
+    chain = [rev.revision for rev in script.walk_revisions()][::-1]
+    assert list(schema_revisions()) == chain and schema_head() == script.get_current_head()
+
+
+def test_a_database_behind_this_farm_is_refused_with_the_fix(sqlite_url: str) -> None:
+    from farm.db.session import check_database, schema_revisions
+    from farm.errors import ServiceUnavailable
+
+    upgrade(sqlite_url, schema_revisions()[-2])
+    with pytest.raises(ServiceUnavailable, match=r"needs .*: run `farm db upgrade`"):
+        check_database(sqlite_url)
+    with get_engine(sqlite_url).begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    with pytest.raises(ServiceUnavailable, match="a newer Farm migrated it: upgrade Farm"):
+        check_database(sqlite_url)
+    upgrade_ok = sqlite_url.replace("farm.db", "ok.db")
+    upgrade(upgrade_ok)
+    check_database(upgrade_ok)
