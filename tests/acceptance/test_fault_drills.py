@@ -477,7 +477,9 @@ def test_drill_8_frozen_host_swept_by_a_live_worker(drill: Drill) -> None:
     spool path, and tests/multihost.)"""
     sweep = {"FARM_WORKER_HEARTBEAT": "1"}
     first = drill.worker("d8-first", cpus="0", **sweep)
-    campaign = drill.submit("drill8", iterations=100)  # 5 s
+    # A warm-up bounds the timed phase (and so the lease extension) at about 15 s; with none
+    # the bound is the visibility timeout, and a frozen phase holds its job for hours.
+    campaign = drill.submit("drill8", iterations=100, warmup=2)  # 5 s
     running = drill.until_running(campaign)
     lease, job_id = running["lease"], running["id"]
     child = lease_pid(lease)
