@@ -17,7 +17,7 @@ from farm.jobs import ModelSpec
 from farm.modelpaths import outside_roots
 from farm.replicas import DECODERS, LAYERS_KEY, decoder_key
 from farm.settings import model_roots
-from farm.workers.models import SEED, LoadedModel, cached_config, finish
+from farm.workers.models import LoadedModel, cached_config, finish, random_model
 
 BYTE_TOKENIZER = "byte-level (256 byte tokens, no merges; built offline by Farm)"
 END_OF_TEXT = "<|endoftext|>"
@@ -74,25 +74,14 @@ def byte_tokenizer() -> Any:
 
 
 def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
-    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     params = dict(DECODERS[key])
     if spec.layers is not None:
         params[LAYERS_KEY[params["model_type"]]] = spec.layers
     config = AutoConfig.for_model(**params)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        model = AutoModelForCausalLM.from_config(config)
-    model.config.architectures = [type(model).__name__]
-    summary = {
-        "model_type": config.model_type,
-        "layers": config.num_hidden_layers,
-        "hidden_size": config.hidden_size,
-        "heads": config.num_attention_heads,
-        "vocab_size": config.vocab_size,
-        "positions": int(params.get("n_positions") or params["max_position_embeddings"]),
-    }
+    model, summary = random_model(AutoModelForCausalLM, config)
+    summary["positions"] = int(params.get("n_positions") or params["max_position_embeddings"])
     found: dict[str, Any] = {"source": "replica", "weights": "random", "revision": None}
     found |= {"tokenizer": BYTE_TOKENIZER, "config": summary}
     return finish(model, byte_tokenizer(), spec, found)

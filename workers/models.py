@@ -191,7 +191,6 @@ def _pretrained(spec: ModelSpec, source: str, kind: str, **kwargs: Any) -> Loade
 
 def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
     """The published architecture with random (seeded) weights: same shapes, same cost."""
-    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, BertTokenizerFast
 
     params = dict(REPLICAS[key])
@@ -209,9 +208,20 @@ def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
         # padding is recognised as padding (positions stay <= 512 < 514 either way).
         config.pad_token_id = tokenizer.pad_token_id
         tokenizer_name = ROBERTA_TOKENIZER
+    model, summary = random_model(AutoModelForSequenceClassification, config)
+    found: dict[str, Any] = {"source": "replica", "weights": "random", "revision": None}
+    found |= {"tokenizer": tokenizer_name, "config": summary}
+    return finish(model, tokenizer, spec, found)
+
+
+def random_model(auto_class: Any, config: Any) -> tuple[Any, dict[str, Any]]:
+    """A model of `config` with seeded random weights (the same on every host, so every
+    run of a replica measures the same numbers), and the summary of it reports show."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        model = AutoModelForSequenceClassification.from_config(config)
+        model = auto_class.from_config(config)
     model.config.architectures = [type(model).__name__]
     summary = {
         "model_type": config.model_type,
@@ -220,9 +230,7 @@ def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
         "heads": config.num_attention_heads,
         "vocab_size": config.vocab_size,
     }
-    found: dict[str, Any] = {"source": "replica", "weights": "random", "revision": None}
-    found |= {"tokenizer": tokenizer_name, "config": summary}
-    return finish(model, tokenizer, spec, found)
+    return model, summary
 
 
 def finish(model: Any, tokenizer: Any, spec: ModelSpec, found: dict[str, Any]) -> LoadedModel:
