@@ -110,7 +110,6 @@ def run_worker(
     worker_ready.connect(
         lambda **_: _start_heartbeat(store, name, settings, lock, app), weak=False
     )
-    worker_ready.connect(lambda **_: _start_drain_watch(store, name, settings, lock), weak=False)
     log.info("worker %s serving %s with %s thread(s)", name, ", ".join(queues), count)
     try:
         # Celery's worker class itself, not its command line (`worker_main`): that CLI
@@ -135,12 +134,16 @@ def run_worker(
 def _start_heartbeat(
     store: JobStore, name: str, settings: Settings, lock: str, app: Celery
 ) -> None:
-    """From the parent: keep `last_seen` fresh, write results spooled during an outage and
-    re-queue jobs whose lease expired (a host lost to the network), never while the child
-    times calls (it holds `lock` then: this thread sleeps on it)."""
+    """From the parent: keep `last_seen` fresh, write results spooled during an outage,
+    re-queue jobs whose lease expired (a host lost to the network), and stop as SIGTERM does
+    once `farm hosts drain` marks this worker (Celery's warm shutdown: no new job is taken,
+    the one in hand is finished and written, an unstarted message goes back to its queue);
+    never while the child times calls (it holds `lock` then: this thread sleeps on it)."""
 
     def beat() -> None:
+        draining = False
         while True:
+            drain = False
             with between_phases(lock):
                 try:
                     store.touch_worker(name)
@@ -148,33 +151,15 @@ def _start_heartbeat(
                     recover_expired(store, app, settings)
                 except Exception as exc:  # the database or broker may blip; keep serving
                     log.warning("heartbeat failed: %s", failure_name(exc))
-            threading.Event().wait(settings.worker_heartbeat_s)
-
-    threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()
-
-
-def _start_drain_watch(store: JobStore, name: str, settings: Settings, lock: str) -> None:
-    """From the parent: once `farm hosts drain` marks this worker, stop it as SIGTERM does
-    (Celery's warm shutdown: no new job is taken, the one in hand is finished and written,
-    and an unstarted message goes back to its queue). Sleeps, like the heartbeat, while the
-    child times calls."""
-
-    def watch() -> None:
-        # Half a beat out of step with the heartbeat thread, so that the two never ask for
-        # a database connection at once: the parent keeps one pooled connection, not two.
-        wait = settings.worker_heartbeat_s / 2
-        while not threading.Event().wait(wait):
-            wait = settings.worker_heartbeat_s
-            with between_phases(lock):
                 try:
-                    drain = store.drain_requested(name)
-                except Exception as exc:  # the database may blip; ask again next time
+                    drain = not draining and store.drain_requested(name)
+                except Exception as exc:  # ask again at the next beat
                     log.warning("drain check failed: %s", failure_name(exc))
-                    continue
-            if drain:
+            if drain:  # once; the beats go on while the job in hand ends
                 log.warning("worker %s: drain requested (farm hosts drain); finishing the job "
                             "in hand, then exiting", name)  # fmt: skip
                 os.kill(os.getpid(), signal.SIGTERM)
-                return
+                draining = True
+            threading.Event().wait(settings.worker_heartbeat_s)
 
-    threading.Thread(target=watch, name="farm-drain", daemon=True).start()
+    threading.Thread(target=beat, name="farm-heartbeat", daemon=True).start()
