@@ -65,7 +65,9 @@ class SelftestOptions(BackendOptions):
 
 # Capabilities: task → the dtypes it runs that task in (None: whatever its options say).
 Capabilities = dict[str, tuple[str, ...] | None]
-CLASSIFICATION_ONLY: Capabilities = {"text-classification": None}
+ENCODER_TASKS = ("text-classification", "token-classification", "question-answering",
+                 "feature-extraction", "fill-mask")  # fmt: skip
+EVERY_TASK: Capabilities = {**dict.fromkeys(ENCODER_TASKS), "text-generation": None}
 
 
 @dataclass(frozen=True)
@@ -75,17 +77,12 @@ class BackendSpec:
     options: type[BackendOptions]
     stacks: tuple[str, ...]  # the software stacks it runs in; the first is its home
     implementation: str  # "module:Class" of its `Backend`, imported only on a worker
-    tasks: Capabilities = field(default_factory=lambda: dict(CLASSIFICATION_ONLY))
+    tasks: Capabilities = field(default_factory=lambda: dict(EVERY_TASK))
 
 
 _IMPL = "farm.workers.backends"
 BACKENDS: dict[str, BackendSpec] = {
-    "pytorch": BackendSpec(
-        PytorchOptions,
-        ("main", "ipex"),
-        f"{_IMPL}.pytorch:PytorchBackend",
-        {"text-classification": None, "text-generation": ("fp32", "bf16")},
-    ),
+    "pytorch": BackendSpec(PytorchOptions, ("main", "ipex"), f"{_IMPL}.pytorch:PytorchBackend"),
     "ipex": BackendSpec(IpexOptions, ("ipex",), f"{_IMPL}.ipex:IpexBackend"),
     "openvino": BackendSpec(OpenvinoOptions, ("main",), f"{_IMPL}.openvino:OpenvinoBackend"),
     "torch-compile": BackendSpec(
@@ -94,12 +91,7 @@ BACKENDS: dict[str, BackendSpec] = {
     "optimum-ipex": BackendSpec(
         OptimumIpexOptions, ("ipex",), f"{_IMPL}.optimum_ipex:OptimumIpexBackend"
     ),
-    "selftest": BackendSpec(
-        SelftestOptions,
-        ("main", "ipex"),
-        f"{_IMPL}.selftest:SelftestBackend",
-        {"text-classification": None, "text-generation": None},
-    ),
+    "selftest": BackendSpec(SelftestOptions, ("main", "ipex"), f"{_IMPL}.selftest:SelftestBackend"),
 }
 OPTION_SCHEMAS: dict[str, type[BackendOptions]] = {n: b.options for n, b in BACKENDS.items()}
 

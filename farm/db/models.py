@@ -134,11 +134,18 @@ def spec_columns(spec: dict[str, Any]) -> dict[str, Any]:
         "allocator": spec.get("allocator") or "default",
         "options": canonical_json(spec.get("backend_options") or {}),
         "mode": "fixed" if protocol.get("target_ci") is None else "adaptive",
-        "input_hash": _md5(str(spec.get("input_text", ""))),
+        "input_hash": _md5(input_of(spec)),
         "instances": spec.get("instances") or 1,
         "cores_per_instance": spec.get("cores_per_instance") or 0,
         "measure": spec.get("measure") or "pipeline",
     }
+
+
+def input_of(spec: dict[str, Any]) -> str:
+    """The text a job's input hash is taken of: the input, and a QA input's context."""
+    text = str(spec.get("input_text", ""))
+    context = spec.get("input_context")
+    return text if context is None else json.dumps([text, context])
 
 
 def spec_task_columns(spec: dict[str, Any]) -> dict[str, Any]:

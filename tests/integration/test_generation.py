@@ -94,14 +94,13 @@ def test_a_worker_runs_a_generation_matrix_and_json_has_its_metrics(
         assert environment["timed"].startswith("one generate call: exactly new_tokens")
 
 
-def test_submit_refuses_what_a_backend_cannot_generate_and_writes_nothing(
+def test_submit_refuses_what_generation_cannot_have_and_writes_nothing(
     migrated_pg: str, redis_url: str, tmp_path: Path
 ) -> None:
     env = farm_env(migrated_pg, redis_url)
     before = sql_rows(migrated_pg, "SELECT count(*) FROM campaign")[0][0]
     for overrides, expected in (
-        ({"backends": ["pytorch", "openvino"]}, "backend openvino does not run task "
-                                                "text-generation yet"),
+        ({"measure": ["forward"]}, "measure: forward does not apply to text-generation"),
         ({"new_tokens": [0]}, "new_tokens.0"),
         ({"prompt_tokens": [1024]}, "gpt2 reads at most 1024 positions"),
     ):  # fmt: skip

@@ -3,15 +3,16 @@ its metrics from raw per-call samples. Classification specs are what they were."
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
 
-from farm.backends import BACKENDS, capability_refusal, validate_options
+from farm.backends import BACKENDS, EVERY_TASK, capability_refusal, validate_options
 from farm.errors import MatrixError
 from farm.generation import generation_stats, tpot_ns
-from farm.jobs import JobSpec, ModelSpec
+from farm.jobs import TASKS, JobSpec, ModelSpec
 from farm.matrix import parse_matrix
 from farm.replicas import decoder_key, decoder_positions
 
@@ -40,21 +41,27 @@ def refusal(**overrides: Any) -> str:
 
 
 def test_capability_table_is_one_column_of_the_backend_table() -> None:
-    fp32, bf16 = validate_options("pytorch", {}), validate_options("pytorch", {"dtype": "bf16"})
-    assert capability_refusal("pytorch", "text-generation", fp32) is None
-    assert capability_refusal("pytorch", "text-generation", bf16) is None
-    spin = validate_options("selftest", {})
-    assert capability_refusal("selftest", "text-generation", spin) is None
-    for name in ("ipex", "openvino", "torch-compile", "optimum-ipex"):
+    for name in ("pytorch", "ipex", "openvino", "torch-compile", "optimum-ipex", "selftest"):
         options = validate_options(name, {})
-        assert capability_refusal(name, "text-classification", options) is None
-        assert capability_refusal(name, "text-generation", options) == (
-            f"backend {name} does not run task text-generation yet"
-        )
-    assert all("text-classification" in b.tasks for b in BACKENDS.values())
+        for task in TASKS:
+            assert capability_refusal(name, task, options) is None, (name, task)
+    assert set(EVERY_TASK) == set(TASKS)
 
 
-def test_a_backend_that_cannot_generate_is_refused_at_submit_with_the_reason() -> None:
+def _narrowed(monkeypatch: pytest.MonkeyPatch, name: str, tasks: dict[str, Any]) -> None:
+    """The table with one row narrowed: how a backend without a task is refused."""
+    monkeypatch.setitem(BACKENDS, name, dataclasses.replace(BACKENDS[name], tasks=tasks))
+
+
+def test_a_backend_without_the_task_or_dtype_is_refused_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _narrowed(monkeypatch, "openvino", {"text-classification": None})
+    _narrowed(monkeypatch, "torch-compile", {"text-generation": ("fp32",)})
+    bf16 = validate_options("torch-compile", {"dtype": "bf16"})
+    assert capability_refusal("torch-compile", "text-generation", bf16) == (
+        "backend torch-compile runs task text-generation in fp32 only, not bf16"
+    )
     message = refusal(backends=["pytorch", "openvino"])
     assert "backends.1: backend openvino does not run task text-generation yet" in message
 
