@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -33,14 +32,14 @@ from farm.jobs import MAX_CORES_PER_INSTANCE, MAX_INSTANCES, JobSpec, Measure, M
 from farm.modelpaths import check_model_paths
 from farm.protocol import Protocol, resolve_profile
 from farm.stacks import ALLOCATORS, resolve_stack
+from farm.taskinputs import MAX_INPUT_CHARS, TaskInput, input_entries
 from farm.tasks import NewTokens, PromptTokens, synthetic_input, task_refusal
 from farm.yamlfile import read_yaml
 
+__all__ = ["DEFAULT_MAX_JOBS", "MAX_INPUT_CHARS", "Matrix", "load_matrix", "parse_matrix"]
+
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 DEFAULT_MAX_JOBS = 10_000
-# BERT-style models see 512 tokens; 20,000 characters is thousands of tokens already, and
-# every job stores its input, so a longer text is a mistake (or an attack on the database).
-MAX_INPUT_CHARS = 20_000
 MAX_EXCLUDES = 1000
 # The axes in expansion order and the CellMatch field each one is matched by.
 _AXIS_FIELDS = ("model", "backend", "input", "batch_size", "pool", "allocator", "instances",
@@ -75,18 +74,6 @@ def _pipeline_only() -> list[Measure]:
     return ["pipeline"]
 
 
-def _input_length(text: str) -> str:
-    if len(text) > MAX_INPUT_CHARS:
-        raise ValueError(
-            f"{len(text)} characters, over the limit of {MAX_INPUT_CHARS} "
-            "(BERT-style models see at most 512 tokens)"
-        )
-    return text
-
-
-InputText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_input_length)]
-
-
 class BackendEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -112,8 +99,9 @@ class Matrix(BaseModel):
     name: Name
     task: Task = "text-classification"
     models: list[ModelSpec] = Field(min_length=1, max_length=100)
-    # Required, except for text-generation with synthetic prompts (prompt_tokens).
-    inputs: dict[Name, InputText] | None = Field(default=None, min_length=1, max_length=100)
+    # Named texts ({question, context} for question-answering: farm.taskinputs). Required,
+    # except for text-generation with synthetic prompts (prompt_tokens).
+    inputs: dict[Name, TaskInput] | None = Field(default=None, min_length=1, max_length=100)
     # text-generation only: new tokens per call (required) and synthetic prompt lengths.
     new_tokens: list[NewTokens] | None = Field(default=None, min_length=1, max_length=32)
     prompt_tokens: list[PromptTokens] | None = Field(default=None, min_length=1, max_length=32)
@@ -182,12 +170,13 @@ class Matrix(BaseModel):
         unset = {k for k in ("inputs", "new_tokens", "prompt_tokens") if getattr(self, k) is None}
         return self.model_dump(mode="json", exclude=unset)
 
-    def _input_axis(self) -> list[tuple[str, str, int | None]]:
-        """(name, text, synthetic prompt length) of each input: the inputs, or the prompts."""
+    def _input_axis(self) -> list[tuple[str, str, str | None, int | None]]:
+        """(name, text, QA context, synthetic prompt length) of each input: the inputs, or
+        the prompts."""
         if self.prompt_tokens is not None:
             lengths = dict.fromkeys(self.prompt_tokens)
-            return [(*synthetic_input(n), n) for n in lengths]
-        return [(name, text, None) for name, text in (self.inputs or {}).items()]
+            return [(*synthetic_input(n), None, n) for n in lengths]
+        return [(*entry, None) for entry in input_entries(self.inputs or {})]
 
     def _protocol_with(self, override: ProtocolOverride) -> Protocol:
         return Protocol.model_validate({**self.protocol.model_dump(), **override.protocol})
@@ -242,7 +231,7 @@ class Matrix(BaseModel):
         labels = [
             [m.name for m in axes[0]],
             [b.name for b in axes[1]],
-            [name for name, _, _ in axes[2]],
+            [entry[0] for entry in axes[2]],
             *axes[3:],
         ]
         selections = []
@@ -284,12 +273,13 @@ class Matrix(BaseModel):
         for m, flat in kept:
             for b, i, s, p, a, n, c, t, g in zip(*np.unravel_index(flat, shape[1:]), strict=True):
                 backend = axes[1][b]
-                input_name, text, prompt_tokens = axes[2][i]
+                input_name, text, context, prompt_tokens = axes[2][i]
                 job = JobSpec(
                     model=axes[0][m],
                     task=self.task,
                     input_name=input_name,
                     input_text=text,
+                    input_context=context,
                     batch_size=axes[3][s],
                     batching=self.batching,
                     backend=backend.name,
@@ -314,11 +304,12 @@ class Matrix(BaseModel):
 def _format_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors()[:5]:
-        path = ".".join(str(p) for p in err["loc"]) or "<top level>"
+        path = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "string_pattern_mismatch":
             msg = "only letters, digits, '.', '_' and '-' are allowed (1 to 100 characters)"
-        lines.append(f"{path}: {msg}")
+        # The matrix's own checks (farm.tasks) name the field they refuse themselves.
+        lines.append(f"{path}: {msg}" if path else msg)
     more = len(exc.errors()) - 5
     if more > 0:
         lines.append(f"... and {more} more")

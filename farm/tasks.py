@@ -1,8 +1,10 @@
-"""What each task asks of a matrix: its own dimensions, and backends that can run it.
+"""What each task asks of a matrix: its own dimensions and inputs, and the models and
+backends that can run it.
 
 `text-classification` is the study's task; `text-generation` times one `generate` call of
 exactly `new_tokens` new tokens on a prompt (an input, or a synthetic prompt of
-`prompt_tokens` tokens). Checked at submit, before anything is written.
+`prompt_tokens` tokens); the encoder tasks' inputs are in farm.taskinputs. Checked at
+submit, before anything is written.
 """
 
 from __future__ import annotations
@@ -10,16 +12,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
 
-from pydantic import Field, StrictInt
+from pydantic import AfterValidator, StrictInt
 
 from farm.backends import capability_refusal
-from farm.replicas import decoder_positions
+from farm.replicas import decoder_positions, replica_tasks
+from farm.taskinputs import QAInput, inputs_refusal
 
 # text-generation: new tokens per `generate` call, and synthetic prompts' length, at most.
 MAX_NEW_TOKENS = 4096
 MAX_PROMPT_TOKENS = 32_768
-NewTokens = Annotated[StrictInt, Field(ge=1, le=MAX_NEW_TOKENS)]
-PromptTokens = Annotated[StrictInt, Field(ge=1, le=MAX_PROMPT_TOKENS)]
+# A model Farm can build offline for each task: the fix a refusal suggests.
+TASK_MODELS = {
+    "text-classification": "distilbert-base-uncased",
+    "token-classification": "dslim/bert-base-NER-uncased",
+    "question-answering": "distilbert-base-uncased-distilled-squad",
+    "feature-extraction": "sentence-transformers/all-MiniLM-L6-v2",
+    "fill-mask": "distilbert-base-uncased",
+    "text-generation": "gpt2",
+}
+
+
+def _within(high: int, unit: str, what: str) -> AfterValidator:
+    """1 to `high`, refused with the range (pydantic's bound alone does not say it)."""
+
+    def check(value: int) -> int:
+        if not 1 <= value <= high:
+            raise ValueError(f"{value} {unit}: {what} 1 to {high} {unit}")
+        return value
+
+    return AfterValidator(check)
+
+
+NewTokens = Annotated[StrictInt, _within(MAX_NEW_TOKENS, "new tokens", "a generate call makes")]
+PromptTokens = Annotated[StrictInt, _within(MAX_PROMPT_TOKENS, "tokens", "a synthetic prompt has")]
 
 
 def synthetic_input(tokens: int) -> tuple[str, str]:
@@ -34,7 +59,7 @@ class TaskMatrix(Protocol):
     @property
     def task(self) -> str: ...
     @property
-    def inputs(self) -> dict[str, str] | None: ...
+    def inputs(self) -> dict[str, str | QAInput] | None: ...
     @property
     def new_tokens(self) -> list[int] | None: ...
     @property
@@ -67,6 +92,9 @@ def task_refusal(m: TaskMatrix) -> str | None:
         )
     if m.prompt_tokens is None and m.inputs is None:
         return "inputs: Field required"
+    refusal = inputs_refusal(m.task, m.inputs or {}) or _models_refusal(m)
+    if refusal is not None:
+        return refusal
     if generation and "forward" in m.measure:
         return (
             "measure: forward does not apply to text-generation (a timed call is one generate "
@@ -83,6 +111,20 @@ def task_refusal(m: TaskMatrix) -> str | None:
     return None
 
 
+def _models_refusal(m: TaskMatrix) -> str | None:
+    """A replica asked for a task it cannot do (Farm ships their configs, so it knows)."""
+    for i, model in enumerate(m.models):
+        tasks = replica_tasks(model.name)
+        if tasks is not None and m.task not in tasks:
+            *head, last = tasks
+            can = f"{', '.join(head)} or {last}" if head else last
+            return (
+                f"models.{i}: {model.name} runs {can} only, not {m.task}; pick a model that "
+                f"does, e.g. {TASK_MODELS[m.task]}"
+            )
+    return None
+
+
 def _positions_refusal(m: TaskMatrix) -> str | None:
     """A replica's prompt + new tokens beyond its positions (Farm ships their configs). An
     input is counted for a `layers` replica only: surely the replica, whose byte-level
@@ -95,7 +137,11 @@ def _positions_refusal(m: TaskMatrix) -> str | None:
             continue
         prompts = [(f"prompt_tokens {n}", n) for n in m.prompt_tokens or []]
         if model.layers is not None:
-            prompts += [(f"input {k!r}", len(v.encode())) for k, v in (m.inputs or {}).items()]
+            prompts += [
+                (f"input {k!r}", len(v.encode()))
+                for k, v in (m.inputs or {}).items()
+                if isinstance(v, str)
+            ]
         for what, tokens in prompts:
             if tokens + new > positions:
                 return (
