@@ -70,8 +70,8 @@ def test_a_backend_without_the_task_or_dtype_is_refused_with_the_reason(
     ("overrides", "expected"),
     [
         ({"new_tokens": None}, "new_tokens: required for task text-generation"),
-        ({"new_tokens": [0]}, "new_tokens.0: Input should be greater than or equal to 1"),
-        ({"new_tokens": [4097]}, "new_tokens.0: Input should be less than or equal to 4096"),
+        ({"new_tokens": [0]}, "new_tokens.0: 0 new tokens: a generate call makes 1 to 4096"),
+        ({"new_tokens": [4097]}, "new_tokens.0: 4097 new tokens: a generate call makes 1 to 4096"),
         ({"new_tokens": 4}, "new_tokens: Input should be a valid list"),
         ({"measure": "forward"}, "measure: forward does not apply to text-generation"),
         ({"inputs": {"a": "hello"}}, "inputs: leave it out with prompt_tokens"),
