@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 import yaml
+from sqlalchemy import create_engine, text
 
 from farm.taskinputs import QA_EXAMPLE
 from tests.support.harness import count_rows, farm, farm_env, sql_rows
@@ -119,7 +120,15 @@ def test_qa_and_fill_mask_jobs_carry_their_inputs(
         assert task == "fill-mask" and spec["input_text"] == MASKED
         assert "input_context" not in spec
     assert len(redis.Redis.from_url(redis_url).keys("*farm.tk*")) >= 1  # sent to the pool
-    # `farm status` names the campaign's inputs as it does for classification.
+    # `farm status` names a failed QA job's input as it does a classification job's.
+    engine = create_engine(migrated_pg)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE job SET state = 'failed', error = 'RuntimeError: boom' WHERE id = "
+                 "(SELECT max(id) FROM job WHERE campaign_id = :c)"),
+            {"c": qa},
+        )  # fmt: skip
+    engine.dispose()
     status = farm("status", str(qa), env=env, timeout=60)
     assert status.returncode == 0, status.stderr
-    assert "question-answering" in status.stdout or "shoes" in status.stdout, status.stdout
+    assert "walk," in status.stdout and "boom" in status.stdout, status.stdout
