@@ -158,7 +158,7 @@ def report(
             rows = job_rows(queries, campaigns, filters, cost)
             write_output(render_jobs(rows, fmt), output)
             return
-        rep = make_report(queries, campaigns, filters, metrics or None, base, cost)
+        rep = make_report(queries, campaigns, filters, metrics or None, base, cost, True)
     if not rep.has_results:
         click.echo(f"{rep.title} has no results yet; `farm status` tells more", err=True)
     if fmt == "table":
@@ -177,14 +177,15 @@ def report(
 
         write_output(render_markdown(rep), output)
     elif fmt == "csv":
-        from farm.reports.exports import render_csv, tidy_rows
+        from farm.reports.exports import render_csv, report_tidy_rows
 
-        write_output(render_csv(tidy_rows(rep.table, cost=cost)), output)
+        write_output(render_csv(report_tidy_rows(rep, cost)), output)
     else:
         from farm.cli.render import chart_images
         from farm.reports.text import render_html
 
-        images = chart_images(rep.table, "p99" if "p99" in rep.table.metrics else None)
+        shown = {m for t in rep.tables for m in t.metrics}
+        images = chart_images(rep.tables, "p99" if "p99" in shown else None)
         write_output(render_html(rep, images), output)
 
 

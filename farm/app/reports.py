@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from farm.errors import NotFound
+from farm.generation import tpot_ns
 from farm.reports.cells import (
-    DEFAULT_METRICS,
-    GENERATION_METRICS,
+    GENERATION,
     IDENTITY,
     Cell,
     ReportError,
@@ -29,10 +29,12 @@ from farm.reports.cells import (
 from farm.reports.comparison import (
     COMPARE_METRICS,
     DEFAULT_LIMIT,
+    GENERATION_COMPARE,
     CompareReport,
     Matches,
     Pair,
     Side,
+    Versus,
     empty_side,
     index_side,
     no_match,
@@ -41,9 +43,9 @@ from farm.reports.comparison import (
     varied_fields,
 )
 from farm.reports.exports import RAW_KEYS
-from farm.reports.layout import Report, wide_table
+from farm.reports.layout import Report, task_tables
 from farm.reports.selectors import Filters, matches
-from farm.significance import DEFAULT_ALPHA, SLOWER, compare_samples
+from farm.significance import DEFAULT_ALPHA, compare_samples
 from farm.stats import NS_PER_MS, decode_samples
 
 ID_CHUNK = 5000  # job ids per query when building the cells of compare's pairs
@@ -82,6 +84,12 @@ class ReportQueries(Protocol):
 
     def samples_ms(self, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
         """job id → its raw samples in ms."""
+
+    def ttft_ms(self, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
+        """job id → its time-to-first-token samples in ms (text generation's jobs)."""
+
+    def output_checks(self, job_ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+        """job id → the output check its result recorded (None where none was)."""
 
     def match(
         self,
@@ -133,19 +141,20 @@ def report(
     metrics: Sequence[str] | None = None,
     baseline: dict[str, str] | None = None,
     cost: bool = False,
+    checks: bool = False,
 ) -> Report:
-    """`farm report`: campaigns → cells (pooled where needed) → the blog's table. By
-    default mean and p99, and TTFT / TPOT / tokens/s where a cell is text generation."""
+    """`farm report`: campaigns → cells (pooled where needed) → the blog's table, one per
+    task. By default mean and p99, and TTFT / TPOT / tokens/s in text generation's.
+    checks=True loads the jobs' output checks, for the views that say what they measured."""
     filters = filters or Filters()
     campaigns = queries.campaigns(refs)
     cells = queries.cells([cid for cid, _ in campaigns], filters)
     require_cells(queries, campaigns, cells, filters)
-    if not metrics:
-        generation = any(c.task == "text-generation" for c in cells)
-        metrics = (*DEFAULT_METRICS, *GENERATION_METRICS) if generation else DEFAULT_METRICS
     unpriced = apply_prices(queries, cells) if cost else []
-    table = wide_table(cells, metrics, baseline)
-    return Report(campaigns, table, cost, unpriced)
+    rep = Report(campaigns, task_tables(cells, metrics, baseline), cost, unpriced)
+    if checks:
+        rep.checks = queries.output_checks(j for c in cells for j in c.job_ids)
+    return rep
 
 
 def job_rows(
@@ -291,7 +300,7 @@ def compare(
         only_a=found.count_a - found.matched,
         only_b=found.count_b - found.matched,
         beyond=found.beyond - beyond_shown,
-        regressions=[p for p in to_test if p.verdict == SLOWER],
+        regressions=[p for p in to_test if p.regressed],
         noise=noise if threshold is None else {},
     )
 
@@ -366,3 +375,45 @@ def _test(queries: ReportQueries, pairs: list[Pair], metric: str, alpha: float) 
         result = compare_samples(arrays[0], arrays[1], metric, pair.threshold, alpha)
         pair.value_a, pair.value_b = result.a, result.b
         pair.p, pair.verdict = result.test.p, result.verdict
+    _test_generation(queries, pairs, values, metric, alpha)
+
+
+def _test_generation(
+    queries: ReportQueries,
+    pairs: list[Pair],
+    values: dict[int, npt.NDArray[np.float64]],
+    metric: str,
+    alpha: float,
+) -> None:
+    """Text generation's pairs on TTFT and TPOT too: the same statistic of each side's
+    per-call values (pooled over its jobs), the U test on those, a verdict each."""
+    pairs = [p for p in pairs if p.a.task == GENERATION and p.b.task == GENERATION]
+    ttft = queries.ttft_ms({j for p in pairs for c in (p.a, p.b) for j in c.job_ids})
+    for pair in pairs:
+        sides = [per_call_generation(c, values, ttft) for c in (pair.a, pair.b)]
+        for name in GENERATION_COMPARE:
+            a, b = (side.get(name) for side in sides)
+            if a is None or b is None or not a.size or not b.size:
+                continue
+            found = compare_samples(a, b, metric, pair.threshold, alpha)
+            pair.by_metric[name] = Versus(found.a, found.b, found.test.p, found.verdict)
+
+
+def per_call_generation(
+    cell: Cell,
+    e2e: dict[int, npt.NDArray[np.float64]],
+    ttft: dict[int, npt.NDArray[np.float64]],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """A generation cell's per-call TTFT and TPOT in ms, pooled over its jobs (in the same
+    job order as its end-to-end samples); {} unless every job has both, TPOT only from two
+    new tokens on."""
+    if not cell.job_ids or any(j not in e2e or j not in ttft for j in cell.job_ids):
+        return {}
+    first = np.concatenate([ttft[j] for j in cell.job_ids])
+    out = {"ttft": first}
+    per_token = tpot_ns(
+        np.concatenate([e2e[j] for j in cell.job_ids]), first, cell.new_tokens  # type: ignore[arg-type]
+    )  # the formula is the unit's: ms in, ms out
+    if per_token is not None:
+        out["tpot"] = per_token
+    return out

@@ -345,3 +345,30 @@ def samples_ms(session: Session, job_ids: Iterable[int]) -> dict[int, npt.NDArra
         job: decode_samples(blob).astype(np.float64) / NS_PER_MS
         for job, blob in load_samples(session, job_ids)
     }
+
+
+def _chunks(job_ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = sorted(set(job_ids))
+    for i in range(0, len(ids), SAMPLES_CHUNK):
+        yield ids[i : i + SAMPLES_CHUNK]
+
+
+def ttft_ms(session: Session, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
+    """job id → its time-to-first-token samples in ms (text generation's jobs only)."""
+    out = {}
+    for chunk in _chunks(job_ids):
+        stmt = select(Result.job_id, Result.ttft_samples).where(
+            Result.job_id.in_(chunk), Result.ttft_samples.is_not(None)
+        )
+        for job, blob in session.execute(stmt):
+            out[job] = decode_samples(blob).astype(np.float64) / NS_PER_MS
+    return out
+
+
+def output_checks(session: Session, job_ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+    """job id → the output check its result recorded (None where none was)."""
+    out: dict[int, dict[str, Any] | None] = {}
+    for chunk in _chunks(job_ids):
+        stmt = select(Result.job_id, Result.output_check).where(Result.job_id.in_(chunk))
+        out.update((job, check) for job, check in session.execute(stmt))
+    return out
