@@ -11,7 +11,7 @@ import click
 
 from farm.cli.options import open_reports, pass_settings
 from farm.cli.render import stdout_console
-from farm.jobs import MEASURES
+from farm.jobs import MEASURES, TASKS
 from farm.settings import Settings
 
 if TYPE_CHECKING:  # numpy and SQLAlchemy load when a command runs, not for `farm --help`
@@ -22,8 +22,8 @@ REGRESSION_EXIT = 3  # `farm compare --fail-on-regression` found a significant s
 
 
 def filter_options(fn: F) -> F:
-    """--model/--input/--batch/--backend/--pool/--stack/--measure, each repeatable: keep only
-    these cells."""
+    """--model/--input/--batch/--backend/--pool/--stack/--measure/--task, each repeatable:
+    keep only these cells."""
     for flag, kind, what in reversed(
         (
             ("--model", str, "a model label, e.g. distilbert-base-uncased"),
@@ -33,6 +33,7 @@ def filter_options(fn: F) -> F:
             ("--pool", str, "a pool"),
             ("--stack", str, "a software stack (`ipex`, or one lock of it: `ipex@LOCK`)"),
             ("--measure", click.Choice(MEASURES), "a measure (what a timed call covers)"),
+            ("--task", click.Choice(TASKS), "a task (campaigns of several reported together)"),
         )
     ):
         fn = click.option(flag, multiple=True, type=kind, help=f"Only {what} (repeatable).")(fn)
@@ -50,6 +51,7 @@ def make_filters(kwargs: dict[str, Any]) -> Filters:
         pools=tuple(kwargs.pop("pool")),
         stacks=tuple(kwargs.pop("stack")),
         measures=tuple(kwargs.pop("measure")),
+        tasks=tuple(kwargs.pop("task")),
     )
 
 

@@ -42,7 +42,7 @@ from farm.reports.comparison import (
     side_label,
     varied_fields,
 )
-from farm.reports.exports import RAW_KEYS
+from farm.reports.exports import RAW_KEYS, RAW_TTFT
 from farm.reports.layout import Report, task_tables
 from farm.reports.selectors import Filters, matches
 from farm.significance import DEFAULT_ALPHA, compare_samples
@@ -202,9 +202,12 @@ def raw_jobs(queries: ReportQueries, refs: Iterable[str], filters: Filters) -> l
 
 
 def write_raw(queries: ReportQueries, rows: list[dict[str, Any]], out: IO[str]) -> int:
-    """One CSV line per sample, job by job (loaded in chunks, decoded one job at a time)."""
+    """One CSV line per sample, job by job (loaded in chunks, decoded one job at a time);
+    with text generation's jobs, each call's TTFT in a last column (empty for the others)."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(RAW_KEYS)
+    generation = [r["job"] for r in rows if r.get("task") == GENERATION]
+    writer.writerow(RAW_KEYS + (RAW_TTFT,) if generation else RAW_KEYS)
+    ttft = queries.ttft_ms(generation) if generation else {}
     by_job = {r["job"]: r for r in rows}
     count = 0
     for job_id, blob in queries.samples(by_job):
@@ -216,7 +219,14 @@ def write_raw(queries: ReportQueries, rows: list[dict[str, Any]], out: IO[str]) 
             r["worker"],
         )  # fmt: skip
         values = decode_samples(blob).astype(np.float64) / NS_PER_MS
-        writer.writerows((*fixed, i, repr(float(v))) for i, v in enumerate(values))
+        if generation:
+            first = ttft.get(job_id)
+            writer.writerows(
+                (*fixed, i, repr(float(v)), "" if first is None else repr(float(first[i])))
+                for i, v in enumerate(values)
+            )
+        else:
+            writer.writerows((*fixed, i, repr(float(v))) for i, v in enumerate(values))
         count += values.size
     return count
 

@@ -35,6 +35,7 @@ RAW_KEYS = (
     "campaign", "job", "model", "input", "tokens", "batch_size", "batching", "backend",
     "backend_options", "allocator", "pool", "host", "worker", "sample", "latency_ms",
 )  # fmt: skip
+RAW_TTFT = "ttft_ms"  # after RAW_KEYS, when text generation's jobs are exported
 
 
 def report_tidy_rows(report: Report, cost: bool = False) -> list[dict[str, Any]]:

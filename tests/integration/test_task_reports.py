@@ -6,6 +6,8 @@ output check measured, `farm recommend` and the dashboard read generation cells.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
@@ -14,12 +16,13 @@ import numpy.typing as npt
 import pytest
 
 from farm.app.recommend import recommend
-from farm.app.reports import compare, report
+from farm.app.reports import compare, raw_jobs, report, write_raw
 from farm.db.reports import SqlReports
 from farm.db.session import session_factory, transaction
 from farm.generation import generation_stats
 from farm.reports.cells import GENERATION, ReportError
 from farm.reports.exports import bencher_metric_format, compare_rows, report_tidy_rows
+from farm.reports.selectors import Filters
 from farm.reports.text import compare_grid, render_compare_markdown, render_markdown
 from farm.significance import FASTER, SAME, SLOWER, mann_whitney_u
 from farm.stats import NS_PER_MS, encode_samples
@@ -167,6 +170,15 @@ def test_a_report_of_several_tasks_has_a_table_each(url: str) -> None:
         asked = report(queries, ["cls", "gen"], metrics=("ttft", "mean"))
         with pytest.raises(ReportError, match="text generation's metrics"):
             report(queries, ["cls"], metrics=("ttft",))
+        one_task = report(queries, ["cls", "gen"], Filters(tasks=(GENERATION,)))
+        raw = io.StringIO()
+        write_raw(queries, raw_jobs(queries, ["cls", "gen"], Filters()), raw)
+    assert [t.task for t in one_task.tables] == [GENERATION]
+    # Raw samples: each generate call's TTFT in a last column, empty for classification.
+    header, *lines = list(csv.reader(io.StringIO(raw.getvalue())))
+    assert header[-2:] == ["latency_ms", "ttft_ms"] and len(lines) == 3 + len(e2e)
+    assert [line[-1] for line in lines[:3]] == ["", "", ""]
+    assert [float(line[-1]) for line in lines[3:]] == pytest.approx(list(ms(ttft)))
     assert [t.task for t in rep.tables] == ["text-classification", GENERATION]
     assert [len(t.metrics) for t in rep.tables] == [2, 7]
     with pytest.raises(ReportError, match="a table per task"):

@@ -115,6 +115,8 @@ def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[Col
         where.append(or_(*(stack_condition(s) for s in filters.stacks)))
     if filters.measures:
         where.append(Job.measure.in_(filters.measures))
+    if filters.tasks:
+        where.append(Job.task.in_(filters.tasks))
     return where
 
 
