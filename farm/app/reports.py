@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,7 @@ from farm.reports.selectors import Filters, matches
 from farm.significance import DEFAULT_ALPHA, compare_samples
 from farm.stats import NS_PER_MS, decode_samples
 
+Int64s = npt.NDArray[np.int64]
 ID_CHUNK = 5000  # job ids per query when building the cells of compare's pairs
 
 
@@ -398,6 +399,8 @@ def _test_generation(
     """Text generation's pairs on TTFT and TPOT too: the same statistic of each side's
     per-call values (pooled over its jobs), the U test on those, a verdict each."""
     pairs = [p for p in pairs if p.a.task == GENERATION and p.b.task == GENERATION]
+    if not pairs:
+        return
     ttft = queries.ttft_ms({j for p in pairs for c in (p.a, p.b) for j in c.job_ids})
     for pair in pairs:
         sides = [per_call_generation(c, values, ttft) for c in (pair.a, pair.b)]
@@ -420,10 +423,10 @@ def per_call_generation(
     if not cell.job_ids or any(j not in e2e or j not in ttft for j in cell.job_ids):
         return {}
     first = np.concatenate([ttft[j] for j in cell.job_ids])
+    calls = np.concatenate([e2e[j] for j in cell.job_ids])
     out = {"ttft": first}
-    per_token = tpot_ns(
-        np.concatenate([e2e[j] for j in cell.job_ids]), first, cell.new_tokens  # type: ignore[arg-type]
-    )  # the formula is the unit's: ms in, ms out
+    # farm.generation's formula, whatever the unit: ms in, ms out.
+    per_token = tpot_ns(cast(Int64s, calls), cast(Int64s, first), cell.new_tokens)
     if per_token is not None:
         out["tpot"] = per_token
     return out
