@@ -135,7 +135,8 @@ def report(
     **filter_kwargs: Any,
 ) -> None:
     """The blog's table for CAMPAIGNS (ids or names): rows model × input × batch, columns
-    backend@pool, cells mean / p99 ms, with validity flags, speed-ups and cost if asked.
+    backend@pool, cells mean / p99 ms, with validity flags, speed-ups and cost if asked;
+    a table per task, each with its own metrics (text generation: TTFT, TPOT, tokens/s).
 
     Several campaigns are reported together: a cell measured by several jobs shows the
     statistics of their pooled raw samples.
@@ -286,7 +287,8 @@ def compare(
     batching, backend and options, allocator, measure mode, pool and software stack, less
     what the selectors vary (--a stack=main --b stack=ipex: the same cells across stacks).
     A verdict needs p < ALPHA and an effect above the threshold: faster, slower, or no
-    significant difference.
+    significant difference. Text generation cells are compared on TTFT and TPOT too (the
+    same statistic of their per-call values), a verdict each.
     """
     from farm.app.reports import compare as do_compare
     from farm.cli.render import print_compare

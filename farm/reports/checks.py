@@ -47,7 +47,8 @@ def worst_check(checks: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | 
             if way is None or not _number(value):
                 continue
             old = out.get(key)
-            out[key] = value if old is None else (max if way == "max" else min)(old, value)
+            if old is None or (value > old if way == "max" else value < old):
+                out[key] = value
     timed = [c.get(TIMED) for c in found if c.get(TIMED) is not None]
     if timed:
         out[TIMED] = worst_check(timed)
