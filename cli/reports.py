@@ -332,9 +332,10 @@ def compare(
     else:
         write_output(json.dumps(compare_rows(result), indent=2, default=str) + "\n", output)
     if fail_on_regression and result.regressions:
+        also = " of end-to-end, TTFT or TPOT" if result.compared else ""
         click.echo(
             f"{len(result.regressions)} significant regression(s) of B against A "
-            f"({metric}, p < {alpha:g})",
+            f"({metric}{also}, p < {alpha:g})",
             err=True,
         )
         sys.exit(REGRESSION_EXIT)
