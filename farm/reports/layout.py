@@ -224,8 +224,10 @@ def task_tables(
         if metric not in METRICS:
             raise ReportError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     by_task: dict[str, list[Cell]] = {}
-    for cell in sorted(cells, key=attrgetter("first_job")):
+    for cell in cells:  # each table sorts its own (wide_table)
         by_task.setdefault(cell.task, []).append(cell)
+    if len(by_task) > 1:  # the tables in order of their first job
+        by_task = dict(sorted(by_task.items(), key=lambda kv: min(c.first_job for c in kv[1])))
     base = find_baseline(cells, baseline) if baseline else None
     tables = []
     for task, group in by_task.items():
