@@ -75,8 +75,9 @@ def check_text(check: Mapping[str, Any] | None) -> str:
 
 
 def _parts(check: Mapping[str, Any]) -> list[str]:
-    """The measured numbers of a check, differences first, in the order recorded."""
-    differences, others = [], []
+    """The measured numbers of a check: similarities, differences, then agreements, each
+    in the order recorded (`cosine_min`, a threshold, is no measurement)."""
+    similar, differences, agreements = [], [], []
     for key, value in check.items():
         if not _number(value):
             continue
@@ -84,7 +85,7 @@ def _parts(check: Mapping[str, Any]) -> list[str]:
         if key.startswith("max_abs_"):
             differences.append(f"max |{words.removeprefix('max abs ')}| {value:.3g}")
         elif key.startswith("min_"):
-            others.append(f"min {words.removeprefix('min ')} {value:.4f}")
+            similar.append(f"min {words.removeprefix('min ')} {value:.4f}")
         elif key.endswith("_agreement"):
-            others.append(f"{words} {value:.0%}")
-    return differences + others
+            agreements.append(f"{words} {value:.0%}")
+    return similar + differences + agreements

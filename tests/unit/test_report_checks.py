@@ -22,8 +22,11 @@ def test_each_task_shows_what_its_check_measured() -> None:
     )
     assert check_text(GENERATION) == "max |logit diff| 0.013; token agreement 75%"
     # Fields another task records read the same way, with no change here.
-    embeddings = {"status": "checked", "rows_checked": 2, "min_cosine": 0.99912}
-    assert check_text(embeddings) == "min cosine 0.9991"
+    embeddings = {"status": "checked", "rows_checked": 2, "cosine_min": 0.99,
+                  "min_cosine": 0.99912, "worst_row": 1, "max_abs_embedding_diff": 0.0042}
+    assert check_text(embeddings) == "min cosine 0.9991; max |embedding diff| 0.0042"
+    fill_mask = {"status": "checked", "max_abs_logit_diff": 0.01, "top1_agreement": 1.0}
+    assert check_text(fill_mask) == "max |logit diff| 0.01; top1 agreement 100%"
     qa = {"status": "checked", "max_abs_logit_diff": 0.2, "span_agreement": 0.5}
     assert check_text(qa) == "max |logit diff| 0.2; span agreement 50%"
 
@@ -41,9 +44,9 @@ def test_a_cell_shows_the_worst_of_its_jobs() -> None:
     other = {**GENERATION, "max_abs_logit_diff": 0.002, "token_agreement": 0.5}
     worst = worst_check([GENERATION, other])
     assert worst == {"status": "checked", "max_abs_logit_diff": 0.013, "token_agreement": 0.5}
-    cosine = worst_check([{"status": "checked", "min_cosine": 0.999},
-                          {"status": "checked", "min_cosine": 0.995}])  # fmt: skip
-    assert cosine == {"status": "checked", "min_cosine": 0.995}
+    cosine = worst_check([{"status": "checked", "cosine_min": 0.99, "min_cosine": 0.999},
+                          {"status": "checked", "cosine_min": 0.99, "min_cosine": 0.995}])  # fmt: skip
+    assert cosine == {"status": "checked", "min_cosine": 0.995}  # not the threshold
     timed = worst_check([CLASSIFICATION, {**CLASSIFICATION, "timed_output": {
         "status": "checked", "label_agreement": 1.0, "max_abs_score_diff": 0.01}}])  # fmt: skip
     assert timed is not None and timed["timed_output"] == {
