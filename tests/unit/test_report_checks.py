@@ -44,8 +44,8 @@ def test_a_cell_shows_the_worst_of_its_jobs() -> None:
     other = {**GENERATION, "max_abs_logit_diff": 0.002, "token_agreement": 0.5}
     worst = worst_check([GENERATION, other])
     assert worst == {"status": "checked", "max_abs_logit_diff": 0.013, "token_agreement": 0.5}
-    cosine = worst_check([{"status": "checked", "cosine_min": 0.99, "min_cosine": 0.999},
-                          {"status": "checked", "cosine_min": 0.99, "min_cosine": 0.995}])  # fmt: skip
+    rows = [{"status": "checked", "cosine_min": 0.99, "min_cosine": m} for m in (0.999, 0.995)]
+    cosine = worst_check(rows)
     assert cosine == {"status": "checked", "min_cosine": 0.995}  # not the threshold
     timed = worst_check([CLASSIFICATION, {**CLASSIFICATION, "timed_output": {
         "status": "checked", "label_agreement": 1.0, "max_abs_score_diff": 0.01}}])  # fmt: skip
