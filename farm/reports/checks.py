@@ -34,12 +34,14 @@ def worst_check(checks: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | 
     """The checks of a cell's jobs as one: a status other than checked (or none recorded)
     wins; else each measured number at its worst (largest difference, smallest similarity
     or agreement), the timed call's likewise. None without any check."""
-    found = list(checks)
-    if not found:
+    given = list(checks)
+    if not given:
         return None
-    for check in found:
+    found: list[Mapping[str, Any]] = []
+    for check in given:
         if not check or check.get("status") != CHECKED:
             return dict(check) if check else {"status": "none recorded"}
+        found.append(check)
     out: dict[str, Any] = {"status": CHECKED}
     for check in found:
         for key, value in check.items():

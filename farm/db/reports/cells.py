@@ -363,7 +363,8 @@ def ttft_ms(session: Session, job_ids: Iterable[int]) -> dict[int, npt.NDArray[n
             Result.job_id.in_(chunk), Result.ttft_samples.is_not(None)
         )
         for job, blob in session.execute(stmt):
-            out[job] = decode_samples(blob).astype(np.float64) / NS_PER_MS
+            if blob is not None:
+                out[job] = decode_samples(blob).astype(np.float64) / NS_PER_MS
     return out
 
 
