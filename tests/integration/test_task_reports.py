@@ -29,7 +29,10 @@ from farm.stats import NS_PER_MS, encode_samples
 from tests.support import reportdata
 from tests.support.harness import farm, farm_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:Using `httpx`"),  # starlette's TestClient on httpx
+]
 
 NEW = 8  # new tokens per generate call
 CHECK = {"status": "checked", "rows_checked": 1, "tokens_checked": NEW,
