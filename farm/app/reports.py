@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from farm.app.gencompare import test_generation
 from farm.errors import NotFound
-from farm.generation import tpot_ns
 from farm.reports.cells import (
     GENERATION,
     IDENTITY,
@@ -29,12 +29,10 @@ from farm.reports.cells import (
 from farm.reports.comparison import (
     COMPARE_METRICS,
     DEFAULT_LIMIT,
-    GENERATION_COMPARE,
     CompareReport,
     Matches,
     Pair,
     Side,
-    Versus,
     empty_side,
     index_side,
     no_match,
@@ -48,7 +46,6 @@ from farm.reports.selectors import Filters, matches
 from farm.significance import DEFAULT_ALPHA, compare_samples
 from farm.stats import NS_PER_MS, decode_samples
 
-Int64s = npt.NDArray[np.int64]
 ID_CHUNK = 5000  # job ids per query when building the cells of compare's pairs
 
 
@@ -386,47 +383,4 @@ def _test(queries: ReportQueries, pairs: list[Pair], metric: str, alpha: float) 
         result = compare_samples(arrays[0], arrays[1], metric, pair.threshold, alpha)
         pair.value_a, pair.value_b = result.a, result.b
         pair.p, pair.verdict = result.test.p, result.verdict
-    _test_generation(queries, pairs, values, metric, alpha)
-
-
-def _test_generation(
-    queries: ReportQueries,
-    pairs: list[Pair],
-    values: dict[int, npt.NDArray[np.float64]],
-    metric: str,
-    alpha: float,
-) -> None:
-    """Text generation's pairs on TTFT and TPOT too: the same statistic of each side's
-    per-call values (pooled over its jobs), the U test on those, a verdict each."""
-    pairs = [p for p in pairs if p.a.task == GENERATION and p.b.task == GENERATION]
-    if not pairs:
-        return
-    ttft = queries.ttft_ms({j for p in pairs for c in (p.a, p.b) for j in c.job_ids})
-    for pair in pairs:
-        sides = [per_call_generation(c, values, ttft) for c in (pair.a, pair.b)]
-        for name in GENERATION_COMPARE:
-            a, b = (side.get(name) for side in sides)
-            if a is None or b is None or not a.size or not b.size:
-                continue
-            found = compare_samples(a, b, metric, pair.threshold, alpha)
-            pair.by_metric[name] = Versus(found.a, found.b, found.test.p, found.verdict)
-
-
-def per_call_generation(
-    cell: Cell,
-    e2e: dict[int, npt.NDArray[np.float64]],
-    ttft: dict[int, npt.NDArray[np.float64]],
-) -> dict[str, npt.NDArray[np.float64]]:
-    """A generation cell's per-call TTFT and TPOT in ms, pooled over its jobs (in the same
-    job order as its end-to-end samples); {} unless every job has both, TPOT only from two
-    new tokens on."""
-    if not cell.job_ids or any(j not in e2e or j not in ttft for j in cell.job_ids):
-        return {}
-    first = np.concatenate([ttft[j] for j in cell.job_ids])
-    calls = np.concatenate([e2e[j] for j in cell.job_ids])
-    out = {"ttft": first}
-    # farm.generation's formula, whatever the unit: ms in, ms out.
-    per_token = tpot_ns(cast(Int64s, calls), cast(Int64s, first), cell.new_tokens)
-    if per_token is not None:
-        out["tpot"] = per_token
-    return out
+    test_generation(queries, pairs, values, metric, alpha)
