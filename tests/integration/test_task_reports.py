@@ -174,9 +174,17 @@ def test_a_report_of_several_tasks_has_a_table_each(url: str) -> None:
         with pytest.raises(ReportError, match="text generation's metrics"):
             report(queries, ["cls"], metrics=("ttft",))
         one_task = report(queries, ["cls", "gen"], Filters(tasks=(GENERATION,)))
+        # A generation row's input label, typed back as a filter (the dashboard's trend
+        # links do), selects that row; the plain input name selects both tasks' rows.
+        by_label = report(queries, ["cls", "gen"], Filters(inputs=("short +8 new",)))
+        by_name = report(queries, ["cls", "gen"], Filters(inputs=("short",)))
+        with pytest.raises(ReportError, match="matches --input short [+]9 new"):
+            report(queries, ["cls", "gen"], Filters(inputs=("short +9 new",)))
         raw = io.StringIO()
         write_raw(queries, raw_jobs(queries, ["cls", "gen"], Filters()), raw)
     assert [t.task for t in one_task.tables] == [GENERATION]
+    assert [c.input for c in by_label.cells] == ["short +8 new"]
+    assert [c.input for c in by_name.cells] == ["short", "short +8 new"]
     # Raw samples: each generate call's TTFT in a last column, empty for classification.
     header, *lines = list(csv.reader(io.StringIO(raw.getvalue())))
     assert header[-2:] == ["latency_ms", "ttft_ms"] and len(lines) == 3 + len(e2e)

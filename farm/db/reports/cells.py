@@ -10,12 +10,13 @@ averaged percentiles.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import ColumnElement, Select, String, case, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from farm.db.models import Job, Result
@@ -38,6 +39,7 @@ from farm.reports.selectors import Filters
 from farm.stats import NS_PER_MS, decode_samples
 
 SAMPLES_CHUNK = 500
+GENERATION_INPUT = re.compile(r"(.+) \+(\d{1,9}) new")  # a generation row's input label
 
 _OPTIONS: dict[str | None, tuple[dict[str, Any], str]] = {}
 _REASONS: dict[str | None, tuple[str, ...]] = {}
@@ -104,7 +106,7 @@ def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[Col
     if filters.models:
         where.append(Job.model.in_(filters.models))
     if filters.inputs:
-        where.append(Job.input_name.in_(filters.inputs))
+        where.append(input_condition(filters.inputs))
     if filters.batches:
         where.append(Job.batch_size.in_(filters.batches))
     if filters.backends:
@@ -118,6 +120,17 @@ def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[Col
     if filters.tasks:
         where.append(Job.task.in_(filters.tasks))
     return where
+
+
+def input_condition(inputs: Sequence[str]) -> ColumnElement[bool]:
+    """Jobs of these inputs: a name, or a text generation row's label as reports show it
+    (`short +32 new`: input short with 32 new tokens), so a label is typed back as seen."""
+    either: list[ColumnElement[bool]] = [Job.input_name.in_(inputs)]
+    for text in inputs:
+        found = GENERATION_INPUT.fullmatch(text)
+        if found is not None:
+            either.append(and_(Job.input_name == found[1], Job.new_tokens == int(found[2])))
+    return or_(*either) if len(either) > 1 else either[0]
 
 
 def campaign_job_count(session: Session, campaign_ids: list[int]) -> int:
