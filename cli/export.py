@@ -51,7 +51,7 @@ def export(
     sequences per second, one benchmark per cell ("model/input/batch N/backend@pool").
     """
     from farm.app.reports import job_rows, raw_jobs, report, write_raw
-    from farm.reports.exports import bencher_metric_format, render_csv, tidy_rows
+    from farm.reports.exports import bencher_metric_format, render_csv, report_tidy_rows
 
     filters = make_filters(filter_kwargs)
     if what == "raw" and fmt == "json":
@@ -75,10 +75,10 @@ def export(
                     count = write_raw(queries, with_results, fh)
                 click.echo(f"wrote {output}: {count} samples", err=True)
             return
-        rep = report(queries, campaigns, filters)
+        rep = report(queries, campaigns, filters, checks=what == "cells")
     if what == "bmf":
-        bmf = bencher_metric_format(rep.table.cells.values())
+        bmf = bencher_metric_format(rep.cells)
         write_output(json.dumps(bmf, indent=2) + "\n", output)
         return
-    rows = tidy_rows(rep.table)
+    rows = report_tidy_rows(rep)
     write_output(json.dumps(rows, indent=2) + "\n" if fmt == "json" else render_csv(rows), output)

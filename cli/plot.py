@@ -60,7 +60,7 @@ def plot(
     base = parse_selector_option(baseline, "--baseline")
     with open_reports(settings) as queries:
         rep = plot_data(queries, campaigns, filters, metric, base)
-    png = figure_png(build_figure(rep.table, metric, title), dpi)
+    png = figure_png(build_figure(rep.tables, metric, title), dpi)
     with open(output, "wb") as fh:
         fh.write(png)
     click.echo(f"wrote {output}", err=True)

@@ -12,6 +12,7 @@ import base64
 import io
 import math
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -42,6 +43,7 @@ def _ms(value: float | None) -> str:
 
 
 def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> None:
+    from farm.reports.checks import check_text
     from farm.reports.text import RANDOM_WEIGHTS_NOTE
 
     forward = any(r.get("measure") == "forward" for r in rows)
@@ -63,6 +65,7 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
         ("n", "right"),
         *([("new", "right"), ("TTFT", "right"), ("TPOT", "right"), ("tok/s", "right")]
           if generation else []),
+        ("output check", "left"),
         ("state", "left"),
     ):  # fmt: skip
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -90,6 +93,7 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
             str(r["n"] or "-"),
             *([str(r.get("new_tokens") or "-"), _ms(r.get("ttft_ms")), _ms(r.get("tpot_ms")),
                _ms(r.get("tokens_per_s"))] if generation else []),
+            escape(check_text(r.get("output_check"))),
             state,
         )  # fmt: skip
     console = console or stdout_console()
@@ -99,23 +103,24 @@ def print_table(rows: list[dict[str, Any]], console: Console | None = None) -> N
 
 
 def print_wide(report: Report, console: Console | None = None) -> None:
-    from farm.reports.text import wide_grid
+    """Each table of the report (one per task), its notes under it."""
+    from farm.reports.text import wide_grids
 
-    header, body, notes = wide_grid(report)
     console = console or stdout_console()
-    if len(header) * len(body) > PLAIN_CELLS:
-        console.file.write(plain_grid(report.title, header, body))
+    for title, (header, body, notes) in wide_grids(report):
+        if len(header) * len(body) > PLAIN_CELLS:
+            console.file.write(plain_grid(title, header, body))
+            for note in notes:
+                console.file.write(f"note: {note}\n")
+            continue
+        table = Table(title=escape(title))
+        for i, col in enumerate(header):  # labels like `openvino@spr [forward]` are not markup
+            table.add_column(escape(col), justify="left" if i < 2 else "right")
+        for line in body:
+            table.add_row(*map(escape, line))
+        console.print(table)
         for note in notes:
-            console.file.write(f"note: {note}\n")
-        return
-    table = Table(title=report.title)
-    for i, col in enumerate(header):  # labels such as `openvino@spr [forward]` are not markup
-        table.add_column(escape(col), justify="left" if i < 2 else "right")
-    for line in body:
-        table.add_row(*map(escape, line))
-    console.print(table)
-    for note in notes:
-        console.print(f"note: {note}", markup=False)
+            console.print(f"note: {note}", markup=False)
 
 
 def plain_grid(title: str, header: list[str], body: list[list[str]]) -> str:
@@ -133,16 +138,16 @@ def plain_grid(title: str, header: list[str], body: list[list[str]]) -> str:
 
 
 def print_compare(result: CompareReport, console: Console | None = None) -> None:
-    from farm.reports.text import compare_grid
+    from farm.reports.text import compare_lines
 
-    header, body, notes = compare_grid(result)
+    header, body, notes, verdicts = compare_lines(result)
     table = Table(title=f"B against A: {result.metric}")
     for i, col in enumerate(header):
-        justify = "left" if i < 2 or col in ("A", "B", "cell") else "right"
+        justify = "left" if i < 2 or col in ("A", "B", "cell", "metric") else "right"
         table.add_column(escape(col), justify=justify)  # type: ignore[arg-type]
     colour = {"faster": "green", "slower": "red"}
-    for line, pair in zip(body, result.pairs, strict=True):
-        style = colour.get(pair.verdict or "")
+    for line, verdict in zip(body, verdicts, strict=True):
+        style = colour.get(verdict)
         last = escape(line[-1])
         table.add_row(*map(escape, line[:-1]), f"[{style}]{last}[/{style}]" if style else last)
     console = console or stdout_console()
@@ -154,8 +159,11 @@ def print_compare(result: CompareReport, console: Console | None = None) -> None
 # --- figures -----------------------------------------------------------------------------
 
 
-def build_figure(table: WideTable, metric: str = "p99", title: str | None = None) -> Figure:
-    """One panel per model; groups = input × batch; bars = backend@pool, height = metric.
+def build_figure(
+    tables: WideTable | Sequence[WideTable], metric: str = "p99", title: str | None = None
+) -> Figure:
+    """One panel per model (per task and model when the tables are several tasks');
+    groups = input × batch; bars = backend@pool, height = metric.
 
     With a baseline, each other bar is labelled with its speed-up against the baseline
     bar of its group ("3.1×"); without, with its value.
@@ -167,56 +175,71 @@ def build_figure(table: WideTable, metric: str = "p99", title: str | None = None
 
     from farm.reports.cells import metric_unit
 
-    models = list(dict.fromkeys(row[0] for row in table.rows))
-    if len(models) > MAX_MODELS_PER_FIGURE:
+    found = [tables] if not isinstance(tables, Sequence) else list(tables)
+    panels = [(t, m) for t in found for m in dict.fromkeys(row[0] for row in t.rows)]
+    if len(panels) > MAX_MODELS_PER_FIGURE:
         raise click.UsageError(
-            f"{len(models)} models would make an unreadable figure; choose some with --model"
+            f"{len(panels)} models would make an unreadable figure; choose some with --model"
         )
-    ncols = max(1, len(table.columns))
-    width = max(6.0, min(24.0, 1.2 + 0.45 * ncols * max(len(_rows_of(table, m)) for m in models)))
-    fig = Figure(figsize=(width, 3.6 * len(models) + 0.6), layout="constrained")
-    axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
-    bar_width = 0.8 / ncols
-    colours = [f"C{i % 10}" for i in range(ncols)]
-    for ax, model in zip(axes, models, strict=True):
-        rows = _rows_of(table, model)
-        groups = [
-            f"{table.input_label(r)}\nbatch {r[2]}" + (" batched" if r[3] == "batched" else "")
-            for r in rows
-        ]
-        for i, column in enumerate(table.columns):
-            heights = []
-            for row in rows:
-                cell = table.cell(row, column)
-                value = cell.value(metric) if cell is not None else None
-                heights.append(math.nan if value is None else value)
-            xs = [g + (i - (ncols - 1) / 2) * bar_width for g in range(len(rows))]
-            bars = ax.bar(
-                xs, heights, bar_width, label=table.label(column), color=colours[i], gid=column
-            )
-            labels = []
-            for row, height in zip(rows, heights, strict=True):
-                if math.isnan(height):
-                    labels.append("")
-                elif table.baseline is not None and column != table.baseline:
-                    up = table.speedup(row, column, metric)
-                    labels.append("" if up is None else f"{up:.2f}×")
-                else:
-                    labels.append(f"{height:.3g}")
-            ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
-        ax.set_xticks(range(len(rows)), groups, fontsize=8)
-        ax.set_ylabel(f"{metric} ({metric_unit(metric)})")
-        ax.set_title(model, fontsize=10)
-        ax.margins(y=0.15)
-        ax.legend(fontsize=8, loc="upper left")
-    what = "call" if any(c[6] != "pipeline" for c in table.columns) else "pipeline call"
-    if any(c.task == "text-generation" for c in table.cells.values()):
-        what = "generate call"
+    ncols = max(1, *(len(t.columns) for t in found))
+    most = max(len(_rows_of(t, m)) for t, m in panels)
+    width = max(6.0, min(24.0, 1.2 + 0.45 * ncols * most))
+    fig = Figure(figsize=(width, 3.6 * len(panels) + 0.6), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (table, model) in zip(axes, panels, strict=True):
+        heading = model if len(found) == 1 else f"{model} ({table.task})"
+        _draw_panel(ax, table, model, metric, heading, metric_unit(metric))
+    columns = [c for t in found for c in t.columns]
+    what = "call" if any(c[6] != "pipeline" for c in columns) else "pipeline call"
+    if any(t.task == "text-generation" for t in found):
+        what = "generate call" if len(found) == 1 else "call"
+    baseline = next((t for t in found if t.baseline is not None), None)
     suptitle = title or f"{metric} per {what}" + (
-        f" — speed-up against {table.label(table.baseline)}" if table.baseline else ""
+        f" — speed-up against {baseline.label(baseline.baseline)}"  # type: ignore[arg-type]
+        if baseline is not None
+        else ""
     )
     fig.suptitle(suptitle, fontsize=11)
     return fig
+
+
+def _draw_panel(
+    ax: Any, table: WideTable, model: str, metric: str, title: str, unit: str
+) -> None:
+    """One model's grouped bars: a group per input × batch, a bar per column."""
+    ncols = max(1, len(table.columns))
+    bar_width = 0.8 / ncols
+    colours = [f"C{i % 10}" for i in range(ncols)]
+    rows = _rows_of(table, model)
+    groups = [
+        f"{table.input_label(r)}\nbatch {r[2]}" + (" batched" if r[3] == "batched" else "")
+        for r in rows
+    ]
+    for i, column in enumerate(table.columns):
+        heights = []
+        for row in rows:
+            cell = table.cell(row, column)
+            value = cell.value(metric) if cell is not None else None
+            heights.append(math.nan if value is None else value)
+        xs = [g + (i - (ncols - 1) / 2) * bar_width for g in range(len(rows))]
+        bars = ax.bar(
+            xs, heights, bar_width, label=table.label(column), color=colours[i], gid=column
+        )
+        labels = []
+        for row, height in zip(rows, heights, strict=True):
+            if math.isnan(height):
+                labels.append("")
+            elif table.baseline is not None and column != table.baseline:
+                up = table.speedup(row, column, metric)
+                labels.append("" if up is None else f"{up:.2f}×")
+            else:
+                labels.append(f"{height:.3g}")
+        ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+    ax.set_xticks(range(len(rows)), groups, fontsize=8)
+    ax.set_ylabel(f"{metric} ({unit})")
+    ax.set_title(title, fontsize=10)
+    ax.margins(y=0.15)
+    ax.legend(fontsize=8, loc="upper left")
 
 
 def _rows_of(table: WideTable, model: str) -> list[Any]:
@@ -229,11 +252,16 @@ def figure_png(fig: Figure, dpi: int = 120) -> bytes:
     return buf.getvalue()
 
 
-def chart_images(table: WideTable, metric: str | None = None) -> list[tuple[str, str]]:
+def chart_images(
+    tables: WideTable | Sequence[WideTable], metric: str | None = None
+) -> list[tuple[str, str]]:
     """(caption, base64 PNG) for the HTML report: the chosen metric, p99 by default."""
-    metric = metric or table.metrics[0]
-    if not table.rows or not table.columns:
+    found = [t for t in ([tables] if not isinstance(tables, Sequence) else tables) if t.rows]
+    found = [t for t in found if t.columns]
+    if not found:
         return []
-    fig = build_figure(table, metric)
+    metric = metric or found[0].metrics[0]
+    found = [t for t in found if metric in t.metrics] or found[:1]  # the tables showing it
+    fig = build_figure(found, metric)
     caption = f"{metric} by input and batch, one bar per backend@pool"
     return [(caption, base64.b64encode(figure_png(fig)).decode("ascii"))]

@@ -11,7 +11,7 @@ import click
 
 from farm.cli.options import open_reports, pass_settings
 from farm.cli.render import stdout_console
-from farm.jobs import MEASURES
+from farm.jobs import MEASURES, TASKS
 from farm.settings import Settings
 
 if TYPE_CHECKING:  # numpy and SQLAlchemy load when a command runs, not for `farm --help`
@@ -22,8 +22,8 @@ REGRESSION_EXIT = 3  # `farm compare --fail-on-regression` found a significant s
 
 
 def filter_options(fn: F) -> F:
-    """--model/--input/--batch/--backend/--pool/--stack/--measure, each repeatable: keep only
-    these cells."""
+    """--model/--input/--batch/--backend/--pool/--stack/--measure/--task, each repeatable:
+    keep only these cells."""
     for flag, kind, what in reversed(
         (
             ("--model", str, "a model label, e.g. distilbert-base-uncased"),
@@ -33,6 +33,7 @@ def filter_options(fn: F) -> F:
             ("--pool", str, "a pool"),
             ("--stack", str, "a software stack (`ipex`, or one lock of it: `ipex@LOCK`)"),
             ("--measure", click.Choice(MEASURES), "a measure (what a timed call covers)"),
+            ("--task", click.Choice(TASKS), "a task (campaigns of several reported together)"),
         )
     ):
         fn = click.option(flag, multiple=True, type=kind, help=f"Only {what} (repeatable).")(fn)
@@ -50,6 +51,7 @@ def make_filters(kwargs: dict[str, Any]) -> Filters:
         pools=tuple(kwargs.pop("pool")),
         stacks=tuple(kwargs.pop("stack")),
         measures=tuple(kwargs.pop("measure")),
+        tasks=tuple(kwargs.pop("task")),
     )
 
 
@@ -133,7 +135,8 @@ def report(
     **filter_kwargs: Any,
 ) -> None:
     """The blog's table for CAMPAIGNS (ids or names): rows model × input × batch, columns
-    backend@pool, cells mean / p99 ms, with validity flags, speed-ups and cost if asked.
+    backend@pool, cells mean / p99 ms, with validity flags, speed-ups and cost if asked;
+    a table per task, each with its own metrics (text generation: TTFT, TPOT, tokens/s).
 
     Several campaigns are reported together: a cell measured by several jobs shows the
     statistics of their pooled raw samples.
@@ -158,7 +161,7 @@ def report(
             rows = job_rows(queries, campaigns, filters, cost)
             write_output(render_jobs(rows, fmt), output)
             return
-        rep = make_report(queries, campaigns, filters, metrics or None, base, cost)
+        rep = make_report(queries, campaigns, filters, metrics or None, base, cost, True)
     if not rep.has_results:
         click.echo(f"{rep.title} has no results yet; `farm status` tells more", err=True)
     if fmt == "table":
@@ -177,14 +180,15 @@ def report(
 
         write_output(render_markdown(rep), output)
     elif fmt == "csv":
-        from farm.reports.exports import render_csv, tidy_rows
+        from farm.reports.exports import render_csv, report_tidy_rows
 
-        write_output(render_csv(tidy_rows(rep.table, cost=cost)), output)
+        write_output(render_csv(report_tidy_rows(rep, cost)), output)
     else:
         from farm.cli.render import chart_images
         from farm.reports.text import render_html
 
-        images = chart_images(rep.table, "p99" if "p99" in rep.table.metrics else None)
+        shown = {m for t in rep.tables for m in t.metrics}
+        images = chart_images(rep.tables, "p99" if "p99" in shown else None)
         write_output(render_html(rep, images), output)
 
 
@@ -283,7 +287,8 @@ def compare(
     batching, backend and options, allocator, measure mode, pool and software stack, less
     what the selectors vary (--a stack=main --b stack=ipex: the same cells across stacks).
     A verdict needs p < ALPHA and an effect above the threshold: faster, slower, or no
-    significant difference.
+    significant difference. Text generation cells are compared on TTFT and TPOT too (the
+    same statistic of their per-call values), a verdict each.
     """
     from farm.app.reports import compare as do_compare
     from farm.cli.render import print_compare
@@ -327,9 +332,10 @@ def compare(
     else:
         write_output(json.dumps(compare_rows(result), indent=2, default=str) + "\n", output)
     if fail_on_regression and result.regressions:
+        also = " of end-to-end, TTFT or TPOT" if result.compared else ""
         click.echo(
             f"{len(result.regressions)} significant regression(s) of B against A "
-            f"({metric}, p < {alpha:g})",
+            f"({metric}{also}, p < {alpha:g})",
             err=True,
         )
         sys.exit(REGRESSION_EXIT)

@@ -14,7 +14,7 @@ from farm.cli.recommend import OBJECTIVES
 from farm.cli.serve import params
 from farm.cli.serve.pages import compare_args, hosts_data, job_of, reports, trend_of
 from farm.cli.serve.views import EXPORTS
-from farm.reports.cells import DEFAULT_METRICS, METRICS
+from farm.reports.cells import METRICS
 from farm.reports.selectors import Filters
 
 
@@ -54,13 +54,13 @@ def report(request: Request) -> Response:
 def cells(request: Request) -> Response:
     """`farm export CAMPAIGN --cells --format json`: one object per cell."""
     from farm.app.reports import report as make_report
-    from farm.reports.exports import tidy_rows
+    from farm.reports.exports import report_tidy_rows
 
     ref = params.campaign_ref(request.path_params["ref"])
-    metrics = params.metrics(request, DEFAULT_METRICS)
+    metrics = params.metrics(request, ())
     with reports(request) as q:
-        rep = make_report(q, [ref], params.filters(request), metrics)
-    return as_json(tidy_rows(rep.table))
+        rep = make_report(q, [ref], params.filters(request), metrics or None, checks=True)
+    return as_json(report_tidy_rows(rep))
 
 
 def job(request: Request) -> Response:
@@ -110,7 +110,12 @@ def export(request: Request) -> Response:
     """Each export format, as the CLI command EXPORTS names writes it."""
     from farm.app.reports import job_rows, raw_jobs, write_raw
     from farm.app.reports import report as make_report
-    from farm.reports.exports import bencher_metric_format, render_csv, render_jobs, tidy_rows
+    from farm.reports.exports import (
+        bencher_metric_format,
+        render_csv,
+        render_jobs,
+        report_tidy_rows,
+    )
     from farm.reports.text import render_markdown
 
     ref = params.campaign_ref(request.path_params["ref"])
@@ -129,21 +134,22 @@ def export(request: Request) -> Response:
             write_raw(q, raw_jobs(q, refs, none), buf)
             text = buf.getvalue()
         else:
-            rep = make_report(q, refs, none)
+            rep = make_report(q, refs, none, checks=what != "bmf.json")
     if what == "report.md":
         text = render_markdown(rep)
     elif what == "report.html":
         from farm.cli.render import chart_images
         from farm.reports.text import render_html
 
-        images = chart_images(rep.table, "p99" if "p99" in rep.table.metrics else None)
+        shown = {m for t in rep.tables for m in t.metrics}
+        images = chart_images(rep.tables, "p99" if "p99" in shown else None)
         text = render_html(rep, images)
     elif what == "report.csv":
-        text = render_csv(tidy_rows(rep.table))
+        text = render_csv(report_tidy_rows(rep))
     elif what == "cells.json":
-        text = json.dumps(tidy_rows(rep.table), indent=2) + "\n"
+        text = json.dumps(report_tidy_rows(rep), indent=2) + "\n"
     elif what == "bmf.json":
-        text = json.dumps(bencher_metric_format(rep.table.cells.values()), indent=2) + "\n"
+        text = json.dumps(bencher_metric_format(rep.cells), indent=2) + "\n"
     kind = {"md": "text/markdown", "html": "text/html", "csv": "text/csv"}
     media = kind.get(what.rpartition(".")[2], "application/json")
     disposition = f'attachment; filename="campaign-{cid}-{what}"'
@@ -163,7 +169,7 @@ def chart(request: Request) -> Response:
     with reports(request) as q:
         base = params.selector(request, "baseline")
         rep = plot_data(q, [ref], params.filters(request), metric, base)
-    return Response(campaign_chart(rep.table, metric), media_type=SVG)
+    return Response(campaign_chart(rep.tables, metric), media_type=SVG)
 
 
 def histogram(request: Request) -> Response:

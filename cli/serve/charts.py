@@ -24,16 +24,17 @@ def svg(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def campaign_chart(table: WideTable, metric: str) -> bytes:
+def campaign_chart(tables: Sequence[WideTable], metric: str) -> bytes:
     """`farm plot`'s grouped bars (one panel per model, a bar per backend@pool)."""
     from farm.cli.render import build_figure
 
+    labels = {key: t.label(key) for t in tables for key in t.columns}
     with _LOCK:
-        fig = build_figure(table, metric)
+        fig = build_figure(tables, metric)
         for artist in fig.findobj():
             gid = artist.get_gid()
             if isinstance(gid, tuple):  # a bar's column key: SVG ids are text
-                artist.set_gid(table.label(gid))  # type: ignore[arg-type]
+                artist.set_gid(labels.get(gid, str(gid)))  # type: ignore[arg-type]
     return svg(fig)
 
 

@@ -22,7 +22,8 @@ from farm.cli.serve.views import EXPORTS, blog_table, ms, progress
 from farm.db.reports import SqlReports
 from farm.errors import NotFound
 from farm.hardware import mixed_pools
-from farm.reports.cells import DEFAULT_METRICS, METRICS, ReportError
+from farm.reports.cells import DEFAULT_METRICS, GENERATION, METRICS, ReportError
+from farm.reports.checks import check_text
 from farm.reports.comparison import COMPARE_METRICS
 from farm.reports.selectors import Filters
 
@@ -52,7 +53,7 @@ def campaign(request: Request) -> Response:
     from farm.db.dashboard import campaign_overview
 
     ref = params.campaign_ref(request.path_params["ref"])
-    metrics = params.metrics(request, DEFAULT_METRICS)
+    asked = params.metrics(request, ())  # none: each task's own (farm report's defaults)
     baseline_text = params.one(request, "baseline")
     baseline = params.selector(request, "baseline")
     filters = params.filters(request)
@@ -60,27 +61,33 @@ def campaign(request: Request) -> Response:
         (cid, name), *_ = q.campaigns([ref])
         overview = progress(campaign_overview(q.session, 1, cid)[0])
         try:
-            rep = report(q, [str(cid)], filters, metrics, baseline, cost=True)
+            rep = report(q, [str(cid)], filters, asked or None, baseline, cost=True, checks=True)
         except NotFound:
             rep = None  # no jobs yet
-        jobs = job_rows(q, [str(cid)], filters)
+        jobs = [job_view(j) for j in job_rows(q, [str(cid)], filters)]
         recommended = recommendation(q, cid, request)
-    if rep is not None and len(rep.unpriced) == len({c.pool for c in rep.table.cells.values()}):
+    if rep is not None and len(rep.unpriced) == len({c.pool for c in rep.cells}):
         rep.cost = False  # no pool has a price: no cost columns
+    shown = [m for t in rep.tables for m in t.metrics] if rep is not None else []
+    metrics = tuple(dict.fromkeys(shown)) or asked or DEFAULT_METRICS
     chartable = [m for m in metrics if m != "std"]
     chart_metric = params.choice(
         request, "chart", list(METRICS), "p99" if "p99" in chartable else (chartable or ["mean"])[0]
     )
-    query = [("metric", m) for m in metrics] + ([("baseline", baseline_text)] if baseline else [])
+    query = [("metric", m) for m in asked] + ([("baseline", baseline_text)] if baseline else [])
     return page(
         request,
         "campaign.html",
         campaign={"id": cid, "name": name},
         overview=overview,
-        table=blog_table(rep) if rep is not None and rep.table.rows else None,
+        tables=[blog_table(rep, t) for t in rep.tables if t.rows] if rep is not None else [],
         has_results=rep is not None and rep.has_results,
-        columns=[rep.table.label(c) for c in rep.table.columns] if rep is not None else [],
+        columns=list(dict.fromkeys(t.label(c) for t in rep.tables for c in t.columns))
+        if rep is not None
+        else [],
         metrics=metrics,
+        asked=asked,
+        generation=any(j.get("task") == GENERATION for j in jobs),
         all_metrics=list(METRICS),
         baseline=baseline_text or "",
         chart_query=urlencode([*query, ("chart", chart_metric)]),
@@ -91,6 +98,12 @@ def campaign(request: Request) -> Response:
         recommendation=recommended,
         objectives=OBJECTIVES,
     )
+
+
+def job_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A job's row of the campaign page: `farm report --format json`'s, and what its
+    output check measured as the reports say it (`farm.reports.checks`)."""
+    return {**row, "check": check_text(row["output_check"])}
 
 
 def recommendation(q: SqlReports, cid: int, request: Request) -> dict[str, Any]:
@@ -135,7 +148,7 @@ def job(request: Request) -> Response:
 
 def compare(request: Request) -> Response:
     from farm.app.reports import compare as do_compare
-    from farm.reports.text import compare_grid
+    from farm.reports.text import compare_lines
 
     keys = ("a", "b", "a_sel", "b_sel", "pools", "backends", "threshold", "alpha")
     form = {k: params.one(request, k) or "" for k in keys}
@@ -149,8 +162,7 @@ def compare(request: Request) -> Response:
                         metrics=COMPARE_METRICS, result=None)  # fmt: skip
         args = compare_args(request)
         result = do_compare(q, **args)
-    header, body, notes = compare_grid(result)
-    verdicts = [p.verdict or "" for p in result.pairs]
+    header, body, notes, verdicts = compare_lines(result)
     api = "/api/compare?" + urlencode([(k, v) for k, v in request.query_params.multi_items()])
     return page(request, "compare.html", form=form, metric=metric, choices=choices,
                 metrics=COMPARE_METRICS, result=result, header=header,
@@ -251,9 +263,9 @@ def latest_cells(q: SqlReports, name: str) -> list[dict[str, Any]]:
         rep = report(q, [str(cid)], Filters(), ("mean",))
     except NotFound:
         return []
-    table = rep.table
     return [
         {"model": row[0], "input": row[1], "batch": row[2], "column": table.label(col),
          "label": f"{table.row_label(row)} · {table.label(col)}"}
+        for table in rep.tables
         for (row, col), cell in table.cells.items() if cell.results
     ]  # fmt: skip

@@ -113,4 +113,5 @@ def filters(request: Request) -> Filters:
         batches=tuple(batches),
         backends=tuple(q.getlist("backend")),
         pools=tuple(q.getlist("pool")),
+        tasks=tuple(q.getlist("task")),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from farm.reports.cells import NO_SPEEDUP, Cell
-from farm.reports.layout import Report
+from farm.reports.layout import Report, WideTable
 from farm.reports.notes import group_notes
 from farm.reports.text import metric_text, money, wide_grid
 
@@ -24,9 +24,8 @@ EXPORTS = (
 )
 
 
-def cell_view(rep: Report, row: Any, column: Any) -> dict[str, Any]:
-    """One cell of the blog table: its text as `farm report` prints it, marks, links."""
-    table = rep.table
+def cell_view(rep: Report, row: Any, column: Any, table: WideTable) -> dict[str, Any]:
+    """One cell of a blog table: its text as `farm report` prints it, marks, links."""
     cell: Cell | None = table.cell(row, column)
     out: dict[str, Any] = {"text": "-", "marks": "", "reasons": [], "jobs": [], "state": ""}
     if cell is None:
@@ -57,10 +56,11 @@ def cell_view(rep: Report, row: Any, column: Any) -> dict[str, Any]:
     return out
 
 
-def blog_table(rep: Report) -> dict[str, Any]:
-    """Header, rows and notes of the campaign page's table (the CLI's grid, with links)."""
-    table = rep.table
-    header, _, notes = wide_grid(rep)
+def blog_table(rep: Report, table: WideTable | None = None) -> dict[str, Any]:
+    """Header, rows and notes of one of the campaign page's tables (one per task; the
+    CLI's grid, with links)."""
+    table = table if table is not None else rep.table
+    header, _, notes = wide_grid(rep, table)
     columns = [{"label": table.label(c), "baseline": c == table.baseline} for c in table.columns]
     rows = []
     for row in table.rows:
@@ -72,7 +72,7 @@ def blog_table(rep: Report) -> dict[str, Any]:
                 "batch": f"{batch}" + (" batched" if batching == "batched" else ""),
                 "batch_size": batch,
                 "input_name": row[1],
-                "cells": [cell_view(rep, row, c) for c in table.columns],
+                "cells": [cell_view(rep, row, c, table) for c in table.columns],
             }
         )
     speed = [m for m in table.metrics if m not in NO_SPEEDUP]
@@ -84,14 +84,15 @@ def blog_table(rep: Report) -> dict[str, Any]:
         "speedups": table.baseline is not None and bool(speed),
         "cost": rep.cost,
         "notes": [n for n in notes if not n.startswith("!: ")],
-        "validity": group_reasons(rep),
+        "validity": group_reasons(table),
+        "task": table.task,
+        "title": rep.table_title(table),
     }
 
 
-def group_reasons(rep: Report) -> list[dict[str, Any]]:
+def group_reasons(table: WideTable) -> list[dict[str, Any]]:
     """One line per distinct validity reason (up to its numbers) with the cells it
     affects, as the report's notes group them (`farm.reports.notes.group_notes`)."""
-    table = rep.table
     groups = group_notes(table.invalid_cells(), table.label)
     return [{"reason": reason, "cells": cells} for reason, cells in groups]
 

@@ -27,6 +27,8 @@ from farm.reports.recommend import (
     per_call,
     pick,
     ranked,
+    shown_objective,
+    task_objective,
     threshold,
 )
 from farm.reports.selectors import Filters
@@ -51,7 +53,7 @@ def recommend(
     metric = "mean" if cost else goal.name
     rep = report(queries, refs, filters, (metric,), cost=cost)
     ids = [cid for cid, _ in rep.campaigns]
-    pools = sorted({c.pool for c in rep.table.cells.values()})
+    pools = sorted({c.pool for c in rep.cells})
     if cost and len(rep.unpriced) == len(pools):
         raise ReportError(
             f"the cost objective needs pool prices and none of {', '.join(pools)} has one: "
@@ -60,19 +62,21 @@ def recommend(
     checks = {r["job"]: r["output_check"] for r in queries.job_rows(ids, filters or Filters())}
     noise = queries.noise_floors(set(pools))
     choices: list[Choice] = []
-    groups = list(_groups(rep.table))
+    goals = {t.task: task_objective(goal, t.task) for t in rep.tables}
+    groups = [(t, key, cells) for t in rep.tables for key, cells in _groups(t)]
     for start in range(0, len(groups), ROWS_PER_LOAD):
         part = groups[start : start + ROWS_PER_LOAD]
-        ranking = [_rank(cells, goal, checks) for _, cells in part]
+        ranking = [_rank(cells, goals[t.task], checks) for t, _, cells in part]
         leaders = [c for best, _ in ranking for c in best[:2]]
         samples = queries.samples_ms({j for c in leaders for j in c.job_ids})
-        for (key, cells), (best, excluded) in zip(part, ranking, strict=True):
+        for (table, key, cells), (best, excluded) in zip(part, ranking, strict=True):
+            found = goals[table.task]
             choices.append(
-                _choice(rep.table, key, cells, best, excluded, goal, samples, noise, alpha)
+                _choice(table, key, cells, best, excluded, found, samples, noise, alpha)
             )
     return Recommendation(
-        tuple(rep.campaigns), goal, alpha, tuple(choices), tuple(rep.unpriced),
-        rep.table.random_weights,
+        tuple(rep.campaigns), shown_objective(list(goals.values())), alpha, tuple(choices),
+        tuple(rep.unpriced), any(t.random_weights for t in rep.tables),
     )  # fmt: skip
 
 

@@ -15,10 +15,10 @@ from typing import IO, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from farm.app.gencompare import test_generation
 from farm.errors import NotFound
 from farm.reports.cells import (
-    DEFAULT_METRICS,
-    GENERATION_METRICS,
+    GENERATION,
     IDENTITY,
     Cell,
     ReportError,
@@ -40,10 +40,10 @@ from farm.reports.comparison import (
     side_label,
     varied_fields,
 )
-from farm.reports.exports import RAW_KEYS
-from farm.reports.layout import Report, wide_table
+from farm.reports.exports import RAW_KEYS, RAW_TTFT
+from farm.reports.layout import Report, task_tables
 from farm.reports.selectors import Filters, matches
-from farm.significance import DEFAULT_ALPHA, SLOWER, compare_samples
+from farm.significance import DEFAULT_ALPHA, compare_samples
 from farm.stats import NS_PER_MS, decode_samples
 
 ID_CHUNK = 5000  # job ids per query when building the cells of compare's pairs
@@ -82,6 +82,12 @@ class ReportQueries(Protocol):
 
     def samples_ms(self, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
         """job id → its raw samples in ms."""
+
+    def ttft_ms(self, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
+        """job id → its time-to-first-token samples in ms (text generation's jobs)."""
+
+    def output_checks(self, job_ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+        """job id → the output check its result recorded (None where none was)."""
 
     def match(
         self,
@@ -133,19 +139,20 @@ def report(
     metrics: Sequence[str] | None = None,
     baseline: dict[str, str] | None = None,
     cost: bool = False,
+    checks: bool = False,
 ) -> Report:
-    """`farm report`: campaigns → cells (pooled where needed) → the blog's table. By
-    default mean and p99, and TTFT / TPOT / tokens/s where a cell is text generation."""
+    """`farm report`: campaigns → cells (pooled where needed) → the blog's table, one per
+    task. By default mean and p99, and TTFT / TPOT / tokens/s in text generation's.
+    checks=True loads the jobs' output checks, for the views that say what they measured."""
     filters = filters or Filters()
     campaigns = queries.campaigns(refs)
     cells = queries.cells([cid for cid, _ in campaigns], filters)
     require_cells(queries, campaigns, cells, filters)
-    if not metrics:
-        generation = any(c.task == "text-generation" for c in cells)
-        metrics = (*DEFAULT_METRICS, *GENERATION_METRICS) if generation else DEFAULT_METRICS
     unpriced = apply_prices(queries, cells) if cost else []
-    table = wide_table(cells, metrics, baseline)
-    return Report(campaigns, table, cost, unpriced)
+    rep = Report(campaigns, task_tables(cells, metrics, baseline), cost, unpriced)
+    if checks:
+        rep.checks = queries.output_checks(j for c in cells for j in c.job_ids)
+    return rep
 
 
 def job_rows(
@@ -193,9 +200,12 @@ def raw_jobs(queries: ReportQueries, refs: Iterable[str], filters: Filters) -> l
 
 
 def write_raw(queries: ReportQueries, rows: list[dict[str, Any]], out: IO[str]) -> int:
-    """One CSV line per sample, job by job (loaded in chunks, decoded one job at a time)."""
+    """One CSV line per sample, job by job (loaded in chunks, decoded one job at a time);
+    with text generation's jobs, each call's TTFT in a last column (empty for the others)."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(RAW_KEYS)
+    generation = [r["job"] for r in rows if r.get("task") == GENERATION]
+    writer.writerow(RAW_KEYS + (RAW_TTFT,) if generation else RAW_KEYS)
+    ttft = queries.ttft_ms(generation) if generation else {}
     by_job = {r["job"]: r for r in rows}
     count = 0
     for job_id, blob in queries.samples(by_job):
@@ -207,7 +217,14 @@ def write_raw(queries: ReportQueries, rows: list[dict[str, Any]], out: IO[str]) 
             r["worker"],
         )  # fmt: skip
         values = decode_samples(blob).astype(np.float64) / NS_PER_MS
-        writer.writerows((*fixed, i, repr(float(v))) for i, v in enumerate(values))
+        if generation:
+            first = ttft.get(job_id)
+            writer.writerows(
+                (*fixed, i, repr(float(v)), "" if first is None else repr(float(first[i])))
+                for i, v in enumerate(values)
+            )
+        else:
+            writer.writerows((*fixed, i, repr(float(v))) for i, v in enumerate(values))
         count += values.size
     return count
 
@@ -291,7 +308,7 @@ def compare(
         only_a=found.count_a - found.matched,
         only_b=found.count_b - found.matched,
         beyond=found.beyond - beyond_shown,
-        regressions=[p for p in to_test if p.verdict == SLOWER],
+        regressions=[p for p in to_test if p.regressed],
         noise=noise if threshold is None else {},
     )
 
@@ -366,3 +383,4 @@ def _test(queries: ReportQueries, pairs: list[Pair], metric: str, alpha: float) 
         result = compare_samples(arrays[0], arrays[1], metric, pair.threshold, alpha)
         pair.value_a, pair.value_b = result.a, result.b
         pair.p, pair.verdict = result.test.p, result.verdict
+    test_generation(queries, pairs, values, metric, alpha)

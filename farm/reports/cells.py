@@ -9,6 +9,7 @@ the cell, its labels and identity, merging two cells, pooling raw samples into o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -48,6 +49,17 @@ UNITS = {"throughput": "seq/s", "gflops": "GFLOP/s", "efficiency": "% of peak",
          "tokens_per_s": "tok/s"}  # fmt: skip
 NO_SPEEDUP = frozenset({"std"})  # a ratio of spreads is no speed-up
 DEFAULT_METRICS = ("mean", "p99")
+GENERATION = "text-generation"  # the task whose cells have GENERATION_METRICS
+
+
+def task_metrics(task: str, asked: Sequence[str] | None = None) -> tuple[str, ...]:
+    """What a task's table shows: the metrics asked that the task has (TTFT, TPOT and
+    tokens/s only for text generation), else mean and p99, and for text generation its own
+    five beside them. Empty when none of those asked applies to the task."""
+    generation = task == GENERATION
+    if not asked:
+        return (*DEFAULT_METRICS, *GENERATION_METRICS) if generation else DEFAULT_METRICS
+    return tuple(m for m in asked if generation or m not in GENERATION_METRICS)
 
 
 # The identity fields that make "the same cell" for `farm compare` (less those the

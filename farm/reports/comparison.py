@@ -4,6 +4,9 @@ A side is a campaign, optionally narrowed by a selector (`pool=icelake`, `backen
 `dtype=bf16`, ...). Two cells are "the same cell" when they agree on the identity
 (`farm.reports.cells.IDENTITY`) less whatever the selectors vary: `--a pool=icelake
 --b pool=zen4` matches cells on everything but the pool. The U test is `farm.significance`.
+
+A pair of text generation cells is also compared on TTFT and TPOT (the same statistic of
+their per-call values, the U test on those), each with its own verdict.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from farm.reports.selectors import Filters, selector_text
 from farm.significance import FASTER, SAME, SLOWER
 
 COMPARE_METRICS = ("mean", "p50", "p90", "p99")
+# Text generation's per-call metrics compared beside the end-to-end latency: name → label.
+GENERATION_COMPARE = {"ttft": "TTFT", "tpot": "TPOT"}
 DEFAULT_LIMIT = 50
 # Identity fields a selector key varies (a varied field is left out of the match).
 VARIES = {
@@ -90,6 +95,31 @@ def varied_fields(*selectors: dict[str, str]) -> set[str]:
 
 
 @dataclass
+class Versus:
+    """B against A on one more metric of a pair: the statistic of each side's per-call
+    values, the U test's p on them and the verdict (text generation's TTFT and TPOT)."""
+
+    value_a: float
+    value_b: float
+    p: float
+    verdict: str
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value_b / self.value_a if self.value_a > 0 else None
+
+    @property
+    def change(self) -> float | None:
+        r = self.ratio
+        return None if r is None else r - 1.0
+
+    @property
+    def speedup(self) -> float | None:
+        r = self.ratio
+        return None if r is None or r <= 0 else 1.0 / r
+
+
+@dataclass
 class Pair:
     """One matched cell: A and B, the metric on each, and (when tested) the verdict."""
 
@@ -100,6 +130,13 @@ class Pair:
     value_b: float | None = None
     p: float | None = None
     verdict: str | None = None  # None: not tested
+    # Text generation: TTFT and TPOT compared too (GENERATION_COMPARE's names), when tested.
+    by_metric: dict[str, Versus] = field(default_factory=dict)
+
+    @property
+    def regressed(self) -> bool:
+        """Significantly slower in B, end to end or on any metric compared beside it."""
+        return SLOWER in (self.verdict, *(v.verdict for v in self.by_metric.values()))
 
     @property
     def ratio(self) -> float | None:
@@ -147,12 +184,20 @@ class CompareReport:
     def hidden(self) -> int:
         return self.matched - len(self.pairs)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, metric: str | None = None) -> dict[str, int]:
+        """Verdicts of the pairs shown: end to end, or on one of GENERATION_COMPARE."""
         out = {FASTER: 0, SLOWER: 0, SAME: 0}
         for pair in self.pairs:
-            if pair.verdict:
-                out[pair.verdict] += 1
+            versus = pair.by_metric.get(metric) if metric else None
+            verdict = pair.verdict if metric is None else versus and versus.verdict
+            if verdict:
+                out[verdict] += 1
         return out
+
+    @property
+    def compared(self) -> list[str]:
+        """The metrics of GENERATION_COMPARE some pair shown was compared on."""
+        return [m for m in GENERATION_COMPARE if any(m in p.by_metric for p in self.pairs)]
 
 
 def side_label(cid: int, name: str, selector: dict[str, str]) -> str:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
 from farm.reports.cells import GENERATION_ATTRS, NO_SPEEDUP, Cell
+from farm.reports.checks import check_text, worst_check
 from farm.reports.comparison import CompareReport
 from farm.reports.labels import column_labels
-from farm.reports.layout import WideTable
+from farm.reports.layout import Report, WideTable
 from farm.stats import mean_interval
 
 CSV_KEYS = (
@@ -34,10 +35,21 @@ RAW_KEYS = (
     "campaign", "job", "model", "input", "tokens", "batch_size", "batching", "backend",
     "backend_options", "allocator", "pool", "host", "worker", "sample", "latency_ms",
 )  # fmt: skip
+RAW_TTFT = "ttft_ms"  # after RAW_KEYS, when text generation's jobs are exported
 
 
-def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
-    """One row per cell (long format, what pandas wants), with speed-ups and cost if asked."""
+def report_tidy_rows(report: Report, cost: bool = False) -> list[dict[str, Any]]:
+    """`tidy_rows` of every table of the report (one per task), one after the other, with
+    the output checks the report loaded."""
+    return [row for table in report.tables for row in tidy_rows(table, cost, report.checks)]
+
+
+def tidy_rows(
+    table: WideTable, cost: bool = False, checks: Mapping[int, Any] | None = None
+) -> list[dict[str, Any]]:
+    """One row per cell (long format, what pandas wants), with speed-ups and cost if asked;
+    `checks` (job id → its output check) fills `output_check` with the cell's worst
+    (`farm.reports.checks`)."""
     out = []
     speed_metrics = [m for m in table.metrics if m not in NO_SPEEDUP] if table.baseline else []
     labels = {column: table.label(column) for column in table.columns}
@@ -76,9 +88,9 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
                 "pooled": cell.pooled,
                 "verdict": cell.verdict,
                 "reasons": "; ".join(cell.reasons),
-                # Output checks are per job (`--format json`); the per-cell column stays
-                # empty, kept so that readers by position keep working.
-                "output_check": None,
+                # What the output check measured, the worst of the cell's jobs; empty
+                # unless the checks were loaded (per job in full: `--format json`).
+                "output_check": None if checks is None else _check(cell, checks),
                 "stack": cell.stack,
                 # Throughput mode's layout (1 and 0 for latency cells), after the rest.
                 "instances": cell.instances,
@@ -103,6 +115,12 @@ def tidy_rows(table: WideTable, cost: bool = False) -> list[dict[str, Any]]:
     return out
 
 
+def _check(cell: Cell, checks: Mapping[int, Any]) -> str | None:
+    if not cell.job_ids:
+        return None
+    return check_text(worst_check(checks.get(j) for j in cell.job_ids))
+
+
 def benchmark_name(cell: Cell, column: str | None = None) -> str:
     batched = " batched" if cell.batching == "batched" else ""
     column = column or cell.column_label
@@ -110,7 +128,8 @@ def benchmark_name(cell: Cell, column: str | None = None) -> str:
 
 
 def bencher_metric_format(cells: Iterable[Cell]) -> dict[str, dict[str, dict[str, float]]]:
-    """Bencher Metric Format: latency in ns (mean, 95 % interval), throughput in seq/s."""
+    """Bencher Metric Format: latency in ns (mean, 95 % interval), throughput in seq/s;
+    a text generation cell adds ttft and tpot (mean, ns) and tokens_per_s."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     cells = list(cells)
     labels = column_labels({c.column_key: None for c in cells})
@@ -119,7 +138,8 @@ def bencher_metric_format(cells: Iterable[Cell]) -> dict[str, dict[str, dict[str
             continue
         lo, hi = mean_interval(cell.mean_ms, cell.std_ms or 0.0, cell.n)
         per_s = 1000.0 * cell.batch_size
-        out[benchmark_name(cell, labels[cell.column_key])] = {
+        name = benchmark_name(cell, labels[cell.column_key])
+        out[name] = {
             "latency": {
                 "value": cell.mean_ms * 1e6,
                 "lower_value": lo * 1e6,
@@ -131,6 +151,10 @@ def bencher_metric_format(cells: Iterable[Cell]) -> dict[str, dict[str, dict[str
                 "upper_value": per_s / lo if lo > 0 else per_s / cell.mean_ms,
             },
         }
+        for measure, value, scale in (("ttft", cell.ttft_ms, 1e6), ("tpot", cell.tpot_ms, 1e6),
+                                      ("tokens_per_s", cell.tokens_per_s, 1.0)):  # fmt: skip
+            if value is not None:
+                out[name][measure] = {"value": value * scale}
     return out
 
 
@@ -165,6 +189,14 @@ def compare_rows(result: CompareReport) -> list[dict[str, Any]]:
                 "b_verdict": p.b.verdict,
             }
         )
+        if p.a.task != "text-classification":  # a classification record is as it was
+            out[-1] |= {"task": p.a.task, "new_tokens": p.a.new_tokens,
+                        "prompt_tokens": p.a.prompt_tokens or None}  # fmt: skip
+        for name, v in p.by_metric.items():  # text generation's TTFT and TPOT, when tested
+            out[-1] |= {f"{name}_a_ms": v.value_a, f"{name}_b_ms": v.value_b,
+                        f"{name}_ratio": v.ratio, f"{name}_change": v.change,
+                        f"{name}_speedup": v.speedup, f"{name}_p_value": v.p,
+                        f"{name}_verdict": v.verdict}  # fmt: skip
     return out
 
 

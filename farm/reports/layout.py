@@ -4,6 +4,10 @@ A measure other than the pipeline call is a column of its own (`openvino@spr [fo
 so forward and pipeline cells of a backend stand side by side.
 
 A *baseline* column turns every other column into speed-ups, cell for cell.
+
+A report has one such table per task (a campaign has one task; campaigns reported together
+may mix them): each task's table shows its own metrics (text generation: TTFT, TPOT and
+tokens/s beside the end-to-end latency), and cells of two tasks never share a row.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Any
 
 from farm.nogc import no_gc
 from farm.reports.cells import (
@@ -21,6 +26,7 @@ from farm.reports.cells import (
     Cell,
     ReportError,
     options_text,
+    task_metrics,
 )
 from farm.reports.labels import ColumnKey, RowKey, column_label, column_labels, row_label
 from farm.reports.selectors import ROW_FIELDS, matches, selector_text
@@ -36,6 +42,7 @@ class WideTable:
     cells: dict[tuple[RowKey, ColumnKey], Cell]
     baseline: ColumnKey | None = None
     labels: dict[ColumnKey, str] = field(default_factory=dict)  # with [stack] where needed
+    task: str = "text-classification"  # the task of every cell of the table
 
     def label(self, column: ColumnKey) -> str:
         """The column's header: [stack] only where two columns differ by nothing else."""
@@ -76,21 +83,50 @@ class WideTable:
 
 @dataclass
 class Report:
-    """What `farm report` shows: the campaigns and their cells in the blog's layout."""
+    """What `farm report` shows: the campaigns and their cells in the blog's layout, one
+    table per task (in order of first job; one WideTable given alone is the only one)."""
 
     campaigns: list[tuple[int, str]]
-    table: WideTable
+    tables: list[WideTable]
     cost: bool = False
     unpriced: list[str] = field(default_factory=list)  # pools without a price (with --cost)
+    # job id → its output check, when loaded: what each column's check measured.
+    checks: dict[int, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tables, WideTable):
+            self.tables = [self.tables]
+
+    @property
+    def table(self) -> WideTable:
+        """The table of a one-task report; a report of several tasks has `tables`."""
+        if len(self.tables) != 1:
+            tasks = ", ".join(t.task for t in self.tables)
+            raise ReportError(f"{self.title} has a table per task ({tasks}): read `tables`")
+        return self.tables[0]
 
     @property
     def title(self) -> str:
         names = ", ".join(f"{cid} ({name})" for cid, name in self.campaigns)
         return f"campaign{'s' if len(self.campaigns) > 1 else ''} {names}"
 
+    def table_title(self, table: WideTable) -> str:
+        """The report's title, with the table's task where the report has several."""
+        return self.title if len(self.tables) == 1 else f"{self.title} · {table.task}"
+
+    @property
+    def cells(self) -> list[Cell]:
+        """Every cell of every table."""
+        return [c for t in self.tables for c in t.cells.values()]
+
     @property
     def has_results(self) -> bool:
-        return any(c.results for c in self.table.cells.values())
+        return any(c.results for t in self.tables for c in t.cells.values())
+
+    @property
+    def baselined(self) -> bool:
+        """Whether a baseline leads any table (its speed-ups)."""
+        return any(t.baseline is not None for t in self.tables)
 
 
 def speedup(base: Cell | None, cell: Cell | None, metric: str) -> float | None:
@@ -170,4 +206,44 @@ def wide_table(
     if base is not None:
         column_list.remove(base)
         column_list.insert(0, base)
-    return WideTable(tuple(metrics), row_list, column_list, grid, base, column_labels(column_list))
+    task = ordered[0].task if ordered else "text-classification"
+    labels = column_labels(column_list)
+    return WideTable(tuple(metrics), row_list, column_list, grid, base, labels, task)
+
+
+def task_tables(
+    cells: Sequence[Cell],
+    metrics: Sequence[str] | None = None,
+    baseline: dict[str, str] | None = None,
+) -> list[WideTable]:
+    """One table per task, in order of first job, each with its task's metrics
+    (`farm.reports.cells.task_metrics`); the baseline is looked for among every column and
+    leads each table that has it. A task none of the metrics asked applies to is left out;
+    an error when that leaves nothing."""
+    for metric in metrics or ():
+        if metric not in METRICS:
+            raise ReportError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    by_task: dict[str, list[Cell]] = {}
+    for cell in cells:  # each table sorts its own (wide_table)
+        by_task.setdefault(cell.task, []).append(cell)
+    if len(by_task) > 1:  # the tables in order of their first job
+        by_task = dict(sorted(by_task.items(), key=lambda kv: min(c.first_job for c in kv[1])))
+    base = find_baseline(cells, baseline) if baseline else None
+    tables = []
+    for task, group in by_task.items():
+        shown = task_metrics(task, metrics)
+        if not shown:
+            continue
+        table = wide_table(group, shown)
+        if base is not None and base in table.columns:
+            table.columns.remove(base)
+            table.columns.insert(0, base)
+            table.baseline = base
+        tables.append(table)
+    if not tables:
+        raise ReportError(
+            f"--metric {', '.join(metrics or ())}: text generation's metrics, and these cells "
+            f"are {', '.join(by_task)}; choose among "
+            + ", ".join(m for m in METRICS if task_metrics("", (m,)))
+        )
+    return tables

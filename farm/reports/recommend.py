@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from farm.reports.cells import Cell, ReportError
+from farm.reports.cells import GENERATION, Cell, ReportError
 from farm.reports.notes import group_reasons
 from farm.significance import DEFAULT_THRESHOLD, FASTER, mann_whitney_u, verdict
 from farm.verdict import MIN_SAMPLES
@@ -49,6 +49,25 @@ OBJECTIVES = {
     "throughput": Objective("throughput", "throughput", "seq/s", True, 0),
     "cost": Objective("cost", "cost_per_million", "per million inferences", False, 0),
 }
+
+
+# Text generation's throughput: new tokens per second of the whole batch (a row's cells make
+# as many new tokens a sequence, so it ranks them as sequences per second would).
+TOKENS_PER_S = Objective("throughput", "tokens_per_s", "tok/s", True, 0)
+
+
+def task_objective(goal: Objective, task: str) -> Objective:
+    """The objective as a task's cells measure it: throughput is tokens/s in text generation."""
+    return TOKENS_PER_S if goal.name == "throughput" and task == GENERATION else goal
+
+
+def shown_objective(goals: list[Objective]) -> Objective:
+    """The one objective a recommendation names: its tasks' units joined where they differ."""
+    units = list(dict.fromkeys(g.unit for g in goals))
+    if len(units) < 2:
+        return goals[0]
+    return Objective(goals[0].name, goals[0].attr, " or ".join(units), goals[0].higher_is_better,
+                     goals[0].noise)  # fmt: skip
 
 
 def find_objective(name: str) -> Objective:

@@ -1,7 +1,7 @@
 """The selector language (`backend=pytorch,pool=icelake`, a column label) and the filters.
 
 Selectors name cells for --baseline and compare's --a/--b; filters are the report
-options --model/--input/--batch/--backend/--pool/--stack/--measure.
+options --model/--input/--batch/--backend/--pool/--stack/--measure/--task.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ class Filters:
     pools: tuple[str, ...] = ()
     stacks: tuple[str, ...] = ()  # a stack's name (every lock) or NAME@LOCK
     measures: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()  # a report of several tasks' campaigns: some of them
 
     def describe(self) -> str:
         parts: list[str] = []
@@ -138,6 +139,7 @@ class Filters:
             ("--pool", self.pools),
             ("--stack", self.stacks),
             ("--measure", self.measures),
+            ("--task", self.tasks),
         ):
             parts.extend(f"{flag} {v}" for v in values)
         return " ".join(parts)
@@ -145,5 +147,5 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(
             self.models or self.inputs or self.batches or self.backends or self.pools
-            or self.stacks or self.measures
+            or self.stacks or self.measures or self.tasks
         )  # fmt: skip

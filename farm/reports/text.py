@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from farm.reports.cells import NO_SPEEDUP, Cell, metric_unit
-from farm.reports.comparison import CompareReport
+from farm.reports.cells import GENERATION, HIGHER_IS_BETTER, NO_SPEEDUP, Cell, metric_unit
+from farm.reports.checks import check_text, worst_check
+from farm.reports.comparison import GENERATION_COMPARE, CompareReport, Pair, Versus
 from farm.reports.labels import column_labels
-from farm.reports.layout import Report
+from farm.reports.layout import Report, WideTable
 from farm.reports.notes import group_notes, note_text
 from farm.significance import FASTER, SAME, SLOWER
 
@@ -53,9 +55,15 @@ def money(value: float | None, currency: str | None) -> str:
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
 
 
-def wide_grid(report: Report) -> Grid:
-    """Header, rows of text and notes: what the table, Markdown and HTML views show."""
-    table = report.table
+def wide_grids(report: Report) -> list[tuple[str, Grid]]:
+    """(title, grid) for each table of the report: one per task."""
+    return [(report.table_title(t), wide_grid(report, t)) for t in report.tables]
+
+
+def wide_grid(report: Report, table: WideTable | None = None) -> Grid:
+    """Header, rows of text and notes of one table (the only one by default): what the
+    terminal, Markdown and HTML views show."""
+    table = table if table is not None else report.table
     metrics = table.metrics
     units = {metric_unit(m) for m in metrics}
     if len(units) == 1:
@@ -103,17 +111,28 @@ def wide_grid(report: Report) -> Grid:
             if report.cost:
                 line.append(money(cell.cost_per_million, cell.currency) if cell else "-")
         body.append(line)
-    notes = wide_notes(report, speed_metrics, pooled)
+    notes = wide_notes(report, table, speed_metrics, pooled)
     return header, body, notes
 
 
-def wide_notes(report: Report, speed_metrics: list[str], pooled: bool) -> list[str]:
-    table = report.table
+def wide_notes(
+    report: Report, table: WideTable, speed_metrics: list[str], pooled: bool
+) -> list[str]:
     notes = []
     if table.baseline is not None and speed_metrics:
+        better = [m for m in speed_metrics if m in HIGHER_IS_BETTER]
         notes.append(
             f"speed-up: against {table.label(table.baseline)} in the same row "
             f"({' / '.join(speed_metrics)}); above 1 is faster than the baseline"
+            + (f" ({', '.join(better)}: ours / baseline's)" if better else "")
+        )
+    elif report.baselined and speed_metrics:
+        notes.append(f"speed-up: no column of these {table.task} cells is the baseline")
+    if table.task == GENERATION:
+        notes.append(
+            "text generation, per generate call: mean and p99 end to end, TTFT (time to "
+            "first token), TPOT (time per output token after the first), tok/s (the batch's "
+            "new tokens per second)"
         )
     if pooled:
         notes.append("*: several jobs measured this cell; statistics of their pooled raw samples")
@@ -139,6 +158,20 @@ def wide_notes(report: Report, speed_metrics: list[str], pooled: bool) -> list[s
             )
     if table.random_weights:
         notes.append(RANDOM_WEIGHTS_NOTE.removeprefix("note: "))
+    if report.checks is not None:
+        notes += check_notes(table, report.checks)
+    return notes
+
+
+def check_notes(table: WideTable, checks: Mapping[int, Any]) -> list[str]:
+    """What each column's output check measured against fp32 eager (its worst cell): what
+    the task's check records, e.g. max |logit diff| or min cosine, and the agreements."""
+    notes = []
+    for column in table.columns:
+        jobs = [j for row in table.rows if (c := table.cell(row, column)) for j in c.job_ids]
+        if jobs:
+            text = check_text(worst_check(checks.get(j) for j in jobs))
+            notes.append(f"output check, {table.label(column)} (worst of its cells): {text}")
     return notes
 
 
@@ -153,11 +186,13 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    header, body, notes = wide_grid(report)
-    out = f"### {report.title}\n\n" + markdown_table(header, body)
-    if notes:
-        out += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    return out
+    parts = []
+    for title, (header, body, notes) in wide_grids(report):
+        out = f"### {title}\n\n" + markdown_table(header, body)
+        if notes:
+            out += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        parts.append(out)
+    return "\n".join(parts)
 
 
 # The table scrolls within the page rather than overflow it; headers (long column labels)
@@ -184,17 +219,20 @@ def html_table(header: list[str], body: list[list[str]]) -> str:
 
 def render_html(report: Report, charts: Sequence[tuple[str, str]] = ()) -> str:
     """A self-contained page: the table, its notes and charts (PNG as base64 data URIs)."""
-    header, body, notes = wide_grid(report)
     title = html.escape(f"Farm report: {report.title}")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{title}</title><style>{HTML_STYLE}</style></head><body>",
         f"<h1>{title}</h1>",
-        html_table(header, body),
     ]
-    if notes:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    for table in report.tables:
+        header, body, notes = wide_grid(report, table)
+        if len(report.tables) > 1:
+            parts.append(f"<h2>{html.escape(table.task)}</h2>")
+        parts.append(html_table(header, body))
+        if notes:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     for caption, png_base64 in charts:
         parts.append(
             f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png_base64}">'
@@ -208,30 +246,48 @@ def render_html(report: Report, charts: Sequence[tuple[str, str]] = ()) -> str:
 
 
 def compare_grid(result: CompareReport) -> Grid:
+    """One line per pair; where text generation pairs were compared on TTFT and TPOT too,
+    a `metric` column and a line per metric (end to end first)."""
+    header, body, notes, _ = compare_lines(result)
+    return header, body, notes
+
+
+def compare_lines(
+    result: CompareReport,
+) -> tuple[list[str], list[list[str]], list[str], list[str]]:
+    """compare_grid's header, lines and notes, and each line's verdict (for colours)."""
     m = result.metric
     labels = column_labels({c.column_key: None for p in result.pairs for c in (p.a, p.b)})
     differ = any(p.a.column_key != p.b.column_key for p in result.pairs)
+    per_metric = bool(result.compared)
     header = ["model", "input (tokens)", "batch"]
     header += ["A", "B"] if differ else ["cell"]
+    header += ["metric"] if per_metric else []
     header += [f"A {m} ms", f"B {m} ms", "B/A", "change", "p", "verdict"]
-    body = []
+    body, verdicts = [], []
     for p in result.pairs:
         tokens = f" ({p.a.tokens})" if p.a.tokens else ""
         batch = f"{p.a.batch_size}" + (" batched" if p.a.batching == "batched" else "")
         line = [p.a.model, p.a.input + tokens, batch]
         a, b = labels[p.a.column_key], labels[p.b.column_key]
         line += [a, b] if differ else [a]
-        ratio, change = p.ratio, p.change
-        line += [
-            number(p.value_a, m),
-            number(p.value_b, m),
-            "-" if ratio is None else f"{ratio:.3f}",
-            "-" if change is None else f"{change:+.1%}",
-            "-" if p.p is None else (f"{p.p:.1e}" if p.p < 0.001 else f"{p.p:.3f}"),
-            (p.verdict or "not tested") + (f" ({p.flags})" if p.flags else ""),
-        ]
-        body.append(line)
-    return header, body, compare_notes(result)
+        flags = f" ({p.flags})" if p.flags else ""
+        rows: list[tuple[str, Versus | Pair]] = [("end-to-end", p)]
+        rows += [(GENERATION_COMPARE[k], v) for k, v in p.by_metric.items()]
+        for name, v in rows if per_metric else rows[:1]:
+            ratio, change = v.ratio, v.change
+            body.append([
+                *line,
+                *([name] if per_metric else []),
+                number(v.value_a, m),
+                number(v.value_b, m),
+                "-" if ratio is None else f"{ratio:.3f}",
+                "-" if change is None else f"{change:+.1%}",
+                "-" if v.p is None else (f"{v.p:.1e}" if v.p < 0.001 else f"{v.p:.3f}"),
+                (v.verdict or "not tested") + flags,
+            ])  # fmt: skip
+            verdicts.append(v.verdict or "")
+    return header, body, compare_notes(result), verdicts
 
 
 def compare_notes(result: CompareReport) -> list[str]:
@@ -259,6 +315,13 @@ def compare_notes(result: CompareReport) -> list[str]:
         + f": {counts[FASTER]} faster, {counts[SLOWER]} slower, {counts[SAME]} no significant "
         f"difference" + (" among those shown" if result.hidden else ""),
     ]
+    for name in result.compared:
+        found = result.counts(name)
+        notes.append(
+            f"{GENERATION_COMPARE[name]} (text generation, the {result.metric} of the per-call "
+            f"values, U test on them): {found[FASTER]} faster, {found[SLOWER]} slower, "
+            f"{found[SAME]} no significant difference"
+        )
     if result.hidden:
         notes.append(
             f"{result.hidden} more cells not shown, {result.beyond} of them differing by more "

@@ -13,7 +13,7 @@ from farm.app.reports import job_rows, report
 from farm.db.reports import SqlReports
 from farm.db.session import session_factory, transaction
 from farm.generation import GENERATION_KEYS, generation_stats
-from farm.reports.exports import tidy_rows
+from farm.reports.exports import report_tidy_rows
 from farm.reports.selectors import Filters
 from farm.stats import NS_PER_MS, encode_samples
 from tests.support import reportdata
@@ -65,7 +65,7 @@ def test_generation_cells_pool_their_own_samples(url: str) -> None:
     with SqlReports(session_factory(url)) as queries:
         rep = report(queries, ["one", "two"])
         rows = job_rows(queries, ["one", "two"], Filters())
-    cells = {(c.task, c.new_tokens): c for c in rep.table.cells.values()}
+    cells = {(c.task, c.new_tokens): c for c in rep.cells}
     assert sorted(cells) == [("text-classification", 0), ("text-generation", 4),
                              ("text-generation", 16)]  # fmt: skip
     assert all(c.results == 2 for c in cells.values())
@@ -77,13 +77,16 @@ def test_generation_cells_pool_their_own_samples(url: str) -> None:
         for key in GENERATION_KEYS:
             assert getattr(cell, key) == pytest.approx(expected[key]), key
     assert cells["text-classification", 0].ttft_ms is None
-    assert rep.table.metrics[:2] == ("mean", "p99") and "ttft" in rep.table.metrics
+    # A table per task, each with its own metrics (the generation jobs came first).
+    generation_table, classification_table = rep.tables
+    assert generation_table.metrics[:2] == ("mean", "p99") and "ttft" in generation_table.metrics
+    assert classification_table.metrics == ("mean", "p99")
     classification = [r for r in rows if "task" not in r]
     assert len(classification) == 2 and not set(GENERATION_KEYS) & set(classification[0])
     generation = [r for r in rows if "task" in r]
     assert {r["new_tokens"] for r in generation} == {4, 16}
     assert all(isinstance(r["tpot_p99_ms"], float) for r in generation)
-    tidy = {(r.get("task"), r.get("new_tokens")): r for r in tidy_rows(rep.table)}
+    tidy = {(r.get("task"), r.get("new_tokens")): r for r in report_tidy_rows(rep)}
     assert tidy["text-generation", 16]["ttft_ms"] == cells["text-generation", 16].ttft_ms
     assert "ttft_ms" not in tidy[None, None]
 

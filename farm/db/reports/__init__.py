@@ -16,7 +16,14 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session, sessionmaker
 
 from farm.db.pools import noise_floors, prices
-from farm.db.reports.cells import aggregate_cells, campaign_job_count, load_samples, samples_ms
+from farm.db.reports.cells import (
+    aggregate_cells,
+    campaign_job_count,
+    load_samples,
+    output_checks,
+    samples_ms,
+    ttft_ms,
+)
 from farm.db.reports.jobs import report_rows, resolve_campaigns
 from farm.db.reports.matching import match
 from farm.db.session import transaction
@@ -86,6 +93,12 @@ class SqlReports:
 
     def samples_ms(self, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
         return samples_ms(self.session, job_ids)
+
+    def ttft_ms(self, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
+        return ttft_ms(self.session, job_ids)
+
+    def output_checks(self, job_ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+        return output_checks(self.session, job_ids)
 
     def match(
         self,

@@ -10,12 +10,13 @@ averaged percentiles.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import ColumnElement, Select, String, case, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from farm.db.models import Job, Result
@@ -38,6 +39,7 @@ from farm.reports.selectors import Filters
 from farm.stats import NS_PER_MS, decode_samples
 
 SAMPLES_CHUNK = 500
+GENERATION_INPUT = re.compile(r"(.+) \+(\d{1,9}) new")  # a generation row's input label
 
 _OPTIONS: dict[str | None, tuple[dict[str, Any], str]] = {}
 _REASONS: dict[str | None, tuple[str, ...]] = {}
@@ -104,7 +106,7 @@ def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[Col
     if filters.models:
         where.append(Job.model.in_(filters.models))
     if filters.inputs:
-        where.append(Job.input_name.in_(filters.inputs))
+        where.append(input_condition(filters.inputs))
     if filters.batches:
         where.append(Job.batch_size.in_(filters.batches))
     if filters.backends:
@@ -115,7 +117,20 @@ def filter_conditions(campaign_ids: Iterable[int], filters: Filters) -> list[Col
         where.append(or_(*(stack_condition(s) for s in filters.stacks)))
     if filters.measures:
         where.append(Job.measure.in_(filters.measures))
+    if filters.tasks:
+        where.append(Job.task.in_(filters.tasks))
     return where
+
+
+def input_condition(inputs: Sequence[str]) -> ColumnElement[bool]:
+    """Jobs of these inputs: a name, or a text generation row's label as reports show it
+    (`short +32 new`: input short with 32 new tokens), so a label is typed back as seen."""
+    either: list[ColumnElement[bool]] = [Job.input_name.in_(inputs)]
+    for text in inputs:
+        found = GENERATION_INPUT.fullmatch(text)
+        if found is not None:
+            either.append(and_(Job.input_name == found[1], Job.new_tokens == int(found[2])))
+    return or_(*either) if len(either) > 1 else either[0]
 
 
 def campaign_job_count(session: Session, campaign_ids: list[int]) -> int:
@@ -345,3 +360,31 @@ def samples_ms(session: Session, job_ids: Iterable[int]) -> dict[int, npt.NDArra
         job: decode_samples(blob).astype(np.float64) / NS_PER_MS
         for job, blob in load_samples(session, job_ids)
     }
+
+
+def _chunks(job_ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = sorted(set(job_ids))
+    for i in range(0, len(ids), SAMPLES_CHUNK):
+        yield ids[i : i + SAMPLES_CHUNK]
+
+
+def ttft_ms(session: Session, job_ids: Iterable[int]) -> dict[int, npt.NDArray[np.float64]]:
+    """job id → its time-to-first-token samples in ms (text generation's jobs only)."""
+    out = {}
+    for chunk in _chunks(job_ids):
+        stmt = select(Result.job_id, Result.ttft_samples).where(
+            Result.job_id.in_(chunk), Result.ttft_samples.is_not(None)
+        )
+        for job, blob in session.execute(stmt):
+            if blob is not None:
+                out[job] = decode_samples(blob).astype(np.float64) / NS_PER_MS
+    return out
+
+
+def output_checks(session: Session, job_ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+    """job id → the output check its result recorded (None where none was)."""
+    out: dict[int, dict[str, Any] | None] = {}
+    for chunk in _chunks(job_ids):
+        stmt = select(Result.job_id, Result.output_check).where(Result.job_id.in_(chunk))
+        out.update((job, check) for job, check in session.execute(stmt))
+    return out
