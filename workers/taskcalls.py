@@ -64,8 +64,9 @@ def task_pipeline(task: str, model: Any, tokenizer: Any) -> Any:
     """The transformers pipeline of `task` on the CPU (feature-extraction: mean pooling)."""
     from transformers import pipeline
 
+    make: Any = pipeline  # its overloads know no pipeline_class
     extra = {"pipeline_class": pooling_pipeline()} if task == "feature-extraction" else {}
-    return pipeline(task, model=model, tokenizer=tokenizer, device="cpu", **extra)
+    return make(task, model=model, tokenizer=tokenizer, device="cpu", **extra)
 
 
 def mean_pool(hidden: Any, mask: Any) -> Any:
@@ -82,13 +83,13 @@ def pooling_pipeline() -> type:
     rather than every token's vector: pooled inside the forward, so a batch pools at once."""
     from transformers import FeatureExtractionPipeline
 
-    class MeanPoolingPipeline(FeatureExtractionPipeline):  # type: ignore[misc]
-        def _forward(self, model_inputs: Kwargs) -> Kwargs:
+    class MeanPoolingPipeline(FeatureExtractionPipeline):
+        def _forward(self, model_inputs: Any) -> Any:  # type: ignore[override]
             out = self.model(**model_inputs)
             hidden = out["last_hidden_state"] if isinstance(out, dict) else out[0]
             return {"embedding": mean_pool(hidden, model_inputs["attention_mask"])}
 
-        def postprocess(self, model_outputs: Kwargs, return_tensors: bool = False) -> Any:
+        def postprocess(self, model_outputs: Any, return_tensors: Any = False) -> Any:  # type: ignore[override]
             embedding = model_outputs["embedding"][0]
             return embedding if return_tensors else embedding.tolist()
 

@@ -153,3 +153,30 @@ def test_a_traced_modules_tuple_or_dict_maps_onto_the_tasks_output() -> None:
     assert isinstance(features, BaseModelOutput) and features[0] is hidden
     already = QuestionAnsweringModelOutput(start_logits=start, end_logits=end)
     assert as_qa(already) is already
+
+
+# --- the class table (workers/taskmodels.py) -------------------------------------------
+
+
+def test_every_encoder_task_has_its_class_in_each_path() -> None:
+    from farm.replicas import ENCODER_LABELS, ENCODER_TASKS
+    from farm.workers.taskmodels import TASK_CLASSES, head_labels, task_classes
+
+    assert set(TASK_CLASSES) == set(ENCODER_TASKS)
+    assert task_classes("question-answering") == (
+        "AutoModelForQuestionAnswering", "OVModelForQuestionAnswering",
+        "IPEXModelForQuestionAnswering")  # fmt: skip
+    assert task_classes("feature-extraction").optimum_ipex == "IPEXModel"
+    ner = head_labels("dslim/bert-base-NER-uncased", "token-classification")
+    assert ner["id2label"] == ENCODER_LABELS["dslim/bert-base-NER-uncased"]
+    assert ner["num_labels"] == 9 and ner["label2id"]["B-LOC"] == 7
+    assert head_labels("bert-base-uncased", "text-classification")["num_labels"] == 2
+    assert head_labels("bert-base-uncased", "fill-mask") == {}
+
+
+def test_a_task_without_an_encoder_class_is_one_line() -> None:
+    from farm.errors import ModelResolutionError
+    from farm.workers.taskmodels import task_classes
+
+    with pytest.raises(ModelResolutionError, match="'translation' is not an encoder task"):
+        task_classes("translation")
