@@ -12,7 +12,8 @@ Rules (each failing rule is one reason; any reason makes the result `invalid`):
   seconds);
 - an adaptive run reached its target interval before its caps;
 - the backend's logits, and the labels and scores its timed call returns, are within
-  OUTPUT_TOLERANCE of fp32 eager on the same inputs, row for row;
+  OUTPUT_TOLERANCE of fp32 eager on the same inputs, row for row (per token, start/end or
+  at the masks for the other encoder tasks; embeddings: cosine similarity >= COSINE_MIN);
 - the backend ran the precision it was asked for.
 """
 
@@ -118,6 +119,9 @@ def _warmup_reasons(
 # Largest |logit - fp32 eager logit| a backend may show: bf16 paths measured 1e-3 .. 3e-3
 # on replicas; ten times more is a broken optimisation, not rounding.
 OUTPUT_TOLERANCE = 0.05
+# Smallest cosine similarity of a backend's pooled embedding to fp32 eager's, per row
+# (feature-extraction: the vector's direction is what similarity search uses).
+COSINE_MIN = 0.99
 
 
 def check_reasons(check: dict[str, Any]) -> list[str]:
@@ -133,6 +137,12 @@ def check_reasons(check: dict[str, Any]) -> list[str]:
             f"output check: logits differ from fp32 eager by up to {diff:.3g} "
             f"(tolerance {OUTPUT_TOLERANCE}){_row(check)}; {_agreement(check)}"
         )
+    cosine = check.get("min_cosine")
+    if cosine is not None and cosine < COSINE_MIN:
+        reasons.append(
+            f"output check: embeddings' cosine similarity to fp32 eager's is down to "
+            f"{cosine:.4f} (at least {COSINE_MIN}){_row(check)}"
+        )
     timed = check.get("timed_output") or {}
     if timed.get("status") == "mismatch":
         reasons.append(f"output check: {timed['reason']}")
@@ -146,11 +156,22 @@ def check_reasons(check: dict[str, Any]) -> list[str]:
     return reasons
 
 
+# What each task reports beside its logits (not judged), and how a reason says it.
+AGREEMENTS = {
+    "token_agreement": "generated tokens agree",
+    "span_agreement": "answer spans agree",
+    "top1_agreement": "top-1 tokens at the masks agree",
+    "label_agreement": "labels agree",
+}
+
+
 def _agreement(check: dict[str, Any]) -> str:
-    """Labels agree (classification) or generated tokens agree (generation), not judged."""
-    if "token_agreement" in check:
-        return f"generated tokens agree on {check['token_agreement']:.0%}"
-    return f"labels agree on {check['label_agreement']:.0%}"
+    """Labels (classification, per token), generated tokens, answer spans or top-1 tokens
+    agree on so much: reported with the logits' reason, not judged."""
+    for key, words in AGREEMENTS.items():
+        if key in check:
+            return f"{words} on {check[key]:.0%}"
+    return "no agreement reported"
 
 
 def _row(check: dict[str, Any]) -> str:

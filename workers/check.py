@@ -46,6 +46,8 @@ def reference_key(runner: Runner, spec: JobSpec) -> str:
     identity = runner.identity
     shaping = [spec.model.model_dump(), identity.get("weights_sha256"), identity.get("tokenizer"),
                spec.task, spec.input_text, spec.batch_size, spec.batching]  # fmt: skip
+    if spec.input_context is not None:  # question-answering: the question's context
+        shaping.append(spec.input_context)
     blob = json.dumps(shaping, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

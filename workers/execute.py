@@ -28,15 +28,16 @@ from farm.store import Claim, JobStore, StoreUnavailable
 from farm.verdict import check_reasons, judge, precision_reasons
 from farm.workers import spool
 from farm.workers.backends import get_backend
-from farm.workers.backends.base import TIMED, TIMED_GENERATE, Runner
+from farm.workers.backends.base import Runner, timed
 from farm.workers.check import output_check
 from farm.workers.gencheck import first_tokens, generation_check, generation_fields, prompt_tokens
 from farm.workers.instances import measure_instances
 from farm.workers.lease import Heartbeat, JobTimeout, lease_alive, my_lease, time_limit
 from farm.workers.measure import TimedPhase, measure, release_heap, settle_heap
-from farm.workers.models import count_tokens
 from farm.workers.probe import peak_rss_mb, run_environment
 from farm.workers.quiet import LeaseLost, phase_bound, quiet_phase
+from farm.workers.taskcalls import task_tokens
+from farm.workers.taskcheck import COMPARES, task_check
 
 log = logging.getLogger("farm.worker")
 
@@ -179,7 +180,7 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         tokens = prompt_tokens(runner, spec)
         getattr(fn, "first_token_ns", []).clear()
     else:
-        tokens = count_tokens(runner.tokenizer, spec.input_text)
+        tokens = task_tokens(runner.tokenizer, spec)
     limit = getattr(runner.tokenizer, "model_max_length", None)
     if isinstance(limit, int) and tokens > limit:  # HF uses ~1e30 for "no limit"
         raise ValueError(
@@ -202,6 +203,8 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
     ttft = first_tokens(fn, m.warmup_ns.size, m.samples_ns.size) if generation else None
     if generation:
         check = generation_check(ctx._references, runner, spec)
+    elif spec.task in COMPARES:  # the other encoder tasks: their model outputs, no labels
+        check = task_check(ctx._references, runner, spec)
     else:
         pipeline_fn = fn if spec.measure == "pipeline" else runner.bind(spec)
         check = output_check(ctx._references, runner, spec, pipeline_fn)
@@ -214,7 +217,7 @@ def _measure_job(spec: JobSpec, ctx: WorkerContext, phase: TimedPhase | None) ->
         "gc_disabled_while_timing": True,
         "clock": "time.perf_counter_ns",
         "measure": spec.measure,
-        "timed": TIMED_GENERATE if generation else TIMED[spec.measure],
+        "timed": timed(spec),
         "stop_reason": m.stop_reason,
         "runner_reused": setup_s == 0.0,
     }

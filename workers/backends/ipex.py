@@ -29,6 +29,7 @@ from farm.workers.backends.runner import (
     version,
 )
 from farm.workers.models import LoadedModel
+from farm.workers.taskcalls import output_mapper
 
 
 def require_ipex_bf16() -> None:
@@ -61,6 +62,7 @@ class IpexRunner(SwappedPipelineRunner):
                 self.original, dtype=dtype, level="O1", auto_kernel_selection=True, inplace=False
             )
         self._traced: dict[ShapeKey, Any] = {}
+        self._as_output = output_mapper(spec.task)  # a trace returns a dict or a tuple
         return {
             "ipex": ipex.__version__,
             "torch": torch.__version__,
@@ -103,7 +105,7 @@ class IpexRunner(SwappedPipelineRunner):
         traced = self._traced.get(shape_key(kwargs))
         if traced is None:  # never fall back to eager silently: that would time something else
             raise RuntimeError(f"ipex: no trace for input shapes {shape_key(kwargs)}; bind first")
-        return traced(**kwargs)
+        return self._as_output(traced(**kwargs))
 
 
 class IpexBackend(Backend):

@@ -1,8 +1,9 @@
-"""`openvino`: optimum-intel's OpenVINO model class in the pipeline (main stack).
+"""`openvino`: optimum-intel's OpenVINO model class of the task in the pipeline (main stack).
 
 optimum-intel >= 2 is OpenVINO-only. The model Farm resolved (replica, packaged MiniLM,
 local directory or HF cache) is saved to a temporary directory, exported to OpenVINO IR
-offline (`OVModelForSequenceClassification.from_pretrained(dir, export=True)`) and compiled
+offline (`OVModelFor<Task>.from_pretrained(dir, export=True)`, the class of the job's task:
+workers/taskmodels.py) and compiled
 for the CPU with the job's precision hint, one stream and the process's torch thread count
 (the worker's `--threads`). Export and compilation are setup; the first inference of each
 input shape happens in bind. A timed call is one pipeline call, as for `pytorch`.
@@ -20,6 +21,7 @@ from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner
 from farm.workers.backends.runner import Kwargs, SwappedPipelineRunner, require, version
 from farm.workers.models import LoadedModel
+from farm.workers.taskmodels import optimum_class
 
 HINTS = {"f32": "f32", "bf16": "bf16"}
 
@@ -29,7 +31,7 @@ class OpenvinoRunner(SwappedPipelineRunner):
 
     def optimise(self, spec: JobSpec, loaded: LoadedModel) -> dict[str, Any]:
         ov, _ = require("openvino", "main", "openvino", "optimum.intel")
-        from optimum.intel import OVModelForSequenceClassification
+        ov_class = optimum_class(spec.task, "openvino")
 
         hint = HINTS[self.options.get("inference_precision_hint", "f32")]
         streams = int(self.options.get("num_streams", 1))
@@ -49,7 +51,7 @@ class OpenvinoRunner(SwappedPipelineRunner):
             quiet.setLevel(logging.ERROR)
             with warnings.catch_warnings():  # the exporter's TracerWarnings
                 warnings.simplefilter("ignore")
-                self._ov = OVModelForSequenceClassification.from_pretrained(
+                self._ov = ov_class.from_pretrained(
                     workdir, export=True, ov_config=config, compile=False, local_files_only=True
                 )
                 self._ov.compile()
@@ -69,6 +71,7 @@ class OpenvinoRunner(SwappedPipelineRunner):
             "optimum-intel": version("optimum-intel"),
             "transformers": version("transformers"),
             "torch": self._torch.__version__,
+            "class": ov_class.__name__,
             "inference_precision_hint": hint,
             "num_streams": streams,
             "threads": threads,

@@ -1,8 +1,9 @@
-"""`optimum-ipex`: optimum-intel 1.27's IPEXModelForSequenceClassification (ipex stack only).
+"""`optimum-ipex`: optimum-intel 1.27's IPEXModel class of the task (ipex stack only).
 
 The last optimum-intel IPEX path (optimum-intel >= 2 dropped it). The model Farm resolved is
-saved to a temporary directory and loaded through `IPEXModelForSequenceClassification.
-from_pretrained(dir, torch_dtype=...)`, as optimum-intel's examples do (no autocast: the
+saved to a temporary directory and loaded with the task's class (workers/taskmodels.py:
+`IPEXModelFor<Task>`, `IPEXModel` for features) `.from_pretrained(dir, torch_dtype=...)`,
+as optimum-intel's examples do (no autocast: the
 weights themselves are cast to the dtype). What 1.27 does with it: models of the types it
 patches (bert among the study's three; not distilbert or roberta) get IPEX's fused layers,
 and the forward is `torch.compile`d (inductor) with two process-wide side effects of
@@ -21,6 +22,7 @@ from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner
 from farm.workers.backends.runner import Kwargs, SwappedPipelineRunner, require, version
 from farm.workers.models import LoadedModel
+from farm.workers.taskmodels import optimum_class
 
 
 class OptimumIpexRunner(SwappedPipelineRunner):
@@ -30,8 +32,8 @@ class OptimumIpexRunner(SwappedPipelineRunner):
         torch = self._torch
         (ipex,) = require("optimum-ipex", "ipex", "intel_extension_for_pytorch")
         try:
-            from optimum.intel import IPEXModelForSequenceClassification
-        except ImportError as exc:  # optimum-intel >= 2 has no IPEX classes
+            ipex_class = optimum_class(spec.task, "optimum_ipex")
+        except (ImportError, AttributeError) as exc:  # optimum-intel >= 2 has no IPEX classes
             require("optimum-ipex", "ipex", f"optimum.intel.ipex ({exc})")
             raise
         self._bf16 = self.options.get("dtype", "bf16") == "bf16"
@@ -40,7 +42,7 @@ class OptimumIpexRunner(SwappedPipelineRunner):
         try:  # from_pretrained needs a path: save what load_model resolved, whatever its source
             loaded.model.save_pretrained(workdir)
             loaded.tokenizer.save_pretrained(workdir)
-            self._model = IPEXModelForSequenceClassification.from_pretrained(
+            self._model = ipex_class.from_pretrained(
                 workdir, torch_dtype=dtype, local_files_only=True
             )
         finally:

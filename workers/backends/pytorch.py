@@ -14,21 +14,19 @@ from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner, call_inputs
 from farm.workers.backends.runner import forward_callable, pipeline_logits, record_model_inputs
 from farm.workers.models import load_model
+from farm.workers.taskcalls import task_pipeline
 
 
 class PipelineRunner(Runner):
     def __init__(self, spec: JobSpec) -> None:
         import torch
         from transformers import logging as hf_logging
-        from transformers import pipeline
 
         hf_logging.set_verbosity_error()  # not "Device set to use cpu" once per job
         loaded = load_model(spec.model, spec.task)
         self.identity = loaded.identity
         self.tokenizer = loaded.tokenizer
-        self._pipe = pipeline(
-            spec.task, model=loaded.model, tokenizer=loaded.tokenizer, device="cpu"
-        )
+        self._pipe = task_pipeline(spec.task, loaded.model, loaded.tokenizer)
         self._model = loaded.model
         self.config = loaded.model.config  # labels and post-processing, for the output check
         self._bf16 = spec.backend_options.get("dtype") == "bf16"
@@ -43,18 +41,18 @@ class PipelineRunner(Runner):
         return contextlib.nullcontext()
 
     def bind(self, spec: JobSpec) -> Callable[[], Any]:
-        data, kwargs = call_inputs(spec)
+        args, kwargs = call_inputs(spec, self.tokenizer)
         pipe, context = self._pipe, self._context
         if not self._bf16:  # fp32: the blog's own call, with nothing around it
 
             def plain() -> Any:
-                return pipe(data, **kwargs)
+                return pipe(*args, **kwargs)
 
             return plain
 
         def call() -> Any:
             with context():
-                return pipe(data, **kwargs)
+                return pipe(*args, **kwargs)
 
         return call
 
@@ -75,14 +73,13 @@ class PipelineRunner(Runner):
 
         return forward_callable(inputs, forward, self._torch)
 
-
     def logits(self, spec: JobSpec) -> Any:
-        """This backend's logits for the job's inputs (one untimed pipeline call, each text
-        as the timed call runs it): float32 (batch_size, labels)."""
+        """This backend's checked outputs for the job's inputs (one untimed pipeline call, each
+        text as the timed call runs it): runner.pipeline_logits."""
         return pipeline_logits(self._pipe, self._model, self._in_context, spec)
 
     def reference_logits(self, spec: JobSpec) -> Any:
-        """The same model's fp32 eager logits on the same inputs."""
+        """The same model's fp32 eager outputs on the same inputs."""
         return pipeline_logits(self._pipe, self._model, self._eager, spec)
 
 

@@ -1,10 +1,10 @@
 """The pipeline runner every optimising backend shares (ipex, openvino, torch-compile,
 optimum-ipex): a plain transformers pipeline whose *model call* is swapped for the backend's
 optimised one. A timed call is therefore exactly what the `pytorch` backend times — one
-pipeline call: tokenisation, forward, softmax/argmax post-processing — with only the forward
-differing; with measure `forward`, it is the model calls alone on the inputs the pipeline
-would have made (`record_model_inputs`, `forward_callable`, shared with `pytorch`). Heavy
-imports stay inside functions.
+pipeline call of the job's task (workers/taskcalls.py) — with only the forward differing;
+with measure `forward`, it is the model calls alone on the inputs the pipeline would have made
+(`record_model_inputs`, `forward_callable`, shared with `pytorch`). Heavy imports stay inside
+functions.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import contextlib
 import importlib
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any, cast
+from typing import Any
 
 from farm.errors import BackendUnavailable
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Runner, call_inputs
 from farm.workers.models import LoadedModel, load_model
+from farm.workers.taskcalls import Reader, output_reader, task_pipeline
 
 Kwargs = dict[str, Any]
 ShapeKey = tuple[tuple[str, tuple[int, ...]], ...]
@@ -65,39 +66,47 @@ class _SwappedModel:
 
 
 class _Recorder(_SwappedModel):
-    """Records the model inputs of each call (and optionally the logits) while delegating."""
+    """Records the model inputs of each call (and what the output check reads of its output:
+    workers/taskcalls.py output_reader) while delegating."""
 
-    def __init__(self, original: Any, call: Callable[[Kwargs], Any]) -> None:
+    def __init__(self, original: Any, call: Callable[[Kwargs], Any], reader: Reader) -> None:
         super().__init__(original, call)
         self.inputs: list[Kwargs] = []
-        self.logits: list[Any] = []
+        self.outputs: list[Any] = []
+        self._reader = reader
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.inputs.append(dict(kwargs))
         out = super().__call__(*args, **kwargs)
-        self.logits.append(out["logits"].detach().float().cpu().numpy())
+        self.outputs.append(self._reader(kwargs, out))
         return out
 
 
 def record(pipe: Any, original: Any, call: Callable[[Kwargs], Any], spec: JobSpec) -> _Recorder:
     """One pipeline call of the job with its model call made by `call` (`original` answers
-    everything else), the model inputs and logits of each model call recorded."""
-    recorder = _Recorder(original, call)
-    data, kwargs = call_inputs(spec)
+    everything else), the model inputs and checked outputs of each model call recorded."""
+    recorder = _Recorder(original, call, output_reader(spec.task, pipe.tokenizer))
+    args, kwargs = call_inputs(spec, pipe.tokenizer)
     swapped, pipe.model = pipe.model, recorder
     try:
-        pipe(data, **kwargs)
+        pipe(*args, **kwargs)
     finally:
         pipe.model = swapped
     return recorder
 
 
 def pipeline_logits(pipe: Any, original: Any, call: Callable[[Kwargs], Any], spec: JobSpec) -> Any:
-    """The logits `call` gives inside one pipeline call of the job: float32 (batch_size,
-    labels), row i for the i-th text, batched or sequential as the timed call runs them."""
+    """What the output check compares (output_reader: logits, start/end logits, logits at the
+    masks, pooled embeddings) that `call` gives inside one pipeline call of the job, row i for
+    the i-th text (QA: the i-th chunk), batched or sequential as the timed call runs them:
+    one float32 array (rows, ...), or a list of rows where calls differ in shape (a long
+    QA context's chunks)."""
     import numpy as np
 
-    return np.concatenate(record(pipe, original, call, spec).logits)
+    calls = record(pipe, original, call, spec).outputs
+    if len({c.shape[1:] for c in calls}) == 1:
+        return np.concatenate(calls)
+    return [row for c in calls for row in c]
 
 
 def record_model_inputs(pipe: Any, original: Any, spec: JobSpec) -> list[Kwargs]:
@@ -133,9 +142,10 @@ class SwappedPipelineRunner(Runner):
     that tracing, compilation and first-inference costs land before the timed region.
 
     Output checks, outside timing: `logits(spec)` runs the job's call once through the
-    backend and returns its logits; `reference_logits(spec)` does the same through the
-    original fp32 eager model. Both are float32 arrays of shape (batch_size, num_labels),
-    row i for the i-th text (one forward per text for sequential, one of N for batched).
+    backend and returns what the task's check compares (`pipeline_logits`: classification's
+    (batch_size, num_labels) logits, the other tasks' per-token logits, start/end logits,
+    mask logits or pooled embeddings), row i for the i-th text; `reference_logits(spec)` does
+    the same through the original fp32 eager model.
     """
 
     backend_name = ""
@@ -143,7 +153,6 @@ class SwappedPipelineRunner(Runner):
     def __init__(self, spec: JobSpec) -> None:
         import torch
         from transformers import logging as hf_logging
-        from transformers import pipeline
 
         hf_logging.set_verbosity_error()
         self._torch = torch
@@ -152,9 +161,7 @@ class SwappedPipelineRunner(Runner):
         self.tokenizer = loaded.tokenizer
         self.original = loaded.model  # eager fp32, kept for reference_logits and the config
         self.config = loaded.model.config  # labels and post-processing, for the output check
-        self._pipe: Any = cast(
-            Any, pipeline(spec.task, model=loaded.model, tokenizer=loaded.tokenizer, device="cpu")
-        )
+        self._pipe: Any = task_pipeline(spec.task, loaded.model, loaded.tokenizer)
         details = self.optimise(spec, loaded)
         self.identity = {
             **loaded.identity,
@@ -172,7 +179,8 @@ class SwappedPipelineRunner(Runner):
         raise NotImplementedError
 
     def forward(self, kwargs: Kwargs) -> Any:
-        """One optimised model call; the result must support `result["logits"]`."""
+        """One optimised model call; the result must support the task's fields by name
+        (`result["logits"]`; taskcalls.output_mapper maps a tuple or plain dict onto them)."""
         raise NotImplementedError
 
     def prepare_shape(self, kwargs: Kwargs) -> None:
@@ -199,11 +207,11 @@ class SwappedPipelineRunner(Runner):
         with self._torch.no_grad():
             for kwargs in seen.values():
                 self.prepare_shape(kwargs)
-        data, kwargs = call_inputs(spec)
+        args, kwargs = call_inputs(spec, self.tokenizer)
         pipe = self._pipe
 
         def call() -> Any:
-            return pipe(data, **kwargs)
+            return pipe(*args, **kwargs)
 
         call()  # warm: compile / first inference of these shapes, outside the timed region
         return call
@@ -215,10 +223,10 @@ class SwappedPipelineRunner(Runner):
         return forward_callable(self.model_inputs(spec), self._forward_in_context, self._torch)
 
     def logits(self, spec: JobSpec) -> Any:
-        """The backend's logits for the job's inputs (one untimed call): float32 (N, labels)."""
+        """The backend's checked outputs for the job's inputs (one untimed call)."""
         self.bind(spec)
         return pipeline_logits(self._pipe, self.original, self._forward_in_context, spec)
 
     def reference_logits(self, spec: JobSpec) -> Any:
-        """The original fp32 eager model's logits on the same inputs, same pipeline."""
+        """The original fp32 eager model's checked outputs on the same inputs and pipeline."""
         return pipeline_logits(self._pipe, self.original, lambda kw: self.original(**kw), spec)

@@ -19,8 +19,10 @@ from farm.workers.backends.base import Backend, Runner
 
 
 class WhitespaceTokenizer:
-    def __call__(self, text: str) -> dict[str, list[str]]:
-        return {"input_ids": text.split()}
+    mask_token = "[MASK]"  # fill-mask's placeholder becomes one more word
+
+    def __call__(self, text: str, pair: str | None = None) -> dict[str, list[str]]:
+        return {"input_ids": text.split() + (pair or "").split()}
 
 
 class SpinRunner(Runner):
