@@ -1,0 +1,81 @@
+"""`ipex` for text-generation: `ipex.llm.optimize` (ipex stack, IPEX 2.8).
+
+`ipex.llm.optimize(model, dtype, inplace=True, deployment_mode=True)` on a copy of the fp32
+eager decoder (which stays the check's reference). For the architectures IPEX's LLM path
+covers (Llama, so SmolLM2, among them) it swaps in IPEX's fused decoder layers and its
+indirect-access KV cache, jit-traces the model for deployment and replaces `generate`'s
+greedy loop with its own. For the others (GPT-2 in IPEX 2.8) IPEX itself falls back to
+`ipex.optimize(model, dtype)` under stock `generate`: Farm runs that and says so in the
+identity (`llm_path: false` and the recipe), rather than refusing the model. bf16 runs under
+CPU autocast, as IPEX's own generation scripts do, and needs AVX-512 (refused before
+loading elsewhere); fp32 runs on any host.
+
+The check's teacher-forced logits come from the backend's own prefill: on the LLM path a
+one-token `generate` on the sequence, its traced graph's first output recorded (the traced
+model takes IPEX's cache layout, so it is not called directly); on the fallback, a forward.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from farm.jobs import JobSpec
+from farm.workers.backends.generate import GenerateRunner
+from farm.workers.backends.ipex import require_ipex_bf16
+from farm.workers.backends.runner import require, version
+from farm.workers.models import LoadedModel
+
+
+class IpexGenerateRunner(GenerateRunner):
+    backend_name = "ipex"
+    warm_in_bind = True
+
+    def optimise(self, spec: JobSpec, loaded: LoadedModel) -> dict[str, Any]:
+        torch = self._torch
+        (ipex,) = require("ipex", "ipex", "intel_extension_for_pytorch")
+        self._bf16 = self.options.get("dtype", "bf16") == "bf16"
+        if self._bf16:
+            require_ipex_bf16()
+        dtype = torch.bfloat16 if self._bf16 else torch.float32
+        architecture = type(self.model).__name__
+        with torch.no_grad():
+            self._ipex = ipex.llm.optimize(
+                copy.deepcopy(self.model), dtype=dtype, inplace=True, deployment_mode=True
+            )
+        self._llm = hasattr(self._ipex, "trace_graph")  # what IPEX set for `generate`
+        recipe = (
+            "ipex.llm.optimize(deployment_mode=True): IPEX's fused decoder layers, its KV "
+            "cache and greedy loop, jit-traced"
+            if self._llm
+            else f"ipex.optimize (fallback of ipex.llm.optimize: IPEX {ipex.__version__}'s "
+            f"LLM path lacks {architecture}) under stock generate"
+        )
+        return {
+            "ipex": ipex.__version__,
+            "torch": torch.__version__,
+            "transformers": version("transformers"),
+            "dtype": "bf16" if self._bf16 else "fp32",
+            "llm_path": self._llm,
+            "recipe": recipe,
+        }
+
+    def backend_generate(self, **kwargs: Any) -> Any:
+        return self._ipex.generate(**kwargs)
+
+    def backend_logits(self, ids: Any) -> Any:
+        ones = self._torch.ones_like(ids)
+        if not self._llm:
+            return self._ipex(input_ids=ids, attention_mask=ones, use_cache=False).logits
+        model = self._ipex
+        graph = getattr(model, "trace_graph_first", None) or model.trace_graph
+        outputs: list[Any] = []
+        hook = graph.register_forward_hook(lambda _module, _args, out: outputs.append(out))
+        try:
+            model.generate(input_ids=ids, attention_mask=ones, max_new_tokens=1,
+                           min_new_tokens=1, do_sample=False, num_beams=1, use_cache=True,
+                           pad_token_id=self.pad_token_id)  # fmt: skip
+        finally:
+            hook.remove()
+        first = outputs[0]
+        return first.logits if hasattr(first, "logits") else first[0]
