@@ -69,6 +69,27 @@ def generate_kwargs(spec: JobSpec, pad_token_id: int | None) -> dict[str, Any]:
             "use_cache": True, "pad_token_id": pad_token_id}  # fmt: skip
 
 
+def prefill_logits(hooked: Any, generate: Callable[..., Any], ids: Any, **extra: Any) -> Any:
+    """Logits (or hidden states: whatever `hooked` returns first) of every position of `ids`
+    from a backend's own prefill: a one-token greedy `generate` on `ids`, the first output of
+    the module `hooked` recorded. For backends whose
+    bare forward is not a call they support (IPEX's traced graph takes its own cache layout;
+    optimum-intel's paged model keeps state a cacheless forward corrupts)."""
+    outputs: list[Any] = []
+    hook = hooked.register_forward_hook(lambda _module, _args, out: outputs.append(out))
+    try:
+        generate(input_ids=ids, attention_mask=ids.new_ones(ids.shape), max_new_tokens=1,
+                 min_new_tokens=1, do_sample=False, num_beams=1, use_cache=True,
+                 **extra)  # fmt: skip
+    finally:
+        hook.remove()
+    first = outputs[0]
+    for key in ("logits", "last_hidden_state"):
+        if hasattr(first, key):
+            return getattr(first, key)
+    return first[0]
+
+
 class GenerateRunner(Runner):
     """`pytorch` for text-generation: the causal LM in fp32, or under bf16 CPU autocast.
 

@@ -21,10 +21,26 @@ import copy
 from typing import Any
 
 from farm.jobs import JobSpec
-from farm.workers.backends.generate import GenerateRunner
+from farm.workers.backends.generate import GenerateRunner, prefill_logits
 from farm.workers.backends.ipex import require_ipex_bf16
 from farm.workers.backends.runner import require, version
 from farm.workers.models import LoadedModel
+
+
+def _mllama_alias() -> str | None:
+    """IPEX 2.8's LLM conversion lists transformers' `MllamaTextCrossSdpaAttention` among the
+    attention classes it replaces, a name transformers 4.55 (the ipex stack's) no longer has:
+    its conversion then fails on any model. Aliasing the name to `MllamaTextCrossAttention`
+    lets it run (a decoder-only model holds no Mllama module, so nothing else changes).
+    Returns what was done, for the identity, or None when nothing was needed."""
+    try:
+        from transformers.models.mllama import modeling_mllama as mllama
+    except ImportError:
+        return None
+    if hasattr(mllama, "MllamaTextCrossSdpaAttention"):
+        return None
+    mllama.MllamaTextCrossSdpaAttention = mllama.MllamaTextCrossAttention
+    return "transformers' MllamaTextCrossSdpaAttention aliased to MllamaTextCrossAttention"
 
 
 class IpexGenerateRunner(GenerateRunner):
@@ -39,6 +55,7 @@ class IpexGenerateRunner(GenerateRunner):
             require_ipex_bf16()
         dtype = torch.bfloat16 if self._bf16 else torch.float32
         architecture = type(self.model).__name__
+        shim = _mllama_alias()
         with torch.no_grad():
             self._ipex = ipex.llm.optimize(
                 copy.deepcopy(self.model), dtype=dtype, inplace=True, deployment_mode=True
@@ -58,6 +75,7 @@ class IpexGenerateRunner(GenerateRunner):
             "dtype": "bf16" if self._bf16 else "fp32",
             "llm_path": self._llm,
             "recipe": recipe,
+            "transformers_shim": shim,
         }
 
     def backend_generate(self, **kwargs: Any) -> Any:
@@ -67,15 +85,5 @@ class IpexGenerateRunner(GenerateRunner):
         ones = self._torch.ones_like(ids)
         if not self._llm:
             return self._ipex(input_ids=ids, attention_mask=ones, use_cache=False).logits
-        model = self._ipex
-        graph = getattr(model, "trace_graph_first", None) or model.trace_graph
-        outputs: list[Any] = []
-        hook = graph.register_forward_hook(lambda _module, _args, out: outputs.append(out))
-        try:
-            model.generate(input_ids=ids, attention_mask=ones, max_new_tokens=1,
-                           min_new_tokens=1, do_sample=False, num_beams=1, use_cache=True,
-                           pad_token_id=self.pad_token_id)  # fmt: skip
-        finally:
-            hook.remove()
-        first = outputs[0]
-        return first.logits if hasattr(first, "logits") else first[0]
+        graph = getattr(self._ipex, "trace_graph_first", None) or self._ipex.trace_graph
+        return prefill_logits(graph, self._ipex.generate, ids, pad_token_id=self.pad_token_id)

@@ -5,7 +5,15 @@ The decoder Farm resolved is saved to a temporary directory and loaded through
 cast). For the model types 1.27 patches (gpt2 and llama among them) it swaps in IPEX's
 fused layers and paged attention with its own paged KV cache (`cache_implementation
 "ipex_paged"`), set by its `generate`; same kwargs and TTFT streamer as `pytorch`. The check's
-teacher-forced logits are one forward of that model on the whole sequence.
+teacher-forced logits come from its own prefill on the whole sequence (a one-token
+`generate`, the decoder body's hidden states recorded, then its own head).
+
+1.27 also `torch.compile`s the patched decoder's forward on torch >= 2.7, but dynamo (torch
+2.8) fails to trace it for gpt2 and llama alike (InternalTorchDynamoError: AttributeError
+'UserDefinedExceptionObjectVariable' object has no attribute 'call_setattr', at the first
+generate). Farm undoes that compile and runs the patched model eager, and says so in the
+identity (`torch_compile: false`, `torch_compile_skipped`); its process-wide inductor
+settings (optimum_ipex.py's docstring) are set all the same.
 """
 
 from __future__ import annotations
@@ -14,10 +22,15 @@ import contextlib
 from typing import Any
 
 from farm.jobs import JobSpec
-from farm.workers.backends.generate import GenerateRunner
+from farm.workers.backends.generate import GenerateRunner, prefill_logits
 from farm.workers.backends.runner import require, version
 from farm.workers.backends.saved import saved
 from farm.workers.models import LoadedModel
+
+NO_COMPILE = (
+    "optimum-intel 1.27 compiles the patched decoder's forward; dynamo (torch 2.8) fails to "
+    "trace it, so it runs eager"
+)
 
 
 class OptimumIpexGenerateRunner(GenerateRunner):
@@ -38,6 +51,10 @@ class OptimumIpexGenerateRunner(GenerateRunner):
                 workdir, torch_dtype=torch.bfloat16 if bf16 else torch.float32,
                 local_files_only=True,
             )  # fmt: skip
+        compiled = bool(getattr(self._model.model.config, "compile", False))
+        if compiled:  # undo it: dynamo cannot trace the patched decoder (see the docstring)
+            self._model.model.forward = self._model.model.forward._torchdynamo_orig_callable
+            self._model.model.config.compile = False
         return {
             "optimum-intel": version("optimum-intel"),
             "ipex": ipex.__version__,
@@ -46,7 +63,8 @@ class OptimumIpexGenerateRunner(GenerateRunner):
             "dtype": "bf16" if bf16 else "fp32",
             "class": type(self._model).__name__,
             "ipex_patched": bool(getattr(self._model, "_add_patch", False)),
-            "torch_compile": bool(getattr(self._model.model.config, "compile", False)),
+            "torch_compile": False,
+            "torch_compile_skipped": NO_COMPILE if compiled else None,
         }
 
     def context(self) -> contextlib.AbstractContextManager[Any]:
@@ -56,4 +74,11 @@ class OptimumIpexGenerateRunner(GenerateRunner):
         return self._model.generate(**kwargs)
 
     def backend_logits(self, ids: Any) -> Any:
-        return self._model(input_ids=ids, attention_mask=self._torch.ones_like(ids)).logits
+        # Its own prefill: a bare forward (no cache) leaves the paged model generating other
+        # tokens afterwards (seen with 1.27 on gpt2 and llama), and its llama prefill keeps
+        # only the last position's logits, so the decoder body's hidden states are recorded
+        # and put through the model's own (patched) head.
+        model = self._model.model
+        hidden = prefill_logits(model.base_model, self._model.generate, ids,
+                                pad_token_id=self.pad_token_id)  # fmt: skip
+        return model.get_output_embeddings()(hidden.reshape(*ids.shape, -1))
