@@ -39,7 +39,7 @@ def _mllama_alias() -> str | None:
         return None
     if hasattr(mllama, "MllamaTextCrossSdpaAttention"):
         return None
-    mllama.MllamaTextCrossSdpaAttention = mllama.MllamaTextCrossAttention
+    setattr(mllama, "MllamaTextCrossSdpaAttention", mllama.MllamaTextCrossAttention)  # noqa: B010
     return "transformers' MllamaTextCrossSdpaAttention aliased to MllamaTextCrossAttention"
 
 
