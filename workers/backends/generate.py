@@ -17,6 +17,7 @@ from typing import Any
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Runner
 from farm.workers.decoders import load_decoder, positions, prompt_ids
+from farm.workers.models import LoadedModel
 
 
 class FirstTokenStamp:
@@ -68,8 +69,37 @@ def generate_kwargs(spec: JobSpec, pad_token_id: int | None) -> dict[str, Any]:
             "use_cache": True, "pad_token_id": pad_token_id}  # fmt: skip
 
 
+def prefill_logits(hooked: Any, generate: Callable[..., Any], ids: Any, **extra: Any) -> Any:
+    """Logits (or hidden states: whatever `hooked` returns first) of every position of `ids`
+    from a backend's own prefill: a one-token greedy `generate` on `ids`, the first output of
+    the module `hooked` recorded. For backends whose
+    bare forward is not a call they support (IPEX's traced graph takes its own cache layout;
+    optimum-intel's paged model keeps state a cacheless forward corrupts)."""
+    outputs: list[Any] = []
+    hook = hooked.register_forward_hook(lambda _module, _args, out: outputs.append(out))
+    try:
+        generate(input_ids=ids, attention_mask=ids.new_ones(ids.shape), max_new_tokens=1,
+                 min_new_tokens=1, do_sample=False, num_beams=1, use_cache=True,
+                 **extra)  # fmt: skip
+    finally:
+        hook.remove()
+    first = outputs[0]
+    for key in ("logits", "last_hidden_state"):
+        if hasattr(first, key):
+            return getattr(first, key)
+    return first[0]
+
+
 class GenerateRunner(Runner):
-    """`pytorch` for text-generation: the causal LM in fp32, or under bf16 CPU autocast."""
+    """`pytorch` for text-generation: the causal LM in fp32, or under bf16 CPU autocast.
+
+    The optimising backends subclass it (workers/backends/generate_*.py): `optimise` builds
+    their model at setup and returns what the identity records, `backend_generate` and
+    `backend_logits` run it. `self.model` stays the fp32 eager model: the check's reference.
+    """
+
+    backend_name = ""  # "": pytorch itself, whose identity has no backend section
+    warm_in_bind = False  # a backend that compiles or traces warms in bind, untimed
 
     def __init__(self, spec: JobSpec) -> None:
         import torch
@@ -79,16 +109,37 @@ class GenerateRunner(Runner):
         self.tokenizer = loaded.tokenizer
         self.model = loaded.model
         self._torch = torch
-        self._bf16 = spec.backend_options.get("dtype") == "bf16"
-        self.reference_is_backend = not self._bf16
+        self.options = dict(spec.backend_options)
+        self._bf16 = self.options.get("dtype") == "bf16"
+        self.reference_is_backend = not self._bf16 and not self.backend_name
         config = self.model.config
         self.pad_token_id = config.pad_token_id if config.pad_token_id is not None else (
             config.eos_token_id if isinstance(config.eos_token_id, int) else 0)  # fmt: skip
+        if self.backend_name:
+            details = self.optimise(spec, loaded)
+            self.identity = {**self.identity, "backend": {"name": self.backend_name, **details}}
+
+    # --- what an optimising backend provides -------------------------------------------
+
+    def optimise(self, spec: JobSpec, loaded: LoadedModel) -> dict[str, Any]:
+        """Build the backend's model (setup, not timed); return details for the identity."""
+        raise NotImplementedError
+
+    def backend_generate(self, **kwargs: Any) -> Any:
+        """One `generate` through the backend: (batch, prompt + new tokens) token ids."""
+        return self.model.generate(**kwargs)
+
+    def backend_logits(self, ids: Any) -> Any:
+        """The backend's logits for every position of `ids` (no cache): (batch, len, vocab)."""
+        return self.model(input_ids=ids, attention_mask=self._torch.ones_like(ids)).logits
 
     def context(self) -> contextlib.AbstractContextManager[Any]:
+        """Entered around each backend call: bf16 CPU autocast when the job asks for it."""
         if self._bf16:
             return self._torch.autocast("cpu", dtype=self._torch.bfloat16)
         return contextlib.nullcontext()
+
+    # --- shared -----------------------------------------------------------------------
 
     def prompt(self, spec: JobSpec) -> list[int]:
         ids = prompt_ids(self.tokenizer, spec.input_text, spec.prompt_tokens)
@@ -107,32 +158,39 @@ class GenerateRunner(Runner):
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def bind(self, spec: JobSpec) -> GenerateCall:
-        no_grad = self._torch.no_grad
-        model, context = self.model, self.context
+        no_grad, generate = self._torch.no_grad, self.backend_generate
 
-        def generate(**kwargs: Any) -> Any:
+        def call(**kwargs: Any) -> Any:
             with no_grad():
-                return model.generate(**kwargs)
+                return generate(**kwargs)
 
-        return GenerateCall(
-            generate, self.inputs(spec), generate_kwargs(spec, self.pad_token_id), context
+        fn = GenerateCall(
+            call, self.inputs(spec), generate_kwargs(spec, self.pad_token_id), self.context
         )
+        if self.warm_in_bind:  # compilation / tracing / first inference of these shapes
+            fn()
+            fn.first_token_ns.clear()
+        return fn
 
     def continuation(self, spec: JobSpec, reference: bool) -> Any:
         """The whole sequence (prompt + new tokens) that greedy generation gives, fp32 eager
-        (reference) or this backend's (batch_size, prompt + new_tokens)."""
-        context = contextlib.nullcontext if reference else self.context
-        with self._torch.no_grad(), context():
-            return self.model.generate(
-                **self.inputs(spec), **generate_kwargs(spec, self.pad_token_id)
-            )
+        (reference) or this backend's: (batch_size, prompt + new_tokens)."""
+        kwargs = {**self.inputs(spec), **generate_kwargs(spec, self.pad_token_id)}
+        with self._torch.no_grad():
+            if reference:
+                return self.model.generate(**kwargs)
+            with self.context():
+                return self.backend_generate(**kwargs)
 
     def teacher_forced(self, spec: JobSpec, sequence: Any, reference: bool) -> Any:
         """Logits predicting each new token of `sequence`, fed the sequence itself (teacher
         forcing): float32 (batch_size, new_tokens, vocab)."""
-        context = contextlib.nullcontext if reference else self.context
         n = spec.new_tokens or 1
-        with self._torch.no_grad(), context():
-            out = self.model(input_ids=sequence[:, :-1], attention_mask=self._torch.ones_like(
-                sequence[:, :-1]))  # fmt: skip
-        return out.logits[:, -n:, :].float().numpy()
+        ids = sequence[:, :-1]
+        with self._torch.no_grad():
+            if reference:
+                logits = self.model(input_ids=ids, attention_mask=self._torch.ones_like(ids)).logits
+            else:
+                with self.context():
+                    logits = self.backend_logits(ids)
+        return logits[:, -n:, :].float().numpy()

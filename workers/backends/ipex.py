@@ -116,4 +116,8 @@ class IpexBackend(Backend):
     install_hint = "build and use the ipex stack: stacks/build.sh ipex"
 
     def load(self, spec: JobSpec) -> Runner:
+        if spec.task == "text-generation":
+            from farm.workers.backends.generate_ipex import IpexGenerateRunner
+
+            return IpexGenerateRunner(spec)
         return IpexRunner(spec)

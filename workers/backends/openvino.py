@@ -89,4 +89,8 @@ class OpenvinoBackend(Backend):
     install_hint = "build and use the main stack: stacks/build.sh main"
 
     def load(self, spec: JobSpec) -> Runner:
+        if spec.task == "text-generation":
+            from farm.workers.backends.generate_openvino import OpenvinoGenerateRunner
+
+            return OpenvinoGenerateRunner(spec)
         return OpenvinoRunner(spec)

@@ -73,4 +73,8 @@ class OptimumIpexBackend(Backend):
     install_hint = "build and use the ipex stack: stacks/build.sh ipex"
 
     def load(self, spec: JobSpec) -> Runner:
+        if spec.task == "text-generation":
+            from farm.workers.backends.generate_optimum_ipex import OptimumIpexGenerateRunner
+
+            return OptimumIpexGenerateRunner(spec)
         return OptimumIpexRunner(spec)

@@ -61,4 +61,8 @@ class TorchCompileBackend(Backend):
     probe = staticmethod(_has_cxx)
 
     def load(self, spec: JobSpec) -> Runner:
+        if spec.task == "text-generation":
+            from farm.workers.backends.generate_compile import TorchCompileGenerateRunner
+
+            return TorchCompileGenerateRunner(spec)
         return TorchCompileRunner(spec)
