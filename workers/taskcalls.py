@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from farm.jobs import JobSpec
+from farm.taskinputs import MASK
 
-MASK = "{mask}"
 Kwargs = dict[str, Any]
 Reader = Callable[[Kwargs, Any], npt.NDArray[np.float32]]
 # The fields of each task's ModelOutput the pipelines and the check read, in output order.
