@@ -22,8 +22,7 @@ from typing import Any
 
 from farm.jobs import JobSpec
 from farm.workers.backends.generate import GenerateRunner, prefill_logits
-from farm.workers.backends.ipex import require_ipex_bf16
-from farm.workers.backends.runner import require, version
+from farm.workers.backends.runner import require, require_ipex_bf16, version
 from farm.workers.models import LoadedModel
 
 

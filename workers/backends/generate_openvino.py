@@ -17,8 +17,7 @@ from typing import Any
 
 from farm.jobs import JobSpec
 from farm.workers.backends.generate import GenerateRunner
-from farm.workers.backends.openvino import HINTS
-from farm.workers.backends.runner import require, version
+from farm.workers.backends.runner import OPENVINO_HINTS, require, version
 from farm.workers.backends.saved import saved
 from farm.workers.models import LoadedModel
 
@@ -48,7 +47,7 @@ class OpenvinoGenerateRunner(GenerateRunner):
         ov, _ = require("openvino", "main", "openvino", "optimum.intel")
         from optimum.intel import OVModelForCausalLM
 
-        hint = HINTS[self.options.get("inference_precision_hint", "f32")]
+        hint = OPENVINO_HINTS[self.options.get("inference_precision_hint", "f32")]
         streams = int(self.options.get("num_streams", 1))
         threads = int(self._torch.get_num_threads())
         config = {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": str(streams),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from farm.errors import BackendUnavailable
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner
 from farm.workers.backends.runner import (
@@ -25,24 +24,12 @@ from farm.workers.backends.runner import (
     ShapeKey,
     SwappedPipelineRunner,
     require,
+    require_ipex_bf16,
     shape_key,
     version,
 )
 from farm.workers.models import LoadedModel
 from farm.workers.taskcalls import output_mapper
-
-
-def require_ipex_bf16() -> None:
-    """Say before loading, in Farm's words, what IPEX would assert deep in ipex.optimize."""
-    from farm.hardware import ipex_bf16_missing
-    from farm.workers.probe import cpu_flags
-
-    missing = ipex_bf16_missing(cpu_flags())
-    if missing:
-        raise BackendUnavailable(
-            f"ipex with dtype=bf16 cannot run on this CPU: {missing}; measure dtype=fp32 on "
-            "this pool, or bf16 on a pool whose CPUs have them"
-        )
 
 
 class IpexRunner(SwappedPipelineRunner):

@@ -19,11 +19,15 @@ from typing import Any
 
 from farm.jobs import JobSpec
 from farm.workers.backends.base import Backend, Runner
-from farm.workers.backends.runner import Kwargs, SwappedPipelineRunner, require, version
+from farm.workers.backends.runner import (
+    OPENVINO_HINTS,
+    Kwargs,
+    SwappedPipelineRunner,
+    require,
+    version,
+)
 from farm.workers.models import LoadedModel
 from farm.workers.taskmodels import optimum_class
-
-HINTS = {"f32": "f32", "bf16": "bf16"}
 
 
 class OpenvinoRunner(SwappedPipelineRunner):
@@ -33,7 +37,7 @@ class OpenvinoRunner(SwappedPipelineRunner):
         ov, _ = require("openvino", "main", "openvino", "optimum.intel")
         ov_class = optimum_class(spec.task, "openvino")
 
-        hint = HINTS[self.options.get("inference_precision_hint", "f32")]
+        hint = OPENVINO_HINTS[self.options.get("inference_precision_hint", "f32")]
         streams = int(self.options.get("num_streams", 1))
         threads = int(self._torch.get_num_threads())
         config = {

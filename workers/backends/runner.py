@@ -48,6 +48,23 @@ def require(backend: str, stack: str, *modules: str) -> list[Any]:
         ) from None
 
 
+def require_ipex_bf16() -> None:
+    """Say before loading, in Farm's words, what IPEX would assert deep in ipex.optimize."""
+    from farm.hardware import ipex_bf16_missing
+    from farm.workers.probe import cpu_flags
+
+    missing = ipex_bf16_missing(cpu_flags())
+    if missing:
+        raise BackendUnavailable(
+            f"ipex with dtype=bf16 cannot run on this CPU: {missing}; measure dtype=fp32 on "
+            "this pool, or bf16 on a pool whose CPUs have them"
+        )
+
+
+# OpenVINO's precision hints by the `openvino` option's values (encoders and decoders).
+OPENVINO_HINTS = {"f32": "f32", "bf16": "bf16"}
+
+
 class _SwappedModel:
     """Stands in for `pipe.model`: calls go to the backend, everything else to the original
     model (its config for post-processing, its `forward` signature for the pipeline)."""
