@@ -94,19 +94,12 @@ def varied_fields(*selectors: dict[str, str]) -> set[str]:
     return varied
 
 
-@dataclass
-class Versus:
-    """B against A on one more metric of a pair: the statistic of each side's per-call
-    values, the U test's p on them and the verdict (text generation's TTFT and TPOT)."""
-
-    value_a: float
-    value_b: float
-    p: float
-    verdict: str
+class Ratios:
+    """B/A as a change and a speed-up, derived from a class's `ratio` (None: no ratio)."""
 
     @property
     def ratio(self) -> float | None:
-        return self.value_b / self.value_a if self.value_a > 0 else None
+        raise NotImplementedError
 
     @property
     def change(self) -> float | None:
@@ -120,7 +113,22 @@ class Versus:
 
 
 @dataclass
-class Pair:
+class Versus(Ratios):
+    """B against A on one more metric of a pair: the statistic of each side's per-call
+    values, the U test's p on them and the verdict (text generation's TTFT and TPOT)."""
+
+    value_a: float
+    value_b: float
+    p: float
+    verdict: str
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value_b / self.value_a if self.value_a > 0 else None
+
+
+@dataclass
+class Pair(Ratios):
     """One matched cell: A and B, the metric on each, and (when tested) the verdict."""
 
     a: Cell
@@ -143,16 +151,6 @@ class Pair:
         if self.value_a is None or self.value_b is None or self.value_a <= 0:
             return None
         return self.value_b / self.value_a
-
-    @property
-    def change(self) -> float | None:
-        r = self.ratio
-        return None if r is None else r - 1.0
-
-    @property
-    def speedup(self) -> float | None:
-        r = self.ratio
-        return None if r is None or r <= 0 else 1.0 / r
 
     @property
     def flags(self) -> str:

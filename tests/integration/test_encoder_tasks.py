@@ -28,13 +28,11 @@ from farm.workers import execute
 from farm.workers.backends.base import TIMED, TIMED_TASK, Backend, Runner
 from farm.workers.backends.runner import SwappedPipelineRunner
 from farm.workers.models import LoadedModel
+from tests.support.tasktexts import CONTEXT, QUESTION, SENTENCE
 
 pytestmark = pytest.mark.integration
 
 QUICK = Protocol(warmup=2, iterations=3)
-SENTENCE = "My name is Wolfgang and I live in Berlin, where Farm measures {mask} on CPUs."
-QUESTION = "Where does Wolfgang live?"
-CONTEXT = "My name is Wolfgang and I live in Berlin, where Farm measures inference on CPUs."
 # Each task's model: the replicas, and the packaged MiniLM for embeddings.
 MODELS = {
     "token-classification": ModelSpec(name="dslim/bert-base-NER-uncased", layers=1),

@@ -18,11 +18,9 @@ from farm.backends import validate_options
 from farm.jobs import JobSpec, ModelSpec
 from farm.verdict import COSINE_MIN
 from tests.support.stacks import IPEX_BF16_MISSING, TOLERANCE
+from tests.support.tasktexts import CONTEXT, QUESTION, SENTENCE
 
 STACK_OF = {"ipex": "ipex", "optimum-ipex": "ipex", "openvino": "main", "torch-compile": "main"}
-SENTENCE = "My name is Wolfgang and I live in Berlin, where Farm measures {mask} on CPUs."
-QUESTION = "Where does Wolfgang live?"
-CONTEXT = "My name is Wolfgang and I live in Berlin, where Farm measures inference on CPUs."
 MODELS = {
     "token-classification": ModelSpec(name="dslim/bert-base-NER-uncased", layers=1),
     "question-answering": ModelSpec(name="distilbert-base-uncased-distilled-squad", layers=1),
