@@ -78,12 +78,18 @@ class BackendSpec:
     stacks: tuple[str, ...]  # the software stacks it runs in; the first is its home
     implementation: str  # "module:Class" of its `Backend`, imported only on a worker
     tasks: Capabilities = field(default_factory=lambda: dict(EVERY_TASK))
+    # task → option → (the one value it runs that task with, why): another value is refused
+    fixed: dict[str, dict[str, tuple[Any, str]]] = field(default_factory=dict)
 
 
 _IMPL = "farm.workers.backends"
 BACKENDS: dict[str, BackendSpec] = {
     "pytorch": BackendSpec(PytorchOptions, ("main", "ipex"), f"{_IMPL}.pytorch:PytorchBackend"),
-    "ipex": BackendSpec(IpexOptions, ("ipex",), f"{_IMPL}.ipex:IpexBackend"),
+    "ipex": BackendSpec(
+        IpexOptions, ("ipex",), f"{_IMPL}.ipex:IpexBackend",
+        fixed={"text-generation": {"jit": (True, "ipex.llm.optimize traces the decoder for "
+                                           "deployment itself where its LLM path has the model")}},
+    ),  # fmt: skip
     "openvino": BackendSpec(OpenvinoOptions, ("main",), f"{_IMPL}.openvino:OpenvinoBackend"),
     "torch-compile": BackendSpec(
         TorchCompileOptions, ("main", "ipex"), f"{_IMPL}.torch_compile:TorchCompileBackend"
@@ -137,4 +143,8 @@ def capability_refusal(backend: str, task: str, options: dict[str, Any]) -> str 
         return (
             f"backend {backend} runs task {task} in {' or '.join(dtypes)} only, not {dtype}"
         )
+    for name, (value, why) in spec.fixed.get(task, {}).items():
+        if options.get(name, value) != value:
+            shown = str(value).lower() if isinstance(value, bool) else value
+            return f"backend {backend} runs task {task} with {name}: {shown} only ({why})"
     return None

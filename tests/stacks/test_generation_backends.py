@@ -152,7 +152,7 @@ def test_identity_says_what_ran(loaded: Loaded) -> None:
     assert details["dtype"] == c.opts["dtype"]
     if c.backend == "ipex":  # IPEX 2.8's LLM path has Llama, not GPT-2 (its own fallback)
         llama = identity["architecture"] == "LlamaForCausalLM"
-        assert details["llm_path"] is llama
+        assert details["llm_path"] is llama and details["jit"] is llama
         assert details["ipex"].startswith("2.8")
         assert ("lacks GPT2LMHeadModel" in details["recipe"]) is not llama
     elif c.backend == "optimum-ipex":

@@ -66,6 +66,19 @@ def test_a_backend_without_the_task_or_dtype_is_refused_with_the_reason(
     assert "backends.1: backend openvino does not run task text-generation yet" in message
 
 
+def test_ipex_generation_is_jit_traced_only() -> None:
+    """IPEX's LLM path always traces for deployment: a result labelled `jit: false` would
+    say what did not run, so the option is refused for the task (still free for encoders)."""
+    untraced = validate_options("ipex", {"dtype": "fp32", "jit": False})
+    assert capability_refusal("ipex", "text-classification", untraced) is None
+    assert capability_refusal("ipex", "text-generation", untraced) == (
+        "backend ipex runs task text-generation with jit: true only (ipex.llm.optimize traces "
+        "the decoder for deployment itself where its LLM path has the model)"
+    )
+    message = refusal(backends=["pytorch", {"name": "ipex", "options": {"jit": False}}])
+    assert "backends.1: backend ipex runs task text-generation with jit: true only" in message
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

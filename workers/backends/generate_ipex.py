@@ -6,9 +6,10 @@ covers (Llama, so SmolLM2, among them) it swaps in IPEX's fused decoder layers a
 indirect-access KV cache, jit-traces the model for deployment and replaces `generate`'s
 greedy loop with its own. For the others (GPT-2 in IPEX 2.8) IPEX itself falls back to
 `ipex.optimize(model, dtype)` under stock `generate`: Farm runs that and says so in the
-identity (`llm_path: false` and the recipe), rather than refusing the model. bf16 runs under
-CPU autocast, as IPEX's own generation scripts do, and needs AVX-512 (refused before
-loading elsewhere); fp32 runs on any host.
+identity (`llm_path: false`, `jit: false` and the recipe), rather than refusing the model.
+The `jit` option is fixed to true for this task in the backend table: IPEX traces itself.
+bf16 runs under CPU autocast, as IPEX's own generation scripts do, and needs AVX-512
+(refused before loading elsewhere); fp32 runs on any host.
 
 The check's teacher-forced logits come from the backend's own prefill: on the LLM path a
 one-token `generate` on the sequence, its traced graph's first output recorded (the traced
@@ -73,6 +74,7 @@ class IpexGenerateRunner(GenerateRunner):
             "transformers": version("transformers"),
             "dtype": "bf16" if self._bf16 else "fp32",
             "llm_path": self._llm,
+            "jit": self._llm,  # traced on the LLM path only; `jit: false` is refused at submit
             "recipe": recipe,
             "transformers_shim": shim,
         }
