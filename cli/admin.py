@@ -6,12 +6,15 @@ anything, so a dead service is one clear line and no half-done change.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.console import Console
 
 from farm.app.ports import Summary
 from farm.app.publish import queues_of
 from farm.cli.options import pass_settings, wire
+from farm.cli.reports import filter_options, make_filters
 from farm.matrix import NAME_PATTERN
 from farm.settings import Settings
 
@@ -28,17 +31,21 @@ def _pool_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 @click.command()
 @click.argument("campaign")
+@filter_options
 @pass_settings
-def cancel(settings: Settings, campaign: str) -> None:
+def cancel(settings: Settings, campaign: str, **filter_kwargs: Any) -> None:
     """Cancel CAMPAIGN's queued jobs; running jobs are left to finish.
 
-    Their messages stay in the broker: a worker that receives one sees a cancelled job
-    and drops it.
+    The reports' filters narrow it to some cells (`--model gpt2 --input prompt512`). Their
+    messages stay in the broker: a worker that receives one sees a cancelled job and
+    drops it.
     """
-    done = wire(settings).cancel(campaign)
+    filters = make_filters(filter_kwargs)
+    done = wire(settings).cancel(campaign, filters)
     running = f"{done.running} running job(s) left to finish" if done.running else "none running"
+    among = f" ({filters.describe()})" if filters else ""
     click.echo(
-        f"campaign {done.campaign_id} ({done.name}): {done.cancelled} queued job(s) "
+        f"campaign {done.campaign_id} ({done.name}){among}: {done.cancelled} queued job(s) "
         f"cancelled; {running}"
     )
 

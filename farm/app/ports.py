@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from farm.broker import DEFAULT_PRIORITY, Message
 from farm.jobs import JobSpec
+from farm.reports.selectors import Filters
 
 
 class CampaignRow(Protocol):
@@ -171,7 +172,7 @@ class CampaignStore(Protocol):
 
     def live_workers(self, ttl_s: int) -> list[WorkerRow]: ...
 
-    def cancel(self, ref: str) -> Cancelled: ...
+    def cancel(self, ref: str, filters: Filters | None = None) -> Cancelled: ...
 
     def retry(self, ref: str, max_attempts: int) -> Retried: ...
 

@@ -29,6 +29,7 @@ from farm.broker import DEFAULT_PRIORITY, Broker
 from farm.errors import FarmError
 from farm.jobs import JobSpec
 from farm.matrix import Matrix
+from farm.reports.selectors import Filters
 from farm.settings import Settings
 
 
@@ -70,8 +71,8 @@ class Farm:
     def list_campaigns(self, limit: int) -> list[tuple[CampaignRow, dict[str, int]]]:
         return self.store.list_campaigns(limit)
 
-    def cancel(self, ref: str) -> Cancelled:
-        return self.store.cancel(ref)
+    def cancel(self, ref: str, filters: Filters | None = None) -> Cancelled:
+        return self.store.cancel(ref, filters)
 
     def retry(self, ref: str) -> Retried:
         return retry(self.store, self._broker(), ref, self.settings.max_attempts)

@@ -34,9 +34,11 @@ from farm.app.ports import (
 from farm.broker import DEFAULT_PRIORITY, Message
 from farm.db import bulk, repo
 from farm.db.models import TERMINAL_STATES, Campaign, Job, Result, utcnow
+from farm.db.reports.cells import filter_conditions
 from farm.db.session import session_factory, transaction
 from farm.errors import FarmError
 from farm.jobs import JobSpec, queue_for
+from farm.reports.selectors import Filters
 
 PREVIOUS = "previous attempt: "
 
@@ -50,20 +52,24 @@ def _count(session: Session, *where: Any) -> int:
     return int(session.scalar(select(func.count()).select_from(Job).where(*where)) or 0)
 
 
-def cancel_campaign(session: Session, ref: str) -> Cancelled:
+def cancel_campaign(session: Session, ref: str, filters: Filters | None = None) -> Cancelled:
     """Queued jobs become `cancelled`; running ones finish (a worker refuses terminal jobs).
+    `filters` (the reports' --model/--input/... ) narrow it to some cells, e.g. the ones
+    that turned out too slow to wait for.
 
     One UPDATE ... WHERE state = 'queued': a job a worker claims meanwhile is locked by the
     claim and re-checked after it, so it stays running rather than being cancelled mid-run.
     """
     campaign = repo.find_campaign(session, ref)
+    cells = filter_conditions([campaign.id], filters or Filters())
     done = session.execute(
         update(Job)
-        .where(Job.campaign_id == campaign.id, Job.state == "queued")
+        .where(*cells, Job.state == "queued")
         .values(state="cancelled", finished_at=utcnow(), error="cancelled by `farm cancel`")
+        .execution_options(synchronize_session=False)
     )
     cancelled = cast(CursorResult[Any], done).rowcount
-    running = _count(session, Job.campaign_id == campaign.id, Job.state == "running")
+    running = _count(session, *cells, Job.state == "running")
     return Cancelled(campaign.id, campaign.name, cancelled, running)
 
 
@@ -251,9 +257,9 @@ class SqlCampaignStore:
         with transaction(self.factory) as session:
             return list(repo.live_workers(session, ttl_s))
 
-    def cancel(self, ref: str) -> Cancelled:
+    def cancel(self, ref: str, filters: Filters | None = None) -> Cancelled:
         with transaction(self.factory) as session:
-            return cancel_campaign(session, ref)
+            return cancel_campaign(session, ref, filters)
 
     def retry(self, ref: str, max_attempts: int) -> Retried:
         with transaction(self.factory) as session:

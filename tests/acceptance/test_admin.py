@@ -55,9 +55,14 @@ def test_cancel_retry_rerun_delete_with_a_worker(
     to_cancel = _campaign_id(
         farm("submit", str(write_matrix(tmp_path / "c.yaml", pools=[POOL, "admin-b"])), env=env)
     )
+    some = farm("cancel", str(to_cancel), "--pool", "admin-b", "--batch", "2", env=env)
+    assert some.returncode == 0, some.stderr
+    cut = f"campaign {to_cancel} (tiny) (--batch 2 --pool admin-b): 1 queued job(s) cancelled"
+    assert cut in some.stdout
+    assert _states(migrated_pg, to_cancel).count("cancelled") == 1
     cancel = farm("cancel", str(to_cancel), env=env)
     assert cancel.returncode == 0, cancel.stderr
-    assert f"campaign {to_cancel} (tiny): 4 queued job(s) cancelled; none running" in cancel.stdout
+    assert f"campaign {to_cancel} (tiny): 3 queued job(s) cancelled; none running" in cancel.stdout
     assert _states(migrated_pg, to_cancel) == ["cancelled"] * 4
 
     worker = WorkerProcess(POOL, "w-admin", env, tmp_path / "worker.log")

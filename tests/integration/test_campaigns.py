@@ -12,6 +12,7 @@ from farm.db.models import Campaign, Job, Result
 from farm.db.session import session_factory, transaction
 from farm.errors import NotFound
 from farm.jobs import JobSpec
+from farm.reports.selectors import Filters
 from tests.support.harness import job_spec, result_fields
 
 pytestmark = pytest.mark.integration
@@ -61,6 +62,18 @@ def test_cancel_marks_queued_jobs_and_leaves_the_rest(factory: sessionmaker[Sess
     with transaction(factory) as s:
         again = campaigns.cancel_campaign(s, str(done.campaign_id))
     assert (again.cancelled, again.running) == (0, 1)
+
+
+def test_cancel_with_filters_leaves_the_other_cells(factory: sessionmaker[Session]) -> None:
+    ids = _campaign(factory, ["queued", "queued", "queued", "running"])  # batch 1 to 4
+    with transaction(factory) as s:
+        done = campaigns.cancel_campaign(s, "c", Filters(batches=(2, 3, 4)))
+    assert (done.cancelled, done.running) == (2, 1)
+    assert [j.state for j in _jobs(factory, ids)] == ["queued", "cancelled", "cancelled", "running"]
+    with transaction(factory) as s:
+        none = campaigns.cancel_campaign(s, "c", Filters(backends=("openvino",)))
+    assert (none.cancelled, none.running) == (0, 0)
+    assert [j.state for j in _jobs(factory, ids)][0] == "queued"
 
 
 def test_retry_requeues_failed_jobs_keeping_the_reason(factory: sessionmaker[Session]) -> None:
