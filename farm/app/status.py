@@ -39,9 +39,13 @@ def waiting_warnings(
     those that do can run their backend (each worker registered why not)."""
     warnings = []
     live_pools = {w.pool for w in live_workers}
+    by_queue: dict[tuple[str, str], dict[str, int]] = {}
     for (pool, queue, backend), n in sorted(waiting.items()):
+        by_queue.setdefault((pool, queue), {})[backend] = n
+    for (pool, queue), backends in by_queue.items():
+        # A queue nobody takes is one warning for all its jobs, whatever their backends.
         serving = [w for w in live_workers if queue in (w.queues or [f"farm.{w.pool}"])]
-        head = f"{n} job(s) of pool {pool!r} are waiting and"
+        head = f"{sum(backends.values())} job(s) of pool {pool!r} are waiting and"
         _, stack, allocator = queue_parts(queue)
         start = f"farm worker --pool {pool}" + (
             f" --allocator {allocator}" if allocator != "default" else ""
@@ -65,11 +69,13 @@ def waiting_warnings(
                 f"{allocator}, stack {stack}): start `{start}` in the {stack} stack"
             )
         else:
-            reasons = [w.fingerprint.get("backends", {}).get(backend) for w in serving]
-            if all(reasons):
-                warnings.append(
-                    f"{head} no live worker of that pool can run backend {backend!r}: {reasons[0]}"
-                )
+            for backend, n in backends.items():
+                reasons = [w.fingerprint.get("backends", {}).get(backend) for w in serving]
+                if all(reasons):
+                    warnings.append(
+                        f"{n} job(s) of pool {pool!r} are waiting and no live worker of that "
+                        f"pool can run backend {backend!r}: {reasons[0]}"
+                    )
     return warnings
 
 

@@ -87,3 +87,12 @@ def test_status_says_why_waiting_jobs_cannot_run() -> None:
     assert (
         "4 job(s) of pool 'q'" in warnings[2] and "no live worker serves that pool" in warnings[2]
     )
+
+
+def test_status_warns_once_per_queue_nobody_takes() -> None:
+    """Jobs of several backends on one queue no worker serves: one line, counting them all."""
+    main = _worker("p", ["farm.p"], {"pytorch": None})
+    waiting = {("p", "farm.p.ipex", "ipex"): 2, ("p", "farm.p.ipex", "optimum-ipex"): 2}
+    warnings = waiting_warnings(waiting, [main])
+    assert len(warnings) == 1
+    assert warnings[0].startswith("4 job(s) of pool 'p'") and "stack ipex" in warnings[0]
