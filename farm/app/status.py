@@ -45,7 +45,7 @@ def waiting_warnings(
     for (pool, queue), backends in by_queue.items():
         # A queue nobody takes is one warning for all its jobs, whatever their backends.
         serving = [w for w in live_workers if queue in (w.queues or [f"farm.{w.pool}"])]
-        head = f"{sum(backends.values())} job(s) of pool {pool!r} are waiting and"
+        head = _waiting(sum(backends.values()), pool)
         _, stack, allocator = queue_parts(queue)
         start = f"farm worker --pool {pool}" + (
             f" --allocator {allocator}" if allocator != "default" else ""
@@ -73,10 +73,14 @@ def waiting_warnings(
                 reasons = [w.fingerprint.get("backends", {}).get(backend) for w in serving]
                 if all(reasons):
                     warnings.append(
-                        f"{n} job(s) of pool {pool!r} are waiting and no live worker of that "
-                        f"pool can run backend {backend!r}: {reasons[0]}"
+                        f"{_waiting(n, pool)} no live worker of that pool can run backend "
+                        f"{backend!r}: {reasons[0]}"
                     )
     return warnings
+
+
+def _waiting(n: int, pool: str) -> str:
+    return f"{n} job(s) of pool {pool!r} are waiting and"
 
 
 def wait_for_campaign(
