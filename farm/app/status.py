@@ -54,7 +54,8 @@ def waiting_warnings(
         base = queue.rpartition(".")[0] if need else queue
         fitting = [w for w in live_workers if base in (w.queues or [])]
         if not serving and pool not in live_pools:
-            warnings.append(f"{head} no live worker serves that pool: start `{start}`")
+            elsewhere = f" in the {stack} stack" if stack != "main" else ""
+            warnings.append(f"{head} no live worker serves that pool: start `{start}`{elsewhere}")
         elif not serving and fitting:
             have = ", ".join(f"worker {w.name} has {len(parse_cpu_list(w.cpus or ''))}"
                              for w in fitting)  # fmt: skip

@@ -96,3 +96,14 @@ def test_status_warns_once_per_queue_nobody_takes() -> None:
     warnings = waiting_warnings(waiting, [main])
     assert len(warnings) == 1
     assert warnings[0].startswith("4 job(s) of pool 'p'") and "stack ipex" in warnings[0]
+
+
+def test_status_names_the_stack_of_a_pool_nobody_serves() -> None:
+    """A pool with no live worker: its main and ipex queues are two lines that say which."""
+    waiting = {("p", "farm.p", "pytorch"): 8, ("p", "farm.p.ipex", "ipex"): 4}
+    assert waiting_warnings(waiting, []) == [
+        "8 job(s) of pool 'p' are waiting and no live worker serves that pool: "
+        "start `farm worker --pool p`",
+        "4 job(s) of pool 'p' are waiting and no live worker serves that pool: "
+        "start `farm worker --pool p` in the ipex stack",
+    ]
